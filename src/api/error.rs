@@ -1,0 +1,108 @@
+//! Every error a handler can return, and the single mapping to a gRPC status.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::{
+    domain::{auth::Scope, validation::ValidationError},
+    store,
+};
+
+/// `ErrorInfo.domain` of our errors (AIP-193).
+const ERROR_DOMAIN: &str = "consentd";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("missing or unknown API key")]
+    Unauthenticated,
+    #[error("the API key lacks scope {0}")]
+    PermissionDenied(Scope),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Invalid(invalid) => {
+                let violations: Vec<FieldViolation> = invalid
+                    .violations
+                    .iter()
+                    .map(|v| FieldViolation::new(&v.field, &v.description))
+                    .collect();
+                let fields = invalid
+                    .violations
+                    .iter()
+                    .map(|v| v.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut details = ErrorDetails::with_bad_request(violations);
+                details.set_error_info("INVALID_FIELDS", ERROR_DOMAIN, HashMap::new());
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid request: {fields}"),
+                    details,
+                )
+            }
+            Error::Unauthenticated => with_reason(
+                Code::Unauthenticated,
+                "send a valid, unrevoked API key in the x-api-key metadata",
+                "API_KEY_INVALID",
+                HashMap::new(),
+            ),
+            Error::PermissionDenied(scope) => with_reason(
+                Code::PermissionDenied,
+                &format!("the API key lacks the scope {scope}"),
+                "SCOPE_MISSING",
+                HashMap::from([("scope".to_string(), scope.to_string())]),
+            ),
+            Error::Store(store::Error::NotFound) => {
+                with_reason(Code::NotFound, "not found", "NOT_FOUND", HashMap::new())
+            }
+            Error::Store(error @ store::Error::Unavailable(_)) => {
+                tracing::warn!(error = %error_chain(&error), "database unavailable");
+                with_reason(
+                    Code::Unavailable,
+                    "the database is unavailable; retry later",
+                    "DATABASE_UNAVAILABLE",
+                    HashMap::new(),
+                )
+            }
+            Error::Store(error @ store::Error::Internal(_)) => {
+                // The cause stays in our logs; the client learns nothing of
+                // the database.
+                tracing::error!(error = %error_chain(&error), "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+fn with_reason(
+    code: Code,
+    message: &str,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+/// "outer: inner: root" — the whole cause chain on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}

@@ -1,0 +1,20 @@
+//! The gRPC layer: proto <-> domain conversions, authentication, and the one
+//! mapping from errors to `tonic::Status`. No SQL here.
+
+mod auth;
+mod consent;
+mod convert;
+mod error;
+
+pub use auth::Authenticator;
+pub use consent::ConsentApi;
+pub use error::{Error, error_chain};
+
+/// Generated types and services of package `consent.v1`.
+pub mod proto {
+    tonic::include_proto!("consent.v1");
+
+    /// Encoded descriptors of our protos, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/consent_v1_descriptor.bin"));
+}

@@ -1,0 +1,102 @@
+//! Who is calling and what they may do.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// A permission an API key carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    ConsentWrite,
+    ConsentRead,
+    ConsentExport,
+    ConsentErase,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::ConsentWrite,
+        Scope::ConsentRead,
+        Scope::ConsentExport,
+        Scope::ConsentErase,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ConsentWrite => "consent:write",
+            Scope::ConsentRead => "consent:read",
+            Scope::ConsentExport => "consent:export",
+            Scope::ConsentErase => "consent:erase",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == value)
+            .ok_or_else(|| {
+                let known: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "unknown scope {value:?}; known scopes: {}",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authenticated caller: the tenant every query is scoped to, and the key
+/// used (for audit entries).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// An API key as presented by a caller or just generated. Only its SHA-256
+/// digest is ever stored; `Debug` does not print it.
+pub struct ApiKey(String);
+
+/// Prefix that makes keys recognisable to secret scanners.
+const KEY_PREFIX: &str = "cdk_";
+
+impl ApiKey {
+    /// A new key: 32 random bytes from the OS generator.
+    pub fn generate() -> Self {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let bytes: [u8; 32] = rand::random();
+        Self(format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    pub fn presented(value: &str) -> Self {
+        Self(value.to_string())
+    }
+
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+
+    /// The key itself, for showing once to whoever created it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}

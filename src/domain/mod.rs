@@ -1,0 +1,11 @@
+//! Types that are valid by construction. No I/O happens here: `api` builds
+//! these from requests, `store` reads and writes them.
+
+pub mod auth;
+pub mod consent;
+pub mod erasure;
+pub mod ids;
+pub mod network;
+pub mod page;
+pub mod validation;
+pub mod web;

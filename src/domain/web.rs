@@ -1,0 +1,143 @@
+//! What the browser tells about the visitor: country, language, page, agent.
+
+use super::validation::bounded_text;
+
+pub const MAX_LANGUAGE_CHARS: usize = 35;
+pub const MAX_PAGE_URL_CHARS: usize = 2048;
+pub const MAX_USER_AGENT_CHARS: usize = 1024;
+
+/// ISO 3166-1 alpha-2 codes officially assigned (249, from the ISO 3166
+/// Maintenance Agency list as packaged by pycountry 26.2.16).
+const ISO_3166_ALPHA_2: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+/// An assigned ISO 3166-1 alpha-2 country code, upper case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountryCode(String);
+
+impl CountryCode {
+    pub fn parse(value: String) -> Result<Self, String> {
+        let assigned = value.len() == 2
+            && value.bytes().all(|b| b.is_ascii_uppercase())
+            && ISO_3166_ALPHA_2.split(' ').any(|code| code == value);
+        if assigned {
+            Ok(Self(value))
+        } else {
+            Err("must be an assigned ISO 3166-1 alpha-2 code in upper case, like \"DE\"".into())
+        }
+    }
+}
+
+impl AsRef<str> for CountryCode {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A BCP 47 language tag, checked for its shape (RFC 5646 syntax: a 2-3 or
+/// 5-8 letter primary language, then subtags of 1-8 letters or digits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LanguageTag(String);
+
+impl LanguageTag {
+    pub fn parse(value: String) -> Result<Self, String> {
+        const WRONG: &str = "must be a BCP 47 language tag, like \"en\" or \"pt-BR\"";
+        if value.len() > MAX_LANGUAGE_CHARS {
+            return Err(format!("must be at most {MAX_LANGUAGE_CHARS} characters"));
+        }
+        let mut subtags = value.split('-');
+        let primary = subtags.next().unwrap_or_default();
+        let primary_ok = matches!(primary.len(), 2 | 3 | 5..=8)
+            && primary.bytes().all(|b| b.is_ascii_alphabetic());
+        let rest_ok = subtags.all(|subtag| {
+            (1..=8).contains(&subtag.len()) && subtag.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+        if primary_ok && rest_ok {
+            Ok(Self(value))
+        } else {
+            Err(WRONG.into())
+        }
+    }
+}
+
+impl AsRef<str> for LanguageTag {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An absolute http(s) URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageUrl(String);
+
+impl PageUrl {
+    pub fn parse(value: String) -> Result<Self, String> {
+        if value.len() > MAX_PAGE_URL_CHARS {
+            return Err(format!("must be at most {MAX_PAGE_URL_CHARS} characters"));
+        }
+        match url::Url::parse(&value) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+                Ok(Self(value))
+            }
+            _ => Err("must be an absolute http or https URL".into()),
+        }
+    }
+}
+
+impl AsRef<str> for PageUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A User-Agent header with what it says about the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserAgent {
+    raw: String,
+    pub device_type: String,
+    pub os: String,
+    pub browser: String,
+}
+
+impl UserAgent {
+    pub fn parse(raw: String) -> Result<Self, String> {
+        bounded_text(&raw, MAX_USER_AGENT_CHARS)?;
+        let (device_type, os, browser) = match woothee::parser::Parser::new().parse(&raw) {
+            Some(found) => (
+                found.category.to_string(),
+                known(found.os),
+                known(found.name),
+            ),
+            None => ("unknown".to_string(), String::new(), String::new()),
+        };
+        Ok(Self {
+            raw,
+            device_type,
+            os,
+            browser,
+        })
+    }
+
+    /// Rebuilds an agent read back from the store, without parsing it again.
+    pub fn from_stored(raw: String, device_type: String, os: String, browser: String) -> Self {
+        Self {
+            raw,
+            device_type,
+            os,
+            browser,
+        }
+    }
+}
+
+fn known(value: &str) -> String {
+    if value == woothee::woothee::VALUE_UNKNOWN {
+        String::new()
+    } else {
+        value.to_string()
+    }
+}
+
+impl AsRef<str> for UserAgent {
+    fn as_ref(&self) -> &str {
+        &self.raw
+    }
+}

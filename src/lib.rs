@@ -1,0 +1,25 @@
+//! # consentd
+//!
+//! A gRPC service that keeps the proof of what people agreed to.
+//!
+//! ## Layout
+//!
+//! - [`domain`]: types valid by construction (ids, decisions, filters, page
+//!   tokens, scopes). No I/O.
+//! - [`store`]: Postgres: pool, embedded migrations, every query (the SQL
+//!   sits in `src/store/sql/*.sql`). No tonic.
+//! - [`api`]: the gRPC layer: proto <-> domain conversions, authentication,
+//!   the one mapping from errors to `tonic::Status`. No SQL.
+//! - [`server`]: assembles tonic with health, reflection and the services,
+//!   watches the database, and drains on shutdown.
+//! - [`config`]: the settings, from flags and environment.
+//! - [`telemetry`]: tracing setup; nothing personal is ever recorded.
+//!
+//! Arrows point one way: `api -> domain <- store`, `server -> api, store`.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod server;
+pub mod store;
+pub mod telemetry;

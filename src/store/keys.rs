@@ -1,0 +1,105 @@
+//! Tenants and their API keys.
+
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use super::{Error, Result, Store};
+use crate::domain::auth::{ApiKey, Caller, Scope};
+
+/// A key just created: `secret` is shown once and never stored.
+pub struct CreatedKey {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub secret: ApiKey,
+}
+
+/// A key as `keys list` shows it: never its secret.
+#[derive(Debug)]
+pub struct KeyInfo {
+    pub key_id: Uuid,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub created_at: SystemTime,
+    pub revoked_at: Option<SystemTime>,
+}
+
+impl Store {
+    /// Creates the tenant if it does not exist yet, then a key for it.
+    pub async fn create_key(&self, tenant: &str, scopes: &[Scope]) -> Result<CreatedKey> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let tenant_id: Uuid = transaction
+            .query_one(
+                include_str!("sql/upsert_tenant.sql"),
+                &[&Uuid::now_v7(), &tenant],
+            )
+            .await?
+            .get(0);
+        let secret = ApiKey::generate();
+        let key_id = Uuid::now_v7();
+        let scopes: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
+        transaction
+            .execute(
+                include_str!("sql/insert_api_key.sql"),
+                &[&tenant_id, &key_id, &secret.digest().as_slice(), &scopes],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(CreatedKey {
+            tenant_id,
+            key_id,
+            secret,
+        })
+    }
+
+    /// Revokes a key; `NotFound` when no such key exists.
+    pub async fn revoke_key(&self, key_id: Uuid) -> Result<()> {
+        let client = self.pool.get().await?;
+        let revoked = client
+            .execute(include_str!("sql/revoke_api_key.sql"), &[&key_id])
+            .await?;
+        if revoked == 0 {
+            Err(Error::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(include_str!("sql/list_api_keys.sql"), &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| KeyInfo {
+                key_id: row.get("key_id"),
+                tenant: row.get("name"),
+                scopes: row.get("scopes"),
+                created_at: row.get("created_at"),
+                revoked_at: row.get("revoked_at"),
+            })
+            .collect())
+    }
+
+    /// The caller a presented key stands for, if it is known and not revoked.
+    pub async fn authenticate(&self, presented: &ApiKey) -> Result<Option<Caller>> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(include_str!("sql/authenticate.sql"))
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&presented.digest().as_slice()])
+            .await?;
+        Ok(row.map(|row| {
+            let scopes: Vec<String> = row.get("scopes");
+            Caller {
+                tenant_id: row.get("tenant_id"),
+                key_id: row.get("key_id"),
+                // A scope this version does not know grants nothing here.
+                scopes: scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+            }
+        }))
+    }
+}
