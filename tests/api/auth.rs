@@ -1,0 +1,155 @@
+use consentd::{
+    api::proto::{
+        EraseConsentsRequest, ExportConsentsRequest, GetConsentStatusRequest, ListConsentsRequest,
+    },
+    domain::auth::Scope,
+};
+use tonic::Code;
+
+use crate::{
+    helpers::{TestApp, decision, record_many},
+    round_trip::export_all,
+};
+
+#[tokio::test]
+async fn calls_without_a_live_key_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let request = || decision("shop", "visitor");
+
+    let status = app
+        .client(None)
+        .await
+        .record_consent(request())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = app
+        .client(Some("cdk_not-a-key"))
+        .await
+        .record_consent(request())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let created = app
+        .store
+        .create_key("acme", &[Scope::ConsentWrite])
+        .await
+        .unwrap();
+    let mut client = app.client(Some(created.secret.expose())).await;
+    client.record_consent(request()).await.unwrap();
+    app.store.revoke_key(created.key_id).await.unwrap();
+    let status = client.record_consent(request()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn each_rpc_needs_its_scope() {
+    let app = TestApp::spawn().await;
+    let write_only = app.key("acme", &[Scope::ConsentWrite]).await;
+    let read_only = app.key("acme", &[Scope::ConsentRead]).await;
+    let mut writer = app.client(Some(&write_only)).await;
+    let mut reader = app.client(Some(&read_only)).await;
+
+    let denied = reader
+        .record_consent(decision("shop", "v"))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(denied.message().contains("consent:write"));
+    writer.record_consent(decision("shop", "v")).await.unwrap();
+
+    let status_request = GetConsentStatusRequest {
+        site_id: "shop".into(),
+        subject_id: "v".into(),
+    };
+    assert_eq!(
+        writer
+            .get_consent_status(status_request.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    reader.get_consent_status(status_request).await.unwrap();
+    let list = ListConsentsRequest {
+        site_id: "shop".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        writer.list_consents(list.clone()).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    reader.list_consents(list).await.unwrap();
+    let export = ExportConsentsRequest {
+        site_id: "shop".into(),
+        filter: None,
+    };
+    assert_eq!(
+        reader.export_consents(export).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let erase = EraseConsentsRequest {
+        subject_id: "v".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        reader.erase_consents(erase).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
+    let app = TestApp::spawn().await;
+    let mut tenant_a = app.tenant_client("tenant-a").await;
+    let mut tenant_b = app.tenant_client("tenant-b").await;
+    record_many(&tenant_a, "shop", 3, 1).await;
+
+    let status = tenant_b
+        .get_consent_status(GetConsentStatusRequest {
+            site_id: "shop".into(),
+            subject_id: "subject-0".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let listed = tenant_b
+        .list_consents(ListConsentsRequest {
+            site_id: "shop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.records.is_empty());
+    let exported = export_all(
+        &mut tenant_b,
+        ExportConsentsRequest {
+            site_id: "shop".into(),
+            filter: None,
+        },
+    )
+    .await;
+    assert!(exported.is_empty());
+    let erased = tenant_b
+        .erase_consents(EraseConsentsRequest {
+            subject_id: "subject-0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(erased.erased_count, 0);
+
+    // Tenant A still has all three records.
+    let listed = tenant_a
+        .list_consents(ListConsentsRequest {
+            site_id: "shop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.records.len(), 3);
+}

@@ -1,0 +1,94 @@
+use std::time::Duration;
+
+use consentd::api::proto::GetConsentStatusRequest;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::helpers::{OwnCluster, TestApp, decision};
+
+async fn health(app: &TestApp, service: &str) -> ServingStatus {
+    let mut client = HealthClient::new(app.channel().await);
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(response.status).unwrap()
+}
+
+async fn wait_for_health(app: &TestApp, wanted: ServingStatus) {
+    for _ in 0..200 {
+        if health(app, "").await == wanted
+            && health(app, "consent.v1.ConsentService").await == wanted
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("health never became {wanted:?}");
+}
+
+#[tokio::test]
+async fn postgres_down_means_unavailable_and_not_serving_until_it_returns() {
+    let cluster = OwnCluster::start();
+    let app = TestApp::spawn_on(&cluster.url).await;
+    let mut client = app.tenant_client("acme").await;
+    wait_for_health(&app, ServingStatus::Serving).await;
+    client
+        .record_consent(decision("shop", "before"))
+        .await
+        .unwrap();
+
+    cluster.stop();
+    wait_for_health(&app, ServingStatus::NotServing).await;
+    let status = client
+        .record_consent(decision("shop", "during"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let status = client
+        .get_consent_status(GetConsentStatusRequest {
+            site_id: "shop".into(),
+            subject_id: "before".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+
+    cluster.restart();
+    wait_for_health(&app, ServingStatus::Serving).await;
+    client
+        .record_consent(decision("shop", "after"))
+        .await
+        .unwrap();
+    let before = client
+        .get_consent_status(GetConsentStatusRequest {
+            site_id: "shop".into(),
+            subject_id: "before".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        before.into_inner().record.is_some(),
+        "the acknowledged record survived the restart"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_needs_no_key_and_knows_only_our_services() {
+    let app = TestApp::spawn().await;
+    wait_for_health(&app, ServingStatus::Serving).await;
+    let mut client = HealthClient::new(app.channel().await);
+    let unknown = client
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+}

@@ -1,0 +1,85 @@
+use consentd::api::proto::{ExportConsentsRequest, ListConsentsRequest};
+
+use crate::helpers::{POOL_SIZE, TestApp, record_many};
+
+#[tokio::test]
+async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let mut recorded = record_many(&client, "shop", 20_000, 32).await;
+    recorded.sort_by_key(|r| {
+        let t = r.record_time.unwrap();
+        (t.seconds, t.nanos, r.id.clone())
+    });
+
+    let mut stream = client
+        .export_consents(ExportConsentsRequest {
+            site_id: "shop".into(),
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut exported = Vec::new();
+    let mut messages = 0;
+    while let Some(message) = stream.message().await.unwrap() {
+        messages += 1;
+        exported.extend(message.records.into_iter().map(|r| r.id));
+    }
+    assert!(
+        messages > 1,
+        "chunked into several messages, got {messages}"
+    );
+    assert_eq!(
+        exported,
+        recorded.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    record_many(&client, "shop", 5_000, 16).await;
+
+    // More abandoned exports than the pool has connections: a leaked
+    // connection would make the calls below time out.
+    for _ in 0..POOL_SIZE * 2 {
+        let mut stream = client
+            .export_consents(ExportConsentsRequest {
+                site_id: "shop".into(),
+                filter: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert!(!first.records.is_empty());
+        drop(stream);
+    }
+    for _ in 0..POOL_SIZE * 2 {
+        let page = client
+            .list_consents(ListConsentsRequest {
+                site_id: "shop".into(),
+                page_size: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.records.len(), 10);
+    }
+    // No transaction of an abandoned export stays open.
+    let open: i64 = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(open, 0);
+}

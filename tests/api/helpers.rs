@@ -1,0 +1,270 @@
+//! Spawns consentd on a fresh database of the test cluster, behind a real
+//! TCP socket, and builds tonic clients for it.
+
+use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
+
+use consentd::{
+    api::proto::{
+        ConsentAction, ConsentRecord, RecordConsentRequest, Regime, ServiceDecision,
+        consent_service_client::ConsentServiceClient,
+    },
+    domain::{auth::Scope, erasure::AuditKey},
+    server::{self, ServerSettings},
+    store::Store,
+};
+use futures::{StreamExt, stream};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+pub const AUDIT_KEY: &[u8] = b"test-audit-key-that-is-long-enough-0123456789";
+/// Small, so a leaked connection shows up as a failing call.
+pub const POOL_SIZE: usize = 4;
+
+/// The cluster scripts/test started for this run.
+pub fn cluster_url() -> String {
+    std::env::var("CONSENTD_TEST_DATABASE_URL").expect(
+        "CONSENTD_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts Postgres",
+    )
+}
+
+pub fn settings() -> ServerSettings {
+    ServerSettings {
+        consent_lifetime: Duration::from_secs(365 * 86_400),
+        audit_key: AuditKey::new(AUDIT_KEY).unwrap(),
+        health_check_interval: Duration::from_millis(100),
+    }
+}
+
+/// Sends the API key with every call.
+#[derive(Clone)]
+pub struct WithKey(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for WithKey {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(key) = &self.0 {
+            request.metadata_mut().insert("x-api-key", key.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type ConsentClient = ConsentServiceClient<InterceptedService<Channel, WithKey>>;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// consentd on a new, migrated database of the shared test cluster.
+    pub async fn spawn() -> Self {
+        Self::spawn_on(&cluster_url()).await
+    }
+
+    /// consentd on a new, migrated database of the cluster at `cluster_url`.
+    pub async fn spawn_on(cluster_url: &str) -> Self {
+        let database_url = fresh_database(cluster_url).await;
+        let store = Store::new(&database_url, POOL_SIZE).unwrap();
+        store.migrate().await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel();
+        let server = tokio::spawn(server::run(listener, store.clone(), settings(), async {
+            let _ = stop.await;
+        }));
+        let server = tokio::spawn(async move { server.await.unwrap().unwrap() });
+        Self {
+            addr,
+            store,
+            database_url,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A client sending `key` (or no key at all).
+    pub async fn client(&self, key: Option<&str>) -> ConsentClient {
+        let key = key.map(|key| key.parse().unwrap());
+        ConsentServiceClient::with_interceptor(self.channel().await, WithKey(key))
+    }
+
+    /// A new key of `tenant` with `scopes`.
+    pub async fn key(&self, tenant: &str, scopes: &[Scope]) -> String {
+        self.store
+            .create_key(tenant, scopes)
+            .await
+            .unwrap()
+            .secret
+            .expose()
+            .to_string()
+    }
+
+    /// A client of `tenant` holding every consent scope.
+    pub async fn tenant_client(&self, tenant: &str) -> ConsentClient {
+        let key = self.key(tenant, &Scope::ALL).await;
+        self.client(Some(&key)).await
+    }
+
+    /// A plain SQL connection to this app's database, for checking what is
+    /// stored.
+    pub async fn sql(&self) -> tokio_postgres::Client {
+        connect(&self.database_url).await
+    }
+
+    /// Stops the server the way SIGTERM does, and waits for it to drain.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.server.take().unwrap().await.unwrap();
+    }
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn fresh_database(cluster_url: &str) -> String {
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    connect(cluster_url)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (server, _) = cluster_url.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+/// A complete, valid decision of `subject` on `site`.
+pub fn decision(site: &str, subject: &str) -> RecordConsentRequest {
+    RecordConsentRequest {
+        request_id: String::new(),
+        site_id: site.into(),
+        subject_id: subject.into(),
+        user_id: String::new(),
+        action: ConsentAction::Custom.into(),
+        granted_categories: vec!["necessary".into(), "analytics".into()],
+        denied_categories: vec!["marketing".into()],
+        services: vec![
+            ServiceDecision { category: "analytics".into(), service: "matomo".into(), granted: true },
+            ServiceDecision { category: "marketing".into(), service: "google-ads".into(), granted: false },
+        ],
+        banner_revision: "2026-11".into(),
+        regime: Regime::Gdpr.into(),
+        gpc_detected: true,
+        gpc_honoured: true,
+        ccpa_opt_out: false,
+        tcf_string: "CPzHq4APzHq4AAHABBENC-CgAP_AAH_AAAAAJNNf".into(),
+        gpp_string: "DBABMA~CPzHq4APzHq4AAHABBENC-CgAP_AAH_AAAAAJNNf".into(),
+        google_ac_string: "2~1.35.41.101~dv.9.21.81".into(),
+        country_code: "DE".into(),
+        language_code: "de-DE".into(),
+        page_url: "https://shop.example/checkout?step=2".into(),
+        user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into(),
+        ip_address: "203.0.113.77".into(),
+        client_time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+    }
+}
+
+/// Records `count` decisions on `site` (subjects `subject-0`...), with
+/// `concurrency` calls in flight, and returns the records.
+pub async fn record_many(
+    client: &ConsentClient,
+    site: &str,
+    count: usize,
+    concurrency: usize,
+) -> Vec<ConsentRecord> {
+    stream::iter(0..count)
+        .map(|i| {
+            let mut client = client.clone();
+            let request = decision(site, &format!("subject-{i}"));
+            async move {
+                client
+                    .record_consent(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .record
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+/// The fields a BadRequest names, in order.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A PostgreSQL cluster of a test's own, which the test may stop and start.
+pub struct OwnCluster {
+    dir: PathBuf,
+    pub url: String,
+}
+
+impl OwnCluster {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("consentd-own-{}", Uuid::new_v4().simple()));
+        let url = pg_script(&["start", dir.to_str().unwrap(), "--fast"]);
+        Self { dir, url }
+    }
+
+    pub fn stop(&self) {
+        pg_script(&["stop", self.dir.to_str().unwrap()]);
+    }
+
+    /// Starts the cluster again, on the same port.
+    pub fn restart(&self) {
+        let url = pg_script(&["start", self.dir.to_str().unwrap(), "--fast"]);
+        assert_eq!(url, self.url);
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pg_script(args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg");
+    let output = Command::new(script).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "scripts/pg {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}

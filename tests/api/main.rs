@@ -1,0 +1,15 @@
+//! End-to-end tests: a real Postgres (started by scripts/test), a fresh
+//! database per test, and tonic clients over TCP.
+
+mod helpers;
+
+mod auth;
+mod availability;
+mod cli;
+mod export;
+mod idempotency;
+mod pagination;
+mod privacy;
+mod reflection;
+mod round_trip;
+mod validation;

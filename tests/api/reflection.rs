@@ -1,0 +1,70 @@
+use consentd::api::proto::FILE_DESCRIPTOR_SET;
+use prost::Message;
+use prost_types::FileDescriptorProto;
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+use crate::helpers::TestApp;
+
+async fn ask(app: &TestApp, request: MessageRequest) -> MessageResponse {
+    let mut client = ServerReflectionClient::new(app.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut responses = client
+        .server_reflection_info(futures::stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    responses
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reflection_lists_and_describes_our_services_and_health() {
+    let app = TestApp::spawn().await;
+    let MessageResponse::ListServicesResponse(list) =
+        ask(&app, MessageRequest::ListServices(String::new())).await
+    else {
+        panic!("expected a service list");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"consent.v1.ConsentService"), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+
+    for (symbol, method) in [
+        ("consent.v1.ConsentService", "ExportConsents"),
+        ("grpc.health.v1.Health", "Check"),
+    ] {
+        let MessageResponse::FileDescriptorResponse(files) =
+            ask(&app, MessageRequest::FileContainingSymbol(symbol.into())).await
+        else {
+            panic!("expected descriptors for {symbol}");
+        };
+        let files: Vec<FileDescriptorProto> = files
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+            .collect();
+        let (package, service) = symbol.rsplit_once('.').unwrap();
+        let described = files
+            .iter()
+            .filter(|f| f.package() == package)
+            .flat_map(|f| &f.service)
+            .find(|s| s.name() == service)
+            .unwrap_or_else(|| panic!("{symbol} not described"));
+        assert!(described.method.iter().any(|m| m.name() == method));
+    }
+
+    // The descriptors carry the documentation grpcurl users read.
+    let ours = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap();
+    assert!(ours.file.iter().any(|f| f.source_code_info.is_some()));
+}

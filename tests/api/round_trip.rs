@@ -1,0 +1,143 @@
+use consentd::{
+    api::proto::{
+        ConsentStatus, EraseConsentsRequest, ExportConsentsRequest, GetConsentStatusRequest,
+        ListConsentsRequest,
+    },
+    domain::erasure::AuditKey,
+};
+use tonic::Code;
+
+use crate::helpers::{AUDIT_KEY, TestApp, decision};
+
+#[tokio::test]
+async fn record_status_list_export_erase_round_trip() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+
+    let sent = decision("shop", "visitor-42");
+    let recorded = client
+        .record_consent(sent.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(recorded.subject_id, "visitor-42");
+    assert_eq!(recorded.status, ConsentStatus::Partial as i32);
+    assert_eq!(recorded.granted_categories, sent.granted_categories);
+    assert_eq!(recorded.denied_categories, sent.denied_categories);
+    assert_eq!(recorded.services, sent.services);
+    assert_eq!(recorded.tcf_string, sent.tcf_string);
+    assert_eq!(recorded.browser, "Chrome");
+    assert_eq!(recorded.device_type, "pc");
+    assert_eq!(recorded.client_time, sent.client_time);
+    let record_time = recorded.record_time.unwrap();
+    let expire_time = recorded.expire_time.unwrap();
+    assert_eq!(expire_time.seconds - record_time.seconds, 365 * 86_400);
+    // Another subject on the same site must survive the erasure.
+    client
+        .record_consent(decision("shop", "visitor-7"))
+        .await
+        .unwrap();
+
+    let status = client
+        .get_consent_status(GetConsentStatusRequest {
+            site_id: "shop".into(),
+            subject_id: "visitor-42".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(status, recorded);
+
+    let list = |subject: &str| ListConsentsRequest {
+        site_id: "shop".into(),
+        filter: Some(consentd::api::proto::ConsentFilter {
+            subject_id: subject.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let listed = client
+        .list_consents(list("visitor-42"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.records, vec![recorded.clone()]);
+    assert!(listed.next_page_token.is_empty());
+
+    let export = ExportConsentsRequest {
+        site_id: "shop".into(),
+        filter: None,
+    };
+    let exported = export_all(&mut client, export.clone()).await;
+    assert_eq!(exported.len(), 2);
+    assert!(exported.contains(&recorded));
+
+    let erased = client
+        .erase_consents(EraseConsentsRequest {
+            site_id: "shop".into(),
+            subject_id: "visitor-42".into(),
+            user_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(erased.erased_count, 1);
+
+    let gone = client
+        .get_consent_status(GetConsentStatusRequest {
+            site_id: "shop".into(),
+            subject_id: "visitor-42".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    assert!(
+        client
+            .list_consents(list("visitor-42"))
+            .await
+            .unwrap()
+            .into_inner()
+            .records
+            .is_empty()
+    );
+    let exported = export_all(&mut client, export).await;
+    assert_eq!(
+        exported
+            .iter()
+            .map(|r| r.subject_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["visitor-7"]
+    );
+
+    let sql = app.sql().await;
+    let audit = sql
+        .query_one(
+            "SELECT audit_id::text, subject_hmac, erased_count, t::text AS whole_row FROM erasure_audit t",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.get::<_, String>("audit_id"), erased.audit_id);
+    assert_eq!(audit.get::<_, i64>("erased_count"), 1);
+    let expected = AuditKey::new(AUDIT_KEY)
+        .unwrap()
+        .digest("subject_id", "visitor-42");
+    assert_eq!(audit.get::<_, Vec<u8>>("subject_hmac"), expected.to_vec());
+    assert!(!audit.get::<_, String>("whole_row").contains("visitor-42"));
+}
+
+pub async fn export_all(
+    client: &mut crate::helpers::ConsentClient,
+    request: ExportConsentsRequest,
+) -> Vec<consentd::api::proto::ConsentRecord> {
+    let mut stream = client.export_consents(request).await.unwrap().into_inner();
+    let mut records = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        records.extend(message.records);
+    }
+    records
+}
