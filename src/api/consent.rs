@@ -1,16 +1,16 @@
 //! consent.v1.ConsentService.
 
-use std::{pin::Pin, time::Duration};
+use std::time::Duration;
 
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::{
     Authenticator, Error, convert,
+    paging::{ExportStream, export_stream, page_tokens},
     proto::{self, consent_service_server::ConsentService},
 };
 use crate::{
-    domain::{auth::Scope, consent::ConsentDecision, erasure::AuditKey, page::Cursor},
+    domain::{auth::Scope, consent::ConsentDecision, erasure::AuditKey},
     store::Store,
 };
 
@@ -35,9 +35,6 @@ impl ConsentApi {
         }
     }
 }
-
-type ExportStream =
-    Pin<Box<dyn Stream<Item = Result<proto::ExportConsentsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ConsentService for ConsentApi {
@@ -89,35 +86,31 @@ impl ConsentService for ConsentApi {
             .list_consents(caller.tenant_id, &filter, after, page_size.get())
             .await
             .map_err(Error::from)?;
-        let token = |cursor: Option<Cursor>| cursor.map(|c| c.to_token(&filter));
+        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListConsentsResponse {
-            next_page_token: token(page.next).unwrap_or_default(),
-            // A poller that saw nothing yet resumes from the start.
-            resume_page_token: token(page.resume)
-                .unwrap_or_else(|| Cursor::START.to_token(&filter)),
-            records: page.records.into_iter().map(Into::into).collect(),
+            records: page.items.into_iter().map(Into::into).collect(),
+            next_page_token,
+            resume_page_token,
         }))
     }
 
-    type ExportConsentsStream = ExportStream;
+    type ExportConsentsStream = ExportStream<proto::ExportConsentsResponse>;
 
     #[tracing::instrument(name = "ExportConsents", skip_all, fields(tenant_id))]
     async fn export_consents(
         &self,
         request: Request<proto::ExportConsentsRequest>,
-    ) -> Result<Response<ExportStream>, Status> {
+    ) -> Result<Response<Self::ExportConsentsStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentExport).await?;
         let filter = convert::export_request(request.into_inner()).map_err(Error::from)?;
         let chunks = self
             .store
-            .export_consents(caller.tenant_id, filter, EXPORT_CHUNK_RECORDS);
-        let messages = ReceiverStream::new(chunks).map(|chunk| match chunk {
-            Ok(records) => Ok(proto::ExportConsentsResponse {
+            .export_consents(caller.tenant_id, &filter, EXPORT_CHUNK_RECORDS);
+        Ok(Response::new(export_stream(chunks, |records| {
+            proto::ExportConsentsResponse {
                 records: records.into_iter().map(Into::into).collect(),
-            }),
-            Err(error) => Err(Error::from(error).into()),
-        });
-        Ok(Response::new(Box::pin(messages)))
+            }
+        })))
     }
 
     #[tracing::instrument(name = "EraseConsents", skip_all, fields(tenant_id))]

@@ -5,6 +5,7 @@ mod auth;
 mod consent;
 mod convert;
 mod error;
+mod paging;
 
 pub use auth::Authenticator;
 pub use consent::ConsentApi;

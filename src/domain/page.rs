@@ -45,43 +45,58 @@ pub struct ConsentFilter {
     pub status: Option<Status>,
 }
 
-impl ConsentFilter {
-    /// A digest of every field, so a page token only continues the list it
-    /// came from. Each field is length-prefixed so no two filters collide by
-    /// concatenation.
-    fn fingerprint(&self) -> [u8; 8] {
-        let mut hash = Sha256::new();
-        let mut field = |bytes: &[u8]| {
-            hash.update((bytes.len() as u64).to_be_bytes());
-            hash.update(bytes);
-        };
-        let time = |t: Option<SystemTime>| t.map(micros_since_epoch).map(i64::to_be_bytes);
-        field(self.site_id.as_ref().as_bytes());
-        field(time(self.start_time).as_ref().map_or(&[][..], |b| &b[..]));
-        field(time(self.end_time).as_ref().map_or(&[][..], |b| &b[..]));
-        field(
-            self.subject_id
-                .as_ref()
-                .map_or(&[][..], |s| s.as_ref().as_bytes()),
-        );
-        field(
-            self.user_id
-                .as_ref()
-                .map_or(&[][..], |s| s.as_ref().as_bytes()),
-        );
-        field(
-            self.country
-                .as_ref()
-                .map_or(&[][..], |s| s.as_ref().as_bytes()),
-        );
-        field(&self.status.map_or(0, Status::number).to_be_bytes());
-        hash.finalize()[..8]
+/// A list's filter: a page token only continues the list whose filter has
+/// the same fingerprint.
+pub trait PageFilter {
+    fn fingerprint(&self) -> [u8; 8];
+}
+
+/// Builds a fingerprint from a filter's fields. Each field is
+/// length-prefixed so no two filters collide by concatenation.
+pub struct Fingerprint(Sha256);
+
+impl Fingerprint {
+    /// `kind` separates lists, so a token of one list never continues another.
+    pub fn of(kind: &str) -> Self {
+        Self(Sha256::new()).field(Some(kind))
+    }
+
+    pub fn field(mut self, value: Option<&str>) -> Self {
+        let bytes = value.unwrap_or_default().as_bytes();
+        self.0.update([u8::from(value.is_some())]);
+        self.0.update((bytes.len() as u64).to_be_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    pub fn time(self, value: Option<SystemTime>) -> Self {
+        let micros = value.map(|t| micros_since_epoch(t).to_string());
+        self.field(micros.as_deref())
+    }
+
+    pub fn finish(self) -> [u8; 8] {
+        self.0.finalize()[..8]
             .try_into()
             .expect("8 bytes of a 32-byte digest")
     }
 }
 
-/// The last record a page returned: the next page starts after it.
+impl PageFilter for ConsentFilter {
+    fn fingerprint(&self) -> [u8; 8] {
+        Fingerprint::of("consents")
+            .field(Some(self.site_id.as_ref()))
+            .time(self.start_time)
+            .time(self.end_time)
+            .field(self.subject_id.as_ref().map(AsRef::as_ref))
+            .field(self.user_id.as_ref().map(AsRef::as_ref))
+            .field(self.country.as_ref().map(AsRef::as_ref))
+            .field(self.status.map(|s| s.number().to_string()).as_deref())
+            .finish()
+    }
+}
+
+/// The last item a page returned (its time and id): the next page starts
+/// after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub record_time: SystemTime,
@@ -99,7 +114,7 @@ impl Cursor {
     };
 
     /// Encodes the cursor as an opaque token bound to `filter`.
-    pub fn to_token(self, filter: &ConsentFilter) -> String {
+    pub fn to_token(self, filter: &impl PageFilter) -> String {
         let mut bytes = Vec::with_capacity(TOKEN_LEN);
         bytes.push(TOKEN_VERSION);
         bytes.extend_from_slice(&micros_since_epoch(self.record_time).to_be_bytes());
@@ -109,7 +124,7 @@ impl Cursor {
     }
 
     /// Decodes a token; it must have been made for the same filter.
-    pub fn from_token(token: &str, filter: &ConsentFilter) -> Result<Self, String> {
+    pub fn from_token(token: &str, filter: &impl PageFilter) -> Result<Self, String> {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .ok()

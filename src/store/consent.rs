@@ -1,12 +1,14 @@
 //! Consent records: write, status, keyset pages, snapshot exports, erasure.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio_postgres::{IsolationLevel, Row, types::ToSql};
+use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
 
-use super::{Error, Result, Store};
+use super::{
+    Error, Result, Store,
+    paging::{ExportChunks, Keyset, Page, Params},
+};
 use crate::domain::{
     auth::{Caller, Scope},
     consent::{
@@ -19,9 +21,6 @@ use crate::domain::{
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
 
-/// Chunks of an export, in order; the export stops when this is dropped.
-pub type ExportChunks = mpsc::Receiver<Result<Vec<ConsentRecord>>>;
-
 /// What an erasure did.
 #[derive(Debug)]
 pub struct Erasure {
@@ -29,19 +28,11 @@ pub struct Erasure {
     pub audit_id: Uuid,
 }
 
-/// One page of a list, and where to go on from.
-#[derive(Debug)]
-pub struct ConsentPage {
-    pub records: Vec<ConsentRecord>,
-    /// Set when the page is full: more records may follow now.
-    pub next: Option<Cursor>,
-    /// Where a poller resumes later: after the last record returned, or where
-    /// the caller started when the page is empty.
-    pub resume: Option<Cursor>,
-}
-
-/// Chunks buffered between the database and a slow client.
-const EXPORT_CHANNEL_CHUNKS: usize = 2;
+const CONSENT_KEYSET: Keyset<ConsentRecord> = Keyset {
+    sql: include_str!("sql/list_consents.sql"),
+    from_row: record_from_row,
+    cursor_of,
+};
 
 impl Store {
     /// Stores a decision, or returns the record stored earlier under the same
@@ -144,105 +135,28 @@ impl Store {
         filter: &ConsentFilter,
         after: Option<Cursor>,
         page_size: u32,
-    ) -> Result<ConsentPage> {
-        let client = self.pool.get().await?;
-        let watermark: SystemTime = client
-            .query_one(
-                &client
-                    .prepare_cached(include_str!("sql/list_watermark.sql"))
-                    .await?,
-                &[],
-            )
-            .await?
-            .get("watermark");
-        let statement = client
-            .prepare_cached(include_str!("sql/list_consents.sql"))
-            .await?;
-        let limit = i64::from(page_size);
-        let rows = client
-            .query(
-                &statement,
-                &FilterParams::new(tenant_id, filter, after)
-                    .with(Some(watermark), Some(limit))
-                    .as_params(),
-            )
-            .await?;
-        let records = rows
-            .iter()
-            .map(record_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let last = records.last().map(cursor_of);
-        let next = if records.len() == page_size as usize {
-            last
-        } else {
-            None
-        };
-        Ok(ConsentPage {
-            next,
-            resume: last.or(after),
-            records,
-        })
+    ) -> Result<Page<ConsentRecord>> {
+        self.keyset_page(
+            &CONSENT_KEYSET,
+            filter_params(tenant_id, filter, after),
+            after,
+            page_size,
+        )
+        .await
     }
 
-    /// Streams every matching record from one REPEATABLE READ snapshot, in
-    /// chunks, through a bounded channel: the database is read only as fast
-    /// as the client takes chunks, and the connection is freed as soon as
-    /// the receiver is dropped.
+    /// Every matching record, from one snapshot, in chunks.
     pub fn export_consents(
-        &self,
-        tenant_id: Uuid,
-        filter: ConsentFilter,
-        chunk_size: usize,
-    ) -> ExportChunks {
-        let (sender, receiver) = mpsc::channel(EXPORT_CHANNEL_CHUNKS);
-        let store = self.clone();
-        tokio::spawn(async move {
-            let failed = sender.clone();
-            if let Err(error) = store
-                .export_into(tenant_id, &filter, chunk_size, sender)
-                .await
-            {
-                let _ = failed.send(Err(error)).await;
-            }
-        });
-        receiver
-    }
-
-    async fn export_into(
         &self,
         tenant_id: Uuid,
         filter: &ConsentFilter,
         chunk_size: usize,
-        sender: mpsc::Sender<Result<Vec<ConsentRecord>>>,
-    ) -> Result<()> {
-        let mut client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(include_str!("sql/list_consents.sql"))
-            .await?;
-        let transaction = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let params = FilterParams::new(tenant_id, filter, None).with(None, None);
-        let portal = transaction.bind(&statement, &params.as_params()).await?;
-        loop {
-            let rows = transaction.query_portal(&portal, chunk_size as i32).await?;
-            if rows.is_empty() {
-                break;
-            }
-            let chunk = rows
-                .iter()
-                .map(record_from_row)
-                .collect::<Result<Vec<_>>>()?;
-            if sender.send(Ok(chunk)).await.is_err() {
-                // The client went away; dropping the transaction rolls back
-                // and the connection returns to the pool.
-                break;
-            }
-        }
-        Ok(())
+    ) -> ExportChunks<ConsentRecord> {
+        self.export(
+            &CONSENT_KEYSET,
+            filter_params(tenant_id, filter, None),
+            chunk_size,
+        )
     }
 
     /// Deletes a subject's records and writes the audit entry, atomically.
@@ -290,63 +204,22 @@ impl Store {
     }
 }
 
-/// The bound values of list_consents.sql, in its parameter order.
-struct FilterParams<'a> {
-    tenant_id: Uuid,
-    site_id: &'a str,
-    start_time: Option<SystemTime>,
-    end_time: Option<SystemTime>,
-    subject_id: Option<&'a str>,
-    user_id: Option<&'a str>,
-    country: Option<&'a str>,
-    status: Option<i16>,
-    after_time: SystemTime,
-    after_id: Uuid,
-    watermark: Option<SystemTime>,
-    limit: Option<i64>,
-}
-
-impl<'a> FilterParams<'a> {
-    fn new(tenant_id: Uuid, filter: &'a ConsentFilter, after: Option<Cursor>) -> Self {
-        let after = after.unwrap_or(Cursor::START);
-        Self {
-            tenant_id,
-            site_id: filter.site_id.as_ref(),
-            start_time: filter.start_time,
-            end_time: filter.end_time,
-            subject_id: filter.subject_id.as_ref().map(AsRef::as_ref),
-            user_id: filter.user_id.as_ref().map(AsRef::as_ref),
-            country: filter.country.as_ref().map(AsRef::as_ref),
-            status: filter.status.map(|status| status.number() as i16),
-            after_time: after.record_time,
-            after_id: after.id,
-            watermark: None,
-            limit: None,
-        }
-    }
-
-    fn with(mut self, watermark: Option<SystemTime>, limit: Option<i64>) -> Self {
-        self.watermark = watermark;
-        self.limit = limit;
-        self
-    }
-
-    fn as_params(&self) -> [&(dyn ToSql + Sync); 12] {
-        [
-            &self.tenant_id,
-            &self.site_id,
-            &self.start_time,
-            &self.end_time,
-            &self.subject_id,
-            &self.user_id,
-            &self.country,
-            &self.status,
-            &self.after_time,
-            &self.after_id,
-            &self.watermark,
-            &self.limit,
-        ]
-    }
+/// The bound values of list_consents.sql before watermark and limit.
+fn filter_params(tenant_id: Uuid, filter: &ConsentFilter, after: Option<Cursor>) -> Params {
+    let after = after.unwrap_or(Cursor::START);
+    let text = |value: Option<&str>| value.map(str::to_string);
+    vec![
+        Box::new(tenant_id),
+        Box::new(filter.site_id.as_ref().to_string()),
+        Box::new(filter.start_time),
+        Box::new(filter.end_time),
+        Box::new(text(filter.subject_id.as_ref().map(AsRef::as_ref))),
+        Box::new(text(filter.user_id.as_ref().map(AsRef::as_ref))),
+        Box::new(text(filter.country.as_ref().map(AsRef::as_ref))),
+        Box::new(filter.status.map(|status| status.number() as i16)),
+        Box::new(after.record_time),
+        Box::new(after.id),
+    ]
 }
 
 fn cursor_of(record: &ConsentRecord) -> Cursor {

@@ -5,15 +5,17 @@ mod consent;
 mod error;
 mod keys;
 mod migrate;
+mod paging;
 
 use std::{str::FromStr, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-pub use consent::{ConsentPage, Erasure, ExportChunks};
+pub use consent::Erasure;
 pub use error::{Error, Result};
 pub use keys::{CreatedKey, KeyInfo};
+pub use paging::{ExportChunks, Page};
 
 /// How long a call waits for a connection, or for Postgres to accept one,
 /// before it reports the database unavailable.

@@ -1,0 +1,38 @@
+//! Page tokens and export streams, shared by every list and export.
+
+use std::pin::Pin;
+
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tonic::Status;
+
+use super::Error;
+use crate::{
+    domain::page::{Cursor, PageFilter},
+    store::{ExportChunks, Page},
+};
+
+/// `(next_page_token, resume_page_token)` of a page (AIP-158): the next
+/// token is empty at the end of the list; the resume token is always set.
+pub fn page_tokens<T>(page: &Page<T>, filter: &impl PageFilter) -> (String, String) {
+    let next = page
+        .next
+        .map(|cursor| cursor.to_token(filter))
+        .unwrap_or_default();
+    // A poller that saw nothing yet resumes from the start.
+    let resume = page.resume.unwrap_or(Cursor::START).to_token(filter);
+    (next, resume)
+}
+
+pub type ExportStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
+
+/// Turns the store's chunks into stream messages; a failed read ends the
+/// stream with its status.
+pub fn export_stream<T: Send + 'static, M: Send + 'static>(
+    chunks: ExportChunks<T>,
+    message: fn(Vec<T>) -> M,
+) -> ExportStream<M> {
+    Box::pin(ReceiverStream::new(chunks).map(move |chunk| match chunk {
+        Ok(items) => Ok(message(items)),
+        Err(error) => Err(Error::from(error).into()),
+    }))
+}

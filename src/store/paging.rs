@@ -1,0 +1,146 @@
+//! Keyset pages behind the writers' watermark, and snapshot exports through
+//! a bounded channel: shared by every list and export.
+
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use tokio_postgres::{IsolationLevel, Row, types::ToSql};
+
+use super::{Result, Store};
+use crate::domain::page::Cursor;
+
+/// Bound values of a list query, owned so an export task can keep them.
+pub type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// Chunks of an export, in order; the export stops when this is dropped.
+pub type ExportChunks<T> = mpsc::Receiver<Result<Vec<T>>>;
+
+/// Chunks buffered between the database and a slow client.
+const EXPORT_CHANNEL_CHUNKS: usize = 2;
+
+/// One page of a list, and where to go on from.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Set when the page is full: more items may follow now.
+    pub next: Option<Cursor>,
+    /// Where a poller resumes later: after the last item returned, or where
+    /// the caller started when the page is empty.
+    pub resume: Option<Cursor>,
+}
+
+/// How a list query's rows become items, and the cursor after an item.
+pub struct Keyset<T> {
+    pub sql: &'static str,
+    pub from_row: fn(&Row) -> Result<T>,
+    pub cursor_of: fn(&T) -> Cursor,
+}
+
+fn as_refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+impl Store {
+    /// Runs `keyset.sql` for one page. Its last two parameters are the
+    /// watermark (see sql/list_watermark.sql) and the limit, appended here.
+    pub(super) async fn keyset_page<T>(
+        &self,
+        keyset: &Keyset<T>,
+        mut params: Params,
+        after: Option<Cursor>,
+        page_size: u32,
+    ) -> Result<Page<T>> {
+        let client = self.pool.get().await?;
+        let watermark: SystemTime = client
+            .query_one(
+                &client
+                    .prepare_cached(include_str!("sql/list_watermark.sql"))
+                    .await?,
+                &[],
+            )
+            .await?
+            .get("watermark");
+        params.push(Box::new(Some(watermark)));
+        params.push(Box::new(Some(i64::from(page_size))));
+        let statement = client.prepare_cached(keyset.sql).await?;
+        let rows = client.query(&statement, &as_refs(&params)).await?;
+        let items = rows
+            .iter()
+            .map(keyset.from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let last = items.last().map(keyset.cursor_of);
+        let next = if items.len() == page_size as usize {
+            last
+        } else {
+            None
+        };
+        Ok(Page {
+            next,
+            resume: last.or(after),
+            items,
+        })
+    }
+
+    /// Streams every row of `keyset.sql` (without watermark and limit) from
+    /// one REPEATABLE READ snapshot, `chunk_size` rows per chunk, through a
+    /// bounded channel: the database is read only as fast as the client
+    /// takes chunks, and the connection is freed as soon as the receiver is
+    /// dropped.
+    pub(super) fn export<T: Send + 'static>(
+        &self,
+        keyset: &Keyset<T>,
+        mut params: Params,
+        chunk_size: usize,
+    ) -> ExportChunks<T> {
+        let (sender, receiver) = mpsc::channel(EXPORT_CHANNEL_CHUNKS);
+        let store = self.clone();
+        let (sql, from_row) = (keyset.sql, keyset.from_row);
+        params.push(Box::new(None::<SystemTime>));
+        params.push(Box::new(None::<i64>));
+        tokio::spawn(async move {
+            let failed = sender.clone();
+            if let Err(error) = store
+                .export_into(sql, params, chunk_size, from_row, sender)
+                .await
+            {
+                let _ = failed.send(Err(error)).await;
+            }
+        });
+        receiver
+    }
+
+    async fn export_into<T>(
+        &self,
+        sql: &str,
+        params: Params,
+        chunk_size: usize,
+        from_row: fn(&Row) -> Result<T>,
+        sender: mpsc::Sender<Result<Vec<T>>>,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        let transaction = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let portal = transaction.bind(&statement, &as_refs(&params)).await?;
+        loop {
+            let rows = transaction.query_portal(&portal, chunk_size as i32).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let chunk = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+            if sender.send(Ok(chunk)).await.is_err() {
+                // The client went away; dropping the transaction rolls back
+                // and the connection returns to the pool.
+                break;
+            }
+        }
+        Ok(())
+    }
+}
