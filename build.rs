@@ -7,7 +7,10 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile(["consent/v1/consent.proto"], ["proto"])?;
+    let descriptors = protox::compile(
+        ["consent/v1/consent.proto", "consent/v1/preference.proto"],
+        ["proto"],
+    )?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(
         out_dir.join("consent_v1_descriptor.bin"),

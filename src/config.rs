@@ -3,7 +3,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use crate::{domain::erasure::AuditKey, server::ServerSettings};
+use crate::{
+    domain::erasure::AuditKey,
+    server::{ServerSettings, system_clock},
+};
 
 #[derive(clap::Args, Clone)]
 pub struct DatabaseConfig {
@@ -38,6 +41,9 @@ pub struct ServeConfig {
         default_value_t = 2000
     )]
     pub health_check_interval_ms: u64,
+    /// How often expired preference selections are removed, in ms.
+    #[arg(long, env = "CONSENTD_EXPIRY_INTERVAL_MS", default_value_t = 30_000)]
+    pub expiry_interval_ms: u64,
 }
 
 impl ServeConfig {
@@ -46,6 +52,8 @@ impl ServeConfig {
             consent_lifetime: Duration::from_secs(u64::from(self.consent_lifetime_days) * 86_400),
             audit_key: AuditKey::new(self.audit_key.as_bytes())?,
             health_check_interval: Duration::from_millis(self.health_check_interval_ms.max(50)),
+            expiry_interval: Duration::from_millis(self.expiry_interval_ms.max(50)),
+            clock: system_clock(),
         })
     }
 }

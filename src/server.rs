@@ -2,7 +2,11 @@
 //! services behind API keys, a database watcher driving health, and a drain
 //! on shutdown.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -10,21 +14,45 @@ use tonic::transport::Server;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    api::{ConsentApi, proto::consent_service_server::ConsentServiceServer},
+    api::{
+        ConsentApi, PreferenceApi,
+        proto::{
+            consent_service_server::ConsentServiceServer,
+            preference_service_server::PreferenceServiceServer,
+        },
+    },
     domain::erasure::AuditKey,
     store::Store,
 };
 
 /// What the server needs beyond the store and the socket.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerSettings {
     pub consent_lifetime: Duration,
     pub audit_key: AuditKey,
     pub health_check_interval: Duration,
+    /// How often expired preference selections are removed.
+    pub expiry_interval: Duration,
+    /// The time the expiry worker goes by; tests move it.
+    pub clock: Clock,
 }
 
+/// Where background work reads the time.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(SystemTime::now)
+}
+
+/// Selections expired per transaction: bounds how long a batch holds locks.
+const EXPIRY_BATCH: i64 = 500;
+
 /// Health names reported: the whole server ("") and each service.
-const HEALTH_SERVICES: [&str; 2] = ["", "consent.v1.ConsentService"];
+const HEALTH_SERVICES: [&str; 3] = [
+    "",
+    "consent.v1.ConsentService",
+    "consent.v1.PreferenceService",
+];
 
 /// Serves on `listener` until `shutdown` completes, then reports NOT_SERVING,
 /// stops accepting, and returns once in-flight calls have finished.
@@ -42,6 +70,12 @@ pub async fn run(
         store.clone(),
         health.clone(),
         settings.health_check_interval,
+        stopped.clone(),
+    ));
+    let expirer = tokio::spawn(expire_preferences(
+        store.clone(),
+        settings.clock.clone(),
+        settings.expiry_interval,
         stopped,
     ));
 
@@ -55,7 +89,12 @@ pub async fn run(
         .build_v1alpha()
         .expect("our descriptors are valid");
 
-    let consent = ConsentApi::new(store, settings.audit_key, settings.consent_lifetime);
+    let consent = ConsentApi::new(
+        store.clone(),
+        settings.audit_key.clone(),
+        settings.consent_lifetime,
+    );
+    let preference = PreferenceApi::new(store, settings.audit_key);
 
     let drain_health = health.clone();
     let drain = async move {
@@ -70,9 +109,11 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ConsentServiceServer::new(consent))
+        .add_service(PreferenceServiceServer::new(preference))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
         .await;
     watcher.abort();
+    expirer.abort();
     served
 }
 
@@ -107,6 +148,39 @@ async fn watch_database(
             tracing::info!(?status, "database health changed");
             set_health(&health, status).await;
             last = Some(status);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Removes expired preference selections, writing their EXPIRED events, in
+/// batches until none is due, then waits for the next round. Every replica
+/// runs this; the store makes each expiry happen once.
+async fn expire_preferences(
+    store: Store,
+    clock: Clock,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        loop {
+            match store.expire_preferences(clock(), EXPIRY_BATCH).await {
+                Ok(expired) => {
+                    if expired > 0 {
+                        tracing::info!(expired, "expired preference selections");
+                    }
+                    if expired < EXPIRY_BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::api::error_chain(&error), "preference expiry failed");
+                    break;
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

@@ -21,11 +21,11 @@ use crate::domain::{
 };
 
 /// Empty means "not set" for optional proto3 strings.
-fn present(value: String) -> Option<String> {
+pub(super) fn present(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-fn required(value: String) -> Result<String, String> {
+pub(super) fn required(value: String) -> Result<String, String> {
     if value.is_empty() {
         Err("is required".into())
     } else {
@@ -37,18 +37,18 @@ fn required(value: String) -> Result<String, String> {
 /// (0001-01-01 and 9999-12-31, as the type documents).
 const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
 
-fn time(value: Timestamp) -> Result<SystemTime, String> {
+pub(super) fn time(value: Timestamp) -> Result<SystemTime, String> {
     if !TIMESTAMP_SECONDS.contains(&value.seconds) || !(0..1_000_000_000).contains(&value.nanos) {
         return Err("must be a valid timestamp between years 1 and 9999".into());
     }
     SystemTime::try_from(value).map_err(|_| "must be a valid timestamp".to_string())
 }
 
-fn timestamp(value: SystemTime) -> Timestamp {
+pub(super) fn timestamp(value: SystemTime) -> Timestamp {
     value.into()
 }
 
-fn enum_value<T>(
+pub(super) fn enum_value<T>(
     number: i32,
     from_number: fn(i32) -> Option<T>,
     unspecified_allowed: bool,
@@ -244,7 +244,7 @@ pub fn erase_request(r: proto::EraseConsentsRequest) -> Result<EraseRequest, Val
     })
 }
 
-fn text(value: Option<impl AsRef<str>>) -> String {
+pub(super) fn text(value: Option<impl AsRef<str>>) -> String {
     value.map(|v| v.as_ref().to_string()).unwrap_or_default()
 }
 

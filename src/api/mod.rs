@@ -6,10 +6,12 @@ mod consent;
 mod convert;
 mod error;
 mod paging;
+mod preference;
 
 pub use auth::Authenticator;
 pub use consent::ConsentApi;
 pub use error::{Error, error_chain};
+pub use preference::PreferenceApi;
 
 /// Generated types and services of package `consent.v1`.
 pub mod proto {

@@ -11,14 +11,22 @@ pub enum Scope {
     ConsentRead,
     ConsentExport,
     ConsentErase,
+    PreferenceWrite,
+    PreferenceRead,
+    PreferenceExport,
+    PreferenceErase,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 8] = [
         Scope::ConsentWrite,
         Scope::ConsentRead,
         Scope::ConsentExport,
         Scope::ConsentErase,
+        Scope::PreferenceWrite,
+        Scope::PreferenceRead,
+        Scope::PreferenceExport,
+        Scope::PreferenceErase,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +35,10 @@ impl Scope {
             Scope::ConsentRead => "consent:read",
             Scope::ConsentExport => "consent:export",
             Scope::ConsentErase => "consent:erase",
+            Scope::PreferenceWrite => "preference:write",
+            Scope::PreferenceRead => "preference:read",
+            Scope::PreferenceExport => "preference:export",
+            Scope::PreferenceErase => "preference:erase",
         }
     }
 

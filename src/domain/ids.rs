@@ -63,3 +63,18 @@ identifier!(
     RequestId,
     redacted = false
 );
+identifier!(
+    /// A tenant's preference-centre widget.
+    WidgetId,
+    redacted = false
+);
+identifier!(
+    /// A topic of a widget.
+    TopicId,
+    redacted = false
+);
+identifier!(
+    /// An option of a topic.
+    OptionId,
+    redacted = false
+);

@@ -7,5 +7,6 @@ pub mod erasure;
 pub mod ids;
 pub mod network;
 pub mod page;
+pub mod preference;
 pub mod validation;
 pub mod web;

@@ -99,7 +99,7 @@ impl PageFilter for ConsentFilter {
 /// after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
-    pub record_time: SystemTime,
+    pub time: SystemTime,
     pub id: Uuid,
 }
 
@@ -109,7 +109,7 @@ const TOKEN_LEN: usize = 1 + 8 + 16 + 8;
 impl Cursor {
     /// Before every record: every record time is after the Unix epoch.
     pub const START: Cursor = Cursor {
-        record_time: UNIX_EPOCH,
+        time: UNIX_EPOCH,
         id: Uuid::nil(),
     };
 
@@ -117,7 +117,7 @@ impl Cursor {
     pub fn to_token(self, filter: &impl PageFilter) -> String {
         let mut bytes = Vec::with_capacity(TOKEN_LEN);
         bytes.push(TOKEN_VERSION);
-        bytes.extend_from_slice(&micros_since_epoch(self.record_time).to_be_bytes());
+        bytes.extend_from_slice(&micros_since_epoch(self.time).to_be_bytes());
         bytes.extend_from_slice(self.id.as_bytes());
         bytes.extend_from_slice(&filter.fingerprint());
         URL_SAFE_NO_PAD.encode(bytes)
@@ -139,7 +139,7 @@ impl Cursor {
         let micros = i64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
         let id = Uuid::from_slice(&bytes[9..25]).expect("16 bytes");
         Ok(Self {
-            record_time: time_from_micros(micros),
+            time: time_from_micros(micros),
             id,
         })
     }
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn token_round_trips_and_is_bound_to_its_filter() {
         let cursor = Cursor {
-            record_time: time_from_micros(1_700_000_000_123_456),
+            time: time_from_micros(1_700_000_000_123_456),
             id: Uuid::now_v7(),
         };
         let token = cursor.to_token(&filter("a"));

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{
     Error, Result, Store,
+    audit::{ErasedIdentifiers, Erasure, record_erasure},
     paging::{ExportChunks, Keyset, Page, Params},
 };
 use crate::domain::{
@@ -20,13 +21,6 @@ use crate::domain::{
     page::{ConsentFilter, Cursor},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
-
-/// What an erasure did.
-#[derive(Debug)]
-pub struct Erasure {
-    pub erased_count: i64,
-    pub audit_id: Uuid,
-}
 
 const CONSENT_KEYSET: Keyset<ConsentRecord> = Keyset {
     sql: include_str!("sql/list_consents.sql"),
@@ -178,29 +172,15 @@ impl Store {
             )
             .await?
             .get("erased_count");
-        let audit_id = Uuid::now_v7();
-        let subject_hmac = subject.map(|id| audit_key.digest("subject_id", id).to_vec());
-        let user_hmac = user.map(|id| audit_key.digest("user_id", id).to_vec());
-        transaction
-            .execute(
-                include_str!("sql/insert_erasure_audit.sql"),
-                &[
-                    &caller.tenant_id,
-                    &audit_id,
-                    &caller.key_id,
-                    &Scope::ConsentErase.as_str(),
-                    &site,
-                    &subject_hmac,
-                    &user_hmac,
-                    &erased_count,
-                ],
-            )
-            .await?;
+        let erased = ErasedIdentifiers {
+            scope: Scope::ConsentErase,
+            place: site,
+            subject_id: subject,
+            user_id: user,
+        };
+        let erasure = record_erasure(&transaction, caller, erased, erased_count, audit_key).await?;
         transaction.commit().await?;
-        Ok(Erasure {
-            erased_count,
-            audit_id,
-        })
+        Ok(erasure)
     }
 }
 
@@ -217,14 +197,14 @@ fn filter_params(tenant_id: Uuid, filter: &ConsentFilter, after: Option<Cursor>)
         Box::new(text(filter.user_id.as_ref().map(AsRef::as_ref))),
         Box::new(text(filter.country.as_ref().map(AsRef::as_ref))),
         Box::new(filter.status.map(|status| status.number() as i16)),
-        Box::new(after.record_time),
+        Box::new(after.time),
         Box::new(after.id),
     ]
 }
 
 fn cursor_of(record: &ConsentRecord) -> Cursor {
     Cursor {
-        record_time: record.record_time,
+        time: record.record_time,
         id: record.id,
     }
 }
@@ -261,7 +241,7 @@ fn split_services(joined: Vec<String>, granted: bool) -> Result<Vec<ServiceDecis
         .collect()
 }
 
-fn corrupt(what: impl Into<String>) -> Error {
+pub(super) fn corrupt(what: impl Into<String>) -> Error {
     Error::Internal(format!("stored consent record is invalid: {}", what.into()).into())
 }
 

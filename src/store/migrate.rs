@@ -6,7 +6,14 @@ use deadpool_postgres::Object;
 use super::Result;
 
 /// Version, name, SQL. Append only: an applied migration never changes.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "preferences",
+        include_str!("migrations/0002_preferences.sql"),
+    ),
+];
 
 /// Arbitrary, fixed: "consentd" in ASCII.
 const MIGRATION_LOCK: i64 = 0x636f_6e73_656e_7464;

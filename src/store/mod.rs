@@ -1,21 +1,24 @@
 //! Postgres: the pool, migrations and every query. Tonic never appears here;
 //! callers get domain types and a [`Error`] classified for them.
 
+mod audit;
 mod consent;
 mod error;
 mod keys;
 mod migrate;
 mod paging;
+mod preference;
 
 use std::{str::FromStr, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-pub use consent::Erasure;
+pub use audit::Erasure;
 pub use error::{Error, Result};
 pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
+pub use preference::Idempotent;
 
 /// How long a call waits for a connection, or for Postgres to accept one,
 /// before it reports the database unavailable.

@@ -7,6 +7,7 @@ use consentd::{
     api::proto::{
         ConsentAction, ConsentRecord, RecordConsentRequest, Regime, ServiceDecision,
         consent_service_client::ConsentServiceClient,
+        preference_service_client::PreferenceServiceClient,
     },
     domain::{auth::Scope, erasure::AuditKey},
     server::{self, ServerSettings},
@@ -39,6 +40,8 @@ pub fn settings() -> ServerSettings {
         consent_lifetime: Duration::from_secs(365 * 86_400),
         audit_key: AuditKey::new(AUDIT_KEY).unwrap(),
         health_check_interval: Duration::from_millis(100),
+        expiry_interval: Duration::from_millis(50),
+        clock: server::system_clock(),
     }
 }
 
@@ -56,6 +59,7 @@ impl Interceptor for WithKey {
 }
 
 pub type ConsentClient = ConsentServiceClient<InterceptedService<Channel, WithKey>>;
+pub type PreferenceClient = PreferenceServiceClient<InterceptedService<Channel, WithKey>>;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -73,13 +77,18 @@ impl TestApp {
 
     /// consentd on a new, migrated database of the cluster at `cluster_url`.
     pub async fn spawn_on(cluster_url: &str) -> Self {
+        Self::spawn_with(cluster_url, settings()).await
+    }
+
+    /// consentd with its own settings, on a new database of `cluster_url`.
+    pub async fn spawn_with(cluster_url: &str, settings: ServerSettings) -> Self {
         let database_url = fresh_database(cluster_url).await;
         let store = Store::new(&database_url, POOL_SIZE).unwrap();
         store.migrate().await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel();
-        let server = tokio::spawn(server::run(listener, store.clone(), settings(), async {
+        let server = tokio::spawn(server::run(listener, store.clone(), settings, async {
             let _ = stop.await;
         }));
         let server = tokio::spawn(async move { server.await.unwrap().unwrap() });
@@ -115,6 +124,11 @@ impl TestApp {
             .secret
             .expose()
             .to_string()
+    }
+
+    pub async fn preference_client(&self, key: Option<&str>) -> PreferenceClient {
+        let key = key.map(|key| key.parse().unwrap());
+        PreferenceServiceClient::with_interceptor(self.channel().await, WithKey(key))
     }
 
     /// A client of `tenant` holding every consent scope.

@@ -9,6 +9,7 @@ mod cli;
 mod export;
 mod idempotency;
 mod pagination;
+mod preferences;
 mod privacy;
 mod reflection;
 mod round_trip;

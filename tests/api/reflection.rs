@@ -38,6 +38,7 @@ async fn reflection_lists_and_describes_our_services_and_health() {
     };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"consent.v1.ConsentService"), "{names:?}");
+    assert!(names.contains(&"consent.v1.PreferenceService"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
 
     for (symbol, method) in [

@@ -1,0 +1,11 @@
+WITH selections AS (
+    DELETE FROM preference_selections
+    WHERE tenant_id = $1 AND ($2::text IS NULL OR widget_id = $2) AND user_id = $3
+    RETURNING 1
+), events AS (
+    DELETE FROM preference_events
+    WHERE tenant_id = $1 AND ($2::text IS NULL OR widget_id = $2) AND user_id = $3
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM selections) AS erased_selections,
+       (SELECT count(*) FROM events) AS erased_events
