@@ -8,7 +8,11 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(
-        ["consent/v1/consent.proto", "consent/v1/preference.proto"],
+        [
+            "consent/v1/admin.proto",
+            "consent/v1/consent.proto",
+            "consent/v1/preference.proto",
+        ],
         ["proto"],
     )?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

@@ -1,11 +1,18 @@
 //! Settings, from flags with environment equivalents (12-factor). Secrets
-//! come from the environment in practice; clap never echoes their values.
+//! come from the environment or files in practice; clap never echoes their
+//! values.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use crate::{
-    domain::erasure::AuditKey,
-    server::{ServerSettings, system_clock},
+    api::ApiContext,
+    domain::{
+        clock::system_clock,
+        erasure::AuditKey,
+        keyring::{IpKeyring, Sealing, SigningKeyring},
+        site::ServerDefaults,
+    },
+    server::ServerSettings,
 };
 
 #[derive(clap::Args, Clone)]
@@ -18,42 +25,96 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
 }
 
+/// The defaults sites inherit unless they or their tenant set their own.
+#[derive(clap::Args, Clone)]
+pub struct DefaultsConfig {
+    /// Default consent lifetime, in days: expire time = record time + this.
+    #[arg(long, env = "CONSENTD_CONSENT_LIFETIME_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub consent_lifetime_days: u32,
+    /// Default retention, in days: how long a record is kept after it expires.
+    #[arg(long, env = "CONSENTD_RETENTION_DAYS", default_value_t = 1095,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub retention_days: u32,
+}
+
+impl DefaultsConfig {
+    pub fn defaults(&self) -> ServerDefaults {
+        let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
+        ServerDefaults { consent_lifetime: days(self.consent_lifetime_days), retention: days(self.retention_days) }
+    }
+}
+
 #[derive(clap::Args, Clone)]
 pub struct ServeConfig {
     #[command(flatten)]
     pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub defaults: DefaultsConfig,
     /// Address the gRPC server listens on.
     #[arg(long, env = "CONSENTD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// How long a consent stays valid after it is recorded, in days.
-    #[arg(long, env = "CONSENTD_CONSENT_LIFETIME_DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36_500))]
-    pub consent_lifetime_days: u32,
     /// Secret (at least 32 bytes) keying the HMAC of identifiers in the
-    /// erasure audit log. Keep it stable: a new key makes old digests
-    /// unmatchable.
+    /// audit trail. Keep it stable: a new key makes old digests unmatchable.
     #[arg(long, env = "CONSENTD_AUDIT_KEY", hide_env_values = true)]
     pub audit_key: String,
+    /// Receipt signing keys, `ID=BASE64` (32-byte Ed25519 seeds) separated
+    /// by commas, oldest first; the last one signs. `consentd generate-key`
+    /// makes one.
+    #[arg(long, env = "CONSENTD_SIGNING_KEYS", hide_env_values = true,
+          required_unless_present = "signing_keys_file", conflicts_with = "signing_keys_file")]
+    pub signing_keys: Option<String>,
+    /// A file holding the signing keys, one `ID=BASE64` per line.
+    #[arg(long, env = "CONSENTD_SIGNING_KEYS_FILE")]
+    pub signing_keys_file: Option<PathBuf>,
+    /// AES-256 data keys for full IPs, `ID=BASE64` as for signing keys; the
+    /// last one encrypts. Without them, full IPs are not kept at all.
+    #[arg(long, env = "CONSENTD_IP_KEYS", hide_env_values = true, conflicts_with = "ip_keys_file")]
+    pub ip_keys: Option<String>,
+    /// A file holding the IP data keys, one `ID=BASE64` per line.
+    #[arg(long, env = "CONSENTD_IP_KEYS_FILE")]
+    pub ip_keys_file: Option<PathBuf>,
     /// How often the database is checked for the health service, in ms.
-    #[arg(
-        long,
-        env = "CONSENTD_HEALTH_CHECK_INTERVAL_MS",
-        default_value_t = 2000
-    )]
+    #[arg(long, env = "CONSENTD_HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
     pub health_check_interval_ms: u64,
     /// How often expired preference selections are removed, in ms.
     #[arg(long, env = "CONSENTD_EXPIRY_INTERVAL_MS", default_value_t = 30_000)]
     pub expiry_interval_ms: u64,
+    /// How often records past their retention are deleted, in ms.
+    #[arg(long, env = "CONSENTD_RETENTION_INTERVAL_MS", default_value_t = 300_000)]
+    pub retention_interval_ms: u64,
+}
+
+/// A keyring given inline or in a file.
+fn keyring_spec(inline: &Option<String>, file: &Option<PathBuf>, what: &str) -> Result<Option<String>, String> {
+    match (inline, file) {
+        (Some(spec), _) => Ok(Some(spec.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|error| format!("cannot read the {what} file {}: {error}", path.display())),
+        (None, None) => Ok(None),
+    }
 }
 
 impl ServeConfig {
     pub fn server_settings(&self) -> Result<ServerSettings, String> {
+        let signing = keyring_spec(&self.signing_keys, &self.signing_keys_file, "signing keys")?
+            .ok_or("signing keys are required: set CONSENTD_SIGNING_KEYS or CONSENTD_SIGNING_KEYS_FILE")?;
+        let signing = SigningKeyring::parse(&signing).map_err(|e| format!("signing keys: {e}"))?;
+        let ip_keys = keyring_spec(&self.ip_keys, &self.ip_keys_file, "IP keys")?
+            .map(|spec| IpKeyring::parse(&spec).map_err(|e| format!("IP keys: {e}")))
+            .transpose()?;
+        let millis = |ms: u64| Duration::from_millis(ms.max(50));
         Ok(ServerSettings {
-            consent_lifetime: Duration::from_secs(u64::from(self.consent_lifetime_days) * 86_400),
-            audit_key: AuditKey::new(self.audit_key.as_bytes())?,
-            health_check_interval: Duration::from_millis(self.health_check_interval_ms.max(50)),
-            expiry_interval: Duration::from_millis(self.expiry_interval_ms.max(50)),
-            clock: system_clock(),
+            api: ApiContext {
+                audit_key: AuditKey::new(self.audit_key.as_bytes())?,
+                defaults: self.defaults.defaults(),
+                sealing: Sealing { signing, ip_keys },
+                clock: system_clock(),
+            },
+            health_check_interval: millis(self.health_check_interval_ms),
+            expiry_interval: millis(self.expiry_interval_ms),
+            retention_interval: millis(self.retention_interval_ms),
         })
     }
 }

@@ -1,11 +1,15 @@
 //! The `consentd` command: parses flags and hands over to the library.
 
-use std::process::ExitCode;
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand};
 use consentd::{
-    config::{DatabaseConfig, ServeConfig},
-    domain::auth::Scope,
+    config::{DatabaseConfig, DefaultsConfig, ServeConfig},
+    domain::{auth::Scope, keyring::generate_entry, receipt::Receipt, site::SiteSettingsUpdate},
     server, store, telemetry,
 };
 use uuid::Uuid;
@@ -27,6 +31,31 @@ enum Command {
     Serve(ServeConfig),
     /// Applies the embedded migrations and exits.
     Migrate(DatabaseConfig),
+    /// Checks a receipt offline: exits 0 when its signature holds, 1 when not.
+    Verify {
+        /// A file holding the receipt token (`-` for standard input).
+        receipt: PathBuf,
+        /// A file holding the Ed25519 public key, base64 (as ListSigningKeys
+        /// serves it) or 64 hex characters.
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Prints a new random key entry `ID=BASE64` for CONSENTD_SIGNING_KEYS,
+    /// CONSENTD_IP_KEYS or CONSENTD_AUDIT_KEY.
+    GenerateKey {
+        /// The id the entry gets.
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Manages site settings (the tenant's defaults with `--site ''`).
+    Sites {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        defaults: DefaultsConfig,
+        #[command(subcommand)]
+        command: SitesCommand,
+    },
     /// Manages API keys.
     Keys {
         #[command(flatten)]
@@ -51,6 +80,30 @@ enum KeysCommand {
     Revoke { key_id: Uuid },
     /// Lists keys (never their secrets).
     List,
+}
+
+#[derive(Subcommand)]
+enum SitesCommand {
+    /// Changes some settings of a site; unset flags keep their value.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        detailed_logging: Option<bool>,
+        #[arg(long)]
+        consent_lifetime_days: Option<u32>,
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
+    /// Prints the settings in force for a site.
+    Get {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        site: String,
+    },
 }
 
 #[tokio::main]
@@ -84,6 +137,37 @@ async fn run(cli: Cli) -> Result<(), String> {
             server::run(listener, store, settings, shutdown_signal())
                 .await
                 .map_err(|e| chain(&e))
+        }
+        Command::Verify { receipt, public_key } => verify(&receipt, &public_key),
+        Command::GenerateKey { id } => {
+            println!("{}", generate_entry(&id));
+            Ok(())
+        }
+        Command::Sites { database, defaults, command } => {
+            let store = open(&database)?;
+            let (tenant, site) = match &command {
+                SitesCommand::Set { tenant, site, .. } | SitesCommand::Get { tenant, site } => (tenant, site),
+            };
+            let tenant_id = store.tenant_id(tenant).await.map_err(|e| chain(&e))?;
+            let settings = match command {
+                SitesCommand::Set { detailed_logging, consent_lifetime_days, retention_days, .. } => {
+                    let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
+                    let update = SiteSettingsUpdate {
+                        detailed_logging,
+                        consent_lifetime: consent_lifetime_days.map(days),
+                        retention: retention_days.map(days),
+                    };
+                    update.check().map_err(|(field, problem)| format!("{field} {problem}"))?;
+                    let changer = store::Changer::CommandLine { tenant_id };
+                    store.update_site_settings(changer, site, update, defaults.defaults()).await
+                }
+                SitesCommand::Get { .. } => store.site_settings(tenant_id, site, defaults.defaults()).await,
+            }
+            .map_err(|e| chain(&e))?;
+            println!("detailed_logging: {}", settings.detailed_logging);
+            println!("consent_lifetime_days: {}", settings.consent_lifetime.as_secs() / 86_400);
+            println!("retention_days: {}", settings.retention.as_secs() / 86_400);
+            Ok(())
         }
         Command::Migrate(database) => open(&database)?.migrate().await.map_err(|e| chain(&e)),
         Command::Keys { database, command } => {
@@ -123,6 +207,29 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `consentd verify`: the verdict goes to stdout, the exit code says it.
+fn verify(receipt: &Path, public_key: &Path) -> Result<(), String> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let token = if receipt == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read the receipt: {e}"))?
+    } else {
+        std::fs::read_to_string(receipt).map_err(|e| format!("cannot read {}: {e}", receipt.display()))?
+    };
+    let key_text =
+        std::fs::read_to_string(public_key).map_err(|e| format!("cannot read {}: {e}", public_key.display()))?;
+    let key_text = key_text.trim();
+    let key: [u8; 32] = hex::decode(key_text)
+        .ok()
+        .or_else(|| STANDARD.decode(key_text).ok())
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("the public key must be 32 bytes, in base64 or hex")?;
+    let receipt = Receipt::parse(&token).map_err(|e| format!("invalid receipt: {e}"))?;
+    receipt.verify(&key).map_err(|e| format!("invalid receipt: {e}"))?;
+    println!("valid receipt, signed by key {}", receipt.key_id);
+    println!("{}", String::from_utf8_lossy(&receipt.claims_json));
+    Ok(())
 }
 
 fn chain(error: &dyn std::error::Error) -> String {

@@ -1,12 +1,8 @@
 //! Assembles the gRPC server: health and reflection without a key, our
-//! services behind API keys, a database watcher driving health, and a drain
-//! on shutdown.
+//! services behind API keys, background workers (database health,
+//! preference expiry, consent retention), and a drain on shutdown.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -15,44 +11,37 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     api::{
-        ConsentApi, PreferenceApi,
+        AdminApi, ApiContext, ConsentApi, PreferenceApi, error_chain,
         proto::{
-            consent_service_server::ConsentServiceServer,
+            admin_service_server::AdminServiceServer, consent_service_server::ConsentServiceServer,
             preference_service_server::PreferenceServiceServer,
         },
     },
-    domain::erasure::AuditKey,
     store::Store,
 };
 
 /// What the server needs beyond the store and the socket.
 #[derive(Clone)]
 pub struct ServerSettings {
-    pub consent_lifetime: Duration,
-    pub audit_key: AuditKey,
+    pub api: ApiContext,
     pub health_check_interval: Duration,
     /// How often expired preference selections are removed.
     pub expiry_interval: Duration,
-    /// The time the expiry worker goes by; tests move it.
-    pub clock: Clock,
+    /// How often records past their retention are deleted.
+    pub retention_interval: Duration,
 }
-
-/// Where background work reads the time.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(SystemTime::now)
-}
-
-/// Selections expired per transaction: bounds how long a batch holds locks.
-const EXPIRY_BATCH: i64 = 500;
 
 /// Health names reported: the whole server ("") and each service.
-const HEALTH_SERVICES: [&str; 3] = [
+const HEALTH_SERVICES: [&str; 4] = [
     "",
     "consent.v1.ConsentService",
     "consent.v1.PreferenceService",
+    "consent.v1.AdminService",
 ];
+
+/// Items per transaction of a background worker: bounds how long a batch
+/// holds its locks.
+const WORKER_BATCH: i64 = 500;
 
 /// Serves on `listener` until `shutdown` completes, then reports NOT_SERVING,
 /// stops accepting, and returns once in-flight calls have finished.
@@ -65,19 +54,38 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
 
-    let (stop_watching, stopped) = watch::channel(false);
-    let watcher = tokio::spawn(watch_database(
-        store.clone(),
-        health.clone(),
-        settings.health_check_interval,
-        stopped.clone(),
-    ));
-    let expirer = tokio::spawn(expire_preferences(
-        store.clone(),
-        settings.clock.clone(),
-        settings.expiry_interval,
-        stopped,
-    ));
+    let (stop_workers, stopped) = watch::channel(false);
+    let context = Arc::new(settings.api);
+    let workers = [
+        tokio::spawn(watch_database(store.clone(), health.clone(), settings.health_check_interval, stopped.clone())),
+        tokio::spawn(repeat(settings.expiry_interval, stopped.clone(), {
+            let (store, clock) = (store.clone(), context.clock.clone());
+            move || {
+                let (store, clock) = (store.clone(), clock.clone());
+                async move {
+                    let expired = store.expire_preferences(clock(), WORKER_BATCH).await?;
+                    if expired > 0 {
+                        tracing::info!(expired, "expired preference selections");
+                    }
+                    Ok(expired == WORKER_BATCH)
+                }
+            }
+        })),
+        tokio::spawn(repeat(settings.retention_interval, stopped, {
+            let (store, context) = (store.clone(), context.clone());
+            move || {
+                let (store, context) = (store.clone(), context.clone());
+                async move {
+                    let now = (context.clock)();
+                    let deleted = store.delete_retired_consents(now, WORKER_BATCH, context.defaults).await?;
+                    if let Some(deleted) = deleted.filter(|n| *n > 0) {
+                        tracing::info!(deleted, "deleted consent records past retention");
+                    }
+                    Ok(deleted == Some(WORKER_BATCH as u64))
+                }
+            }
+        })),
+    ];
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -85,22 +93,13 @@ pub async fn run(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection().build_v1().expect("our descriptors are valid");
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .expect("our descriptors are valid");
-
-    let consent = ConsentApi::new(
-        store.clone(),
-        settings.audit_key.clone(),
-        settings.consent_lifetime,
-    );
-    let preference = PreferenceApi::new(store, settings.audit_key);
+    let reflection_v1alpha = reflection().build_v1alpha().expect("our descriptors are valid");
 
     let drain_health = health.clone();
     let drain = async move {
         shutdown.await;
         tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
-        let _ = stop_watching.send(true);
+        let _ = stop_workers.send(true);
         set_health(&drain_health, ServingStatus::NotServing).await;
     };
 
@@ -108,12 +107,14 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ConsentServiceServer::new(consent))
-        .add_service(PreferenceServiceServer::new(preference))
+        .add_service(ConsentServiceServer::new(ConsentApi::new(store.clone(), context.clone())))
+        .add_service(PreferenceServiceServer::new(PreferenceApi::new(store.clone(), context.clone())))
+        .add_service(AdminServiceServer::new(AdminApi::new(store, context)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
         .await;
-    watcher.abort();
-    expirer.abort();
+    for worker in workers {
+        worker.abort();
+    }
     served
 }
 
@@ -124,12 +125,7 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
 }
 
 /// SERVING while Postgres answers, NOT_SERVING while it does not.
-async fn watch_database(
-    store: Store,
-    health: HealthReporter,
-    interval: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn watch_database(store: Store, health: HealthReporter, interval: Duration, mut stopped: watch::Receiver<bool>) {
     let mut last = None;
     loop {
         let answered = matches!(
@@ -139,11 +135,7 @@ async fn watch_database(
         if *stopped.borrow() {
             return;
         }
-        let status = if answered {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
+        let status = if answered { ServingStatus::Serving } else { ServingStatus::NotServing };
         if last != Some(status) {
             tracing::info!(?status, "database health changed");
             set_health(&health, status).await;
@@ -156,28 +148,21 @@ async fn watch_database(
     }
 }
 
-/// Removes expired preference selections, writing their EXPIRED events, in
-/// batches until none is due, then waits for the next round. Every replica
-/// runs this; the store makes each expiry happen once.
-async fn expire_preferences(
-    store: Store,
-    clock: Clock,
-    interval: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
+/// Runs a batch job every `interval` until stopped; a batch that reports
+/// more work (`Ok(true)`) runs again at once. Every replica runs the jobs:
+/// the store makes each item processed once.
+async fn repeat<F, Fut>(interval: Duration, mut stopped: watch::Receiver<bool>, batch: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<bool, crate::store::Error>>,
+{
     loop {
         loop {
-            match store.expire_preferences(clock(), EXPIRY_BATCH).await {
-                Ok(expired) => {
-                    if expired > 0 {
-                        tracing::info!(expired, "expired preference selections");
-                    }
-                    if expired < EXPIRY_BATCH {
-                        break;
-                    }
-                }
+            match batch().await {
+                Ok(true) if !*stopped.borrow() => continue,
+                Ok(_) => break,
                 Err(error) => {
-                    tracing::warn!(error = %crate::api::error_chain(&error), "preference expiry failed");
+                    tracing::warn!(error = %error_chain(&error), "background batch failed");
                     break;
                 }
             }

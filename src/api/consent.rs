@@ -1,16 +1,22 @@
 //! consent.v1.ConsentService.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use super::{
-    Authenticator, Error, convert,
+    ApiContext, Authenticator, Error, convert,
+    convert::{present, required, timestamp},
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, consent_service_server::ConsentService},
 };
 use crate::{
-    domain::{auth::Scope, consent::ConsentDecision, erasure::AuditKey},
+    domain::{
+        auth::Scope,
+        consent::{ConsentDecision, NoticeHash},
+        validation::Violations,
+    },
     store::Store,
 };
 
@@ -21,20 +27,17 @@ pub const EXPORT_CHUNK_RECORDS: usize = 1000;
 pub struct ConsentApi {
     store: Store,
     auth: Authenticator,
-    audit_key: AuditKey,
-    consent_lifetime: Duration,
+    context: Arc<ApiContext>,
 }
 
 impl ConsentApi {
-    pub fn new(store: Store, audit_key: AuditKey, consent_lifetime: Duration) -> Self {
-        Self {
-            auth: Authenticator::new(store.clone()),
-            store,
-            audit_key,
-            consent_lifetime,
-        }
+    pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
+        Self { auth: Authenticator::new(store.clone()), store, context }
     }
 }
+
+/// The largest notice text PutNotice takes.
+pub const MAX_NOTICE_BYTES: usize = 1 << 20;
 
 #[tonic::async_trait]
 impl ConsentService for ConsentApi {
@@ -47,7 +50,7 @@ impl ConsentService for ConsentApi {
         let decision = ConsentDecision::try_from(request.into_inner()).map_err(Error::from)?;
         let record = self
             .store
-            .record_consent(caller.tenant_id, &decision, self.consent_lifetime)
+            .record_consent(caller.tenant_id, decision, self.context.defaults, &self.context.sealing)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::RecordConsentResponse {
@@ -65,7 +68,7 @@ impl ConsentService for ConsentApi {
             convert::status_request(request.into_inner()).map_err(Error::from)?;
         let record = self
             .store
-            .consent_status(caller.tenant_id, &site_id, &subject_id)
+            .consent_status(caller.tenant_id, &site_id, &subject_id, (self.context.clock)())
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::GetConsentStatusResponse {
@@ -105,7 +108,7 @@ impl ConsentService for ConsentApi {
         let filter = convert::export_request(request.into_inner()).map_err(Error::from)?;
         let chunks = self
             .store
-            .export_consents(caller.tenant_id, &filter, EXPORT_CHUNK_RECORDS);
+            .export_consents(&caller, &filter, EXPORT_CHUNK_RECORDS);
         Ok(Response::new(export_stream(chunks, |records| {
             proto::ExportConsentsResponse {
                 records: records.into_iter().map(Into::into).collect(),
@@ -122,7 +125,7 @@ impl ConsentService for ConsentApi {
         let erase = convert::erase_request(request.into_inner()).map_err(Error::from)?;
         let erasure = self
             .store
-            .erase_consents(&caller, &erase, &self.audit_key)
+            .erase_consents(&caller, &erase, &self.context.audit_key)
             .await
             .map_err(Error::from)?;
         tracing::info!(erased_count = erasure.erased_count, audit_id = %erasure.audit_id, "erased consents");
@@ -130,5 +133,86 @@ impl ConsentService for ConsentApi {
             erased_count: erasure.erased_count,
             audit_id: erasure.audit_id.to_string(),
         }))
+    }
+
+    #[tracing::instrument(name = "GetConsentProof", skip_all, fields(tenant_id))]
+    async fn get_consent_proof(
+        &self,
+        request: Request<proto::GetConsentProofRequest>,
+    ) -> Result<Response<proto::GetConsentProofResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
+        let mut v = Violations::new();
+        let record_id = v.check(
+            "record_id",
+            required(request.into_inner().record_id)
+                .and_then(|id| Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())),
+        );
+        let record_id = v.finish(|| record_id.expect("checked")).map_err(Error::from)?;
+        let (record, notice_on_file) =
+            self.store.consent_proof(caller.tenant_id, record_id).await.map_err(Error::from)?;
+        Ok(Response::new(proto::GetConsentProofResponse {
+            notice_sha256: record.decision.notice_sha256.map(NoticeHash::to_hex).unwrap_or_default(),
+            notice_on_file,
+            record: Some(record.into()),
+        }))
+    }
+
+    #[tracing::instrument(name = "PutNotice", skip_all, fields(tenant_id))]
+    async fn put_notice(
+        &self,
+        request: Request<proto::PutNoticeRequest>,
+    ) -> Result<Response<proto::PutNoticeResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::ConsentWrite).await?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        if r.text.is_empty() {
+            v.add("text", "is required");
+        } else if r.text.len() > MAX_NOTICE_BYTES {
+            v.add("text", format!("must be at most {MAX_NOTICE_BYTES} bytes"));
+        }
+        let hash = NoticeHash::of_text(&r.text);
+        if let Some(expected) = v.check_optional("expected_sha256", present(r.expected_sha256).map(|h| NoticeHash::parse(&h)))
+            && expected != hash
+        {
+            v.add("expected_sha256", "does not match the SHA-256 of text");
+        }
+        v.finish(|| ()).map_err(Error::from)?;
+        let created = self.store.put_notice(caller.tenant_id, &hash, &r.text).await.map_err(Error::from)?;
+        Ok(Response::new(proto::PutNoticeResponse { sha256: hash.to_hex(), created }))
+    }
+
+    #[tracing::instrument(name = "GetNotice", skip_all, fields(tenant_id))]
+    async fn get_notice(
+        &self,
+        request: Request<proto::GetNoticeRequest>,
+    ) -> Result<Response<proto::GetNoticeResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
+        let mut v = Violations::new();
+        let hash = v.check("sha256", required(request.into_inner().sha256).and_then(|h| NoticeHash::parse(&h)));
+        let hash = v.finish(|| hash.expect("checked")).map_err(Error::from)?;
+        let (text, stored) = self.store.notice(caller.tenant_id, &hash).await.map_err(Error::from)?;
+        Ok(Response::new(proto::GetNoticeResponse { text, create_time: Some(timestamp(stored)) }))
+    }
+
+    #[tracing::instrument(name = "ListSigningKeys", skip_all, fields(tenant_id))]
+    async fn list_signing_keys(
+        &self,
+        request: Request<proto::ListSigningKeysRequest>,
+    ) -> Result<Response<proto::ListSigningKeysResponse>, Status> {
+        self.auth.authorize(&request, Scope::ConsentRead).await?;
+        let keys = self
+            .context
+            .sealing
+            .signing
+            .public_keys()
+            .into_iter()
+            .map(|key| proto::SigningKey {
+                key_id: key.key_id,
+                algorithm: "Ed25519".into(),
+                public_key: key.public_key.to_vec(),
+                active: key.active,
+            })
+            .collect();
+        Ok(Response::new(proto::ListSigningKeysResponse { keys }))
     }
 }

@@ -9,12 +9,13 @@ use super::proto;
 use crate::domain::{
     consent::{
         Action, Choices, ConsentDecision, ConsentRecord, MAX_BANNER_REVISION_CHARS,
-        MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS, MAX_TCF_CHARS, RawServiceDecision, Regime, Status,
+        MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS, MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash, RawServiceDecision, Regime, Status,
         optional_text,
     },
     erasure::EraseRequest,
     ids::{RequestId, SiteId, SubjectId, UserId},
-    network::AnonymizedIp,
+    network::FullIp,
+    receipt::Receipt,
     page::{ConsentFilter, Cursor, PageSize},
     validation::{ValidationError, Violations},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
@@ -120,11 +121,14 @@ impl TryFrom<proto::RecordConsentRequest> for ConsentDecision {
         let page_url = v.check_optional("page_url", present(r.page_url).map(PageUrl::parse));
         let user_agent =
             v.check_optional("user_agent", present(r.user_agent).map(UserAgent::parse));
-        let anonymized_ip = v.check_optional(
-            "ip_address",
-            present(r.ip_address).map(|ip| AnonymizedIp::from_raw(&ip)),
-        );
+        let ip = v.check_optional("ip_address", present(r.ip_address).map(|ip| FullIp::parse(&ip)));
         let client_time = v.check_optional("client_time", r.client_time.map(time));
+        let notice_version = v.check_optional(
+            "notice_version",
+            optional_text(r.notice_version, MAX_NOTICE_VERSION_CHARS),
+        );
+        let notice_sha256 =
+            v.check_optional("notice_sha256", present(r.notice_sha256).map(|h| NoticeHash::parse(&h)));
         v.finish(|| ConsentDecision {
             request_id,
             site_id: site_id.expect("checked"),
@@ -144,7 +148,10 @@ impl TryFrom<proto::RecordConsentRequest> for ConsentDecision {
             language,
             page_url,
             user_agent,
-            anonymized_ip,
+            anonymized_ip: ip.map(|(_, masked)| masked),
+            full_ip: ip.map(|(full, _)| full),
+            notice_version,
+            notice_sha256,
             client_time,
         })
     }
@@ -305,6 +312,20 @@ impl From<ConsentRecord> for proto::ConsentRecord {
             client_time: d.client_time.map(timestamp),
             record_time: Some(timestamp(record.record_time)),
             expire_time: Some(timestamp(record.expire_time)),
+            notice_version: d.notice_version.unwrap_or_default(),
+            notice_sha256: d.notice_sha256.map(NoticeHash::to_hex).unwrap_or_default(),
+            receipt: record.receipt.as_deref().and_then(|token| Receipt::parse(token).ok()).map(Into::into),
+        }
+    }
+}
+
+impl From<Receipt> for proto::ConsentReceipt {
+    fn from(receipt: Receipt) -> Self {
+        proto::ConsentReceipt {
+            token: receipt.token().to_string(),
+            claims_json: String::from_utf8_lossy(&receipt.claims_json).into_owned(),
+            signature: receipt.signature.to_vec(),
+            key_id: receipt.key_id,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The gRPC layer: proto <-> domain conversions, authentication, and the one
 //! mapping from errors to `tonic::Status`. No SQL here.
 
+mod admin;
 mod auth;
 mod consent;
 mod convert;
@@ -8,10 +9,20 @@ mod error;
 mod paging;
 mod preference;
 
+pub use admin::AdminApi;
 pub use auth::Authenticator;
 pub use consent::ConsentApi;
 pub use error::{Error, error_chain};
 pub use preference::PreferenceApi;
+
+/// What every service needs besides the store.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub audit_key: crate::domain::erasure::AuditKey,
+    pub defaults: crate::domain::site::ServerDefaults,
+    pub sealing: crate::domain::keyring::Sealing,
+    pub clock: crate::domain::clock::Clock,
+}
 
 /// Generated types and services of package `consent.v1`.
 pub mod proto {

@@ -1,13 +1,13 @@
 //! consent.v1.PreferenceService.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    Authenticator, Error,
+    ApiContext, Authenticator, Error,
     consent::EXPORT_CHUNK_RECORDS,
     convert::{enum_value, present, required, text, time, timestamp},
     paging::{ExportStream, export_stream, page_tokens},
@@ -16,7 +16,6 @@ use super::{
 use crate::{
     domain::{
         auth::Scope,
-        erasure::AuditKey,
         ids::{OptionId, RequestId, TopicId, UserId, WidgetId},
         page::{Cursor, PageSize},
         preference::{
@@ -34,16 +33,12 @@ use crate::{
 pub struct PreferenceApi {
     store: Store,
     auth: Authenticator,
-    audit_key: AuditKey,
+    context: Arc<ApiContext>,
 }
 
 impl PreferenceApi {
-    pub fn new(store: Store, audit_key: AuditKey) -> Self {
-        Self {
-            auth: Authenticator::new(store.clone()),
-            store,
-            audit_key,
-        }
+    pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
+        Self { auth: Authenticator::new(store.clone()), store, context }
     }
 }
 
@@ -149,7 +144,7 @@ impl PreferenceService for PreferenceApi {
         let filter = v.finish(|| filter.expect("checked")).map_err(Error::from)?;
         let chunks =
             self.store
-                .export_preference_history(caller.tenant_id, &filter, EXPORT_CHUNK_RECORDS);
+                .export_preference_history(&caller, &filter, EXPORT_CHUNK_RECORDS);
         Ok(Response::new(export_stream(chunks, |events| {
             proto::ExportPreferenceHistoryResponse {
                 events: events.into_iter().map(Into::into).collect(),
@@ -175,7 +170,7 @@ impl PreferenceService for PreferenceApi {
             .map_err(Error::from)?;
         let (erased_selections, erased_events, erasure) = self
             .store
-            .erase_preferences(&caller, widget_id.as_ref(), &user_id, &self.audit_key)
+            .erase_preferences(&caller, widget_id.as_ref(), &user_id, &self.context.audit_key)
             .await
             .map_err(Error::from)?;
         tracing::info!(erased_selections, erased_events, audit_id = %erasure.audit_id, "erased preferences");

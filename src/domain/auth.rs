@@ -15,10 +15,12 @@ pub enum Scope {
     PreferenceRead,
     PreferenceExport,
     PreferenceErase,
+    Admin,
+    AuditRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::ConsentWrite,
         Scope::ConsentRead,
         Scope::ConsentExport,
@@ -27,6 +29,8 @@ impl Scope {
         Scope::PreferenceRead,
         Scope::PreferenceExport,
         Scope::PreferenceErase,
+        Scope::Admin,
+        Scope::AuditRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +43,8 @@ impl Scope {
             Scope::PreferenceRead => "preference:read",
             Scope::PreferenceExport => "preference:export",
             Scope::PreferenceErase => "preference:erase",
+            Scope::Admin => "admin",
+            Scope::AuditRead => "audit:read",
         }
     }
 

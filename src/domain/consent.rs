@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     ids::{RequestId, SiteId, SubjectId, UserId},
-    network::AnonymizedIp,
+    network::{AnonymizedIp, FullIp},
     validation::{Violations, bounded_text},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
@@ -260,10 +260,20 @@ pub struct ConsentDecision {
     pub page_url: Option<PageUrl>,
     pub user_agent: Option<UserAgent>,
     pub anonymized_ip: Option<AnonymizedIp>,
+    /// Kept only to be encrypted on write (detailed logging); never read back.
+    pub full_ip: Option<FullIp>,
+    pub notice_version: Option<String>,
+    pub notice_sha256: Option<NoticeHash>,
     pub client_time: Option<SystemTime>,
 }
 
 impl ConsentDecision {
+    /// The minimal record, for sites without detailed logging: no user
+    /// agent, page URL or IP of any form.
+    pub fn minimized(self) -> Self {
+        Self { user_agent: None, page_url: None, anonymized_ip: None, full_ip: None, ..self }
+    }
+
     pub fn status(&self) -> Status {
         match self.action {
             Action::AcceptAll => Status::Accepted,
@@ -283,4 +293,38 @@ pub struct ConsentRecord {
     pub status: Status,
     pub record_time: SystemTime,
     pub expire_time: SystemTime,
+    /// The signed receipt token (see `receipt`).
+    pub receipt: Option<String>,
+}
+
+pub const MAX_NOTICE_VERSION_CHARS: usize = 64;
+
+/// The SHA-256 of a notice text, as shown to the visitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NoticeHash([u8; 32]);
+
+impl NoticeHash {
+    pub fn parse(hex_digest: &str) -> Result<Self, String> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut bytes)
+            .map_err(|_| "must be a SHA-256 digest: 64 hexadecimal characters".to_string())?;
+        Ok(Self(bytes))
+    }
+
+    pub fn of_text(text: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        Self(Sha256::digest(text.as_bytes()).into())
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
 }

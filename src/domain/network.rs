@@ -17,11 +17,7 @@ impl AnonymizedIp {
     /// Parses a raw address and drops its host bits. The raw address is not
     /// kept, and not echoed in the error either.
     pub fn from_raw(raw: &str) -> Result<Self, String> {
-        let ip: IpAddr = raw
-            .trim()
-            .parse()
-            .map_err(|_| "must be an IPv4 or IPv6 address".to_string())?;
-        Ok(Self::mask(ip))
+        FullIp::parse(raw).map(|(_, masked)| masked)
     }
 
     fn mask(ip: IpAddr) -> Self {
@@ -46,6 +42,31 @@ impl AnonymizedIp {
     pub fn from_stored(cidr: &str) -> Option<Self> {
         let address = cidr.split('/').next()?;
         address.parse().ok().map(Self::mask)
+    }
+}
+
+/// A visitor's full address. Only ever encrypted; `Debug` hides it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FullIp(IpAddr);
+
+impl FullIp {
+    /// Parses a raw address into the full form and its anonymised network.
+    pub fn parse(raw: &str) -> Result<(Self, AnonymizedIp), String> {
+        let ip: IpAddr = raw
+            .trim()
+            .parse()
+            .map_err(|_| "must be an IPv4 or IPv6 address".to_string())?;
+        Ok((Self(ip), AnonymizedIp::mask(ip)))
+    }
+
+    pub fn addr(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl fmt::Debug for FullIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FullIp(<redacted>)")
     }
 }
 

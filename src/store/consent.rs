@@ -1,26 +1,50 @@
 //! Consent records: write, status, keyset pages, snapshot exports, erasure.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
 
 use super::{
     Error, Result, Store,
-    audit::{ErasedIdentifiers, Erasure, record_erasure},
+    audit::{AuditEntry, ErasedIdentifiers, Erasure, record_erasure},
     paging::{ExportChunks, Keyset, Page, Params},
 };
 use crate::domain::{
+    audit::AuditAction,
     auth::{Caller, Scope},
     consent::{
-        Action, Choices, ConsentDecision, ConsentRecord, Name, Regime, ServiceDecision, Status,
+        Action, Choices, ConsentDecision, ConsentRecord, Name, NoticeHash, Regime, ServiceDecision,
+        Status,
     },
+    keyring::{Sealing, record_context},
+    receipt,
+    site::{ServerDefaults, SiteSettings},
     erasure::{AuditKey, EraseRequest},
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::AnonymizedIp,
     page::{ConsentFilter, Cursor},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
+
+/// Arbitrary, fixed: "retentio" in ASCII.
+const RETENTION_LOCK: i64 = 0x7265_7465_6e74_696f;
+
+pub(super) fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub(super) fn settings_from_row(row: &Row) -> Result<SiteSettings> {
+    let duration = |column: &str| -> Result<Duration> {
+        let micros: i64 = row.try_get(column)?;
+        u64::try_from(micros).map(Duration::from_micros).map_err(|_| corrupt(column.to_string()))
+    };
+    Ok(SiteSettings {
+        detailed_logging: row.try_get("detailed_logging")?,
+        consent_lifetime: duration("consent_lifetime_micros")?,
+        retention: duration("retention_micros")?,
+    })
+}
 
 const CONSENT_KEYSET: Keyset<ConsentRecord> = Keyset {
     sql: include_str!("sql/list_consents.sql"),
@@ -29,34 +53,57 @@ const CONSENT_KEYSET: Keyset<ConsentRecord> = Keyset {
 };
 
 impl Store {
-    /// Stores a decision, or returns the record stored earlier under the same
-    /// request id.
+    /// Stores a decision under its site's settings, sealed: the receipt
+    /// signed, the full IP encrypted (detailed logging only). With a request
+    /// id seen before, returns the record stored then instead.
     pub async fn record_consent(
         &self,
         tenant_id: Uuid,
-        decision: &ConsentDecision,
-        lifetime: Duration,
+        decision: ConsentDecision,
+        defaults: ServerDefaults,
+        sealing: &Sealing,
     ) -> Result<ConsentRecord> {
         let mut client = self.pool.get().await?;
-        let insert = client
-            .prepare_cached(include_str!("sql/insert_consent.sql"))
-            .await?;
+        let insert = client.prepare_cached(include_str!("sql/insert_consent.sql")).await?;
         let transaction = client.transaction().await?;
-        transaction
-            .batch_execute(include_str!("sql/mark_writer.sql"))
+        let begin = transaction
+            .query_one(
+                include_str!("sql/begin_consent_write.sql"),
+                &[
+                    &tenant_id,
+                    &decision.site_id.as_ref(),
+                    &micros(defaults.consent_lifetime),
+                    &micros(defaults.retention),
+                ],
+            )
             .await?;
-        let (granted_services, denied_services) = joined_services(decision.choices.services());
-        let lifetime_micros = lifetime.as_micros() as i64;
-        let d = decision;
-        let params: [&(dyn ToSql + Sync); 30] = [
+        let record_time: SystemTime = begin.try_get("now")?;
+        let settings = settings_from_row(&begin)?;
+        let decision = if settings.detailed_logging { decision } else { decision.minimized() };
+        let mut record = ConsentRecord {
+            id: Uuid::now_v7(),
+            status: decision.status(),
+            record_time,
+            expire_time: record_time + settings.consent_lifetime,
+            receipt: None,
+            decision,
+        };
+        record.receipt = Some(receipt::issue(&sealing.signing, tenant_id, &record));
+        let d = &record.decision;
+        let encrypted_ip = match (d.full_ip, &sealing.ip_keys) {
+            (Some(ip), Some(keys)) => Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id))),
+            _ => None,
+        };
+        let (granted_services, denied_services) = joined_services(d.choices.services());
+        let params: [&(dyn ToSql + Sync); 36] = [
             &tenant_id,
-            &Uuid::now_v7(),
+            &record.id,
             &d.request_id.as_ref().map(AsRef::<str>::as_ref),
             &d.site_id.as_ref(),
             &d.subject_id.as_ref(),
             &d.user_id.as_ref().map(AsRef::<str>::as_ref),
             &(d.action.number() as i16),
-            &(d.status().number() as i16),
+            &(record.status.number() as i16),
             &names(d.choices.granted()),
             &names(d.choices.denied()),
             &granted_services,
@@ -73,14 +120,18 @@ impl Store {
             &d.language.as_ref().map(AsRef::<str>::as_ref),
             &d.page_url.as_ref().map(AsRef::<str>::as_ref),
             &d.user_agent.as_ref().map(AsRef::<str>::as_ref),
-            &d.user_agent
-                .as_ref()
-                .map(|agent| agent.device_type.as_str()),
+            &d.user_agent.as_ref().map(|agent| agent.device_type.as_str()),
             &d.user_agent.as_ref().map(|agent| agent.os.as_str()),
             &d.user_agent.as_ref().map(|agent| agent.browser.as_str()),
             &d.anonymized_ip.map(|ip| ip.to_string()),
             &d.client_time,
-            &lifetime_micros,
+            &record.record_time,
+            &record.expire_time,
+            &d.notice_version,
+            &d.notice_sha256.map(|hash| hash.as_bytes().to_vec()),
+            &encrypted_ip.as_ref().map(|e| e.ciphertext.as_slice()),
+            &encrypted_ip.as_ref().map(|e| e.key_id.as_str()),
+            &record.receipt,
         ];
         let inserted = transaction.query_opt(&insert, &params).await?;
         let row = match (inserted, &d.request_id) {
@@ -89,10 +140,7 @@ impl Store {
             // transaction to commit, so this statement sees its record.
             (None, Some(request_id)) => {
                 transaction
-                    .query_one(
-                        include_str!("sql/consent_by_request_id.sql"),
-                        &[&tenant_id, &request_id.as_ref()],
-                    )
+                    .query_one(include_str!("sql/consent_by_request_id.sql"), &[&tenant_id, &request_id.as_ref()])
                     .await?
             }
             (None, None) => return Err(Error::Internal("insert returned no row".into())),
@@ -101,25 +149,77 @@ impl Store {
         record_from_row(&row)
     }
 
-    /// The latest unexpired record of a subject on a site.
+    /// The latest record of a subject on a site that has not expired at `now`.
     pub async fn consent_status(
         &self,
         tenant_id: Uuid,
         site_id: &SiteId,
         subject_id: &SubjectId,
+        now: SystemTime,
     ) -> Result<ConsentRecord> {
         let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(include_str!("sql/consent_status.sql"))
-            .await?;
+        let statement = client.prepare_cached(include_str!("sql/consent_status.sql")).await?;
         let row = client
-            .query_opt(
-                &statement,
-                &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref()],
-            )
+            .query_opt(&statement, &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &now])
             .await?
             .ok_or(Error::NotFound)?;
         record_from_row(&row)
+    }
+
+    /// A record and whether the notice it names is on file.
+    pub async fn consent_proof(&self, tenant_id: Uuid, record_id: Uuid) -> Result<(ConsentRecord, bool)> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(include_str!("sql/consent_proof.sql"), &[&tenant_id, &record_id])
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok((record_from_row(&row)?, row.try_get("notice_on_file")?))
+    }
+
+    /// Stores a notice text under its hash; false when it was on file.
+    pub async fn put_notice(&self, tenant_id: Uuid, hash: &NoticeHash, text: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        let created = client
+            .query_opt(include_str!("sql/put_notice.sql"), &[&tenant_id, &hash.as_bytes().as_slice(), &text])
+            .await?;
+        Ok(created.is_some())
+    }
+
+    /// A notice text and when it was stored.
+    pub async fn notice(&self, tenant_id: Uuid, hash: &NoticeHash) -> Result<(String, SystemTime)> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(include_str!("sql/get_notice.sql"), &[&tenant_id, &hash.as_bytes().as_slice()])
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok((row.try_get("text")?, row.try_get("create_time")?))
+    }
+
+    /// Deletes up to `batch` records past their expire time plus retention
+    /// at `now`. One replica at a time: `None` when another holds the turn.
+    pub async fn delete_retired_consents(
+        &self,
+        now: SystemTime,
+        batch: i64,
+        defaults: ServerDefaults,
+    ) -> Result<Option<u64>> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let turn: bool = transaction
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RETENTION_LOCK])
+            .await?
+            .get(0);
+        if !turn {
+            return Ok(None);
+        }
+        let deleted = transaction
+            .execute(
+                include_str!("sql/delete_retired_consents.sql"),
+                &[&now, &batch, &micros(defaults.consent_lifetime), &micros(defaults.retention)],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(Some(deleted))
     }
 
     /// One page of records after `after`, in keyset order.
@@ -139,18 +239,15 @@ impl Store {
         .await
     }
 
-    /// Every matching record, from one snapshot, in chunks.
+    /// Every matching record, from one snapshot, in chunks; audited.
     pub fn export_consents(
         &self,
-        tenant_id: Uuid,
+        caller: &Caller,
         filter: &ConsentFilter,
         chunk_size: usize,
     ) -> ExportChunks<ConsentRecord> {
-        self.export(
-            &CONSENT_KEYSET,
-            filter_params(tenant_id, filter, None),
-            chunk_size,
-        )
+        let audit = AuditEntry::by(caller, Scope::ConsentExport, AuditAction::ConsentExport, Some(filter.site_id.as_ref()));
+        self.export(&CONSENT_KEYSET, filter_params(caller.tenant_id, filter, None), chunk_size, audit)
     }
 
     /// Deletes a subject's records and writes the audit entry, atomically.
@@ -174,6 +271,7 @@ impl Store {
             .get("erased_count");
         let erased = ErasedIdentifiers {
             scope: Scope::ConsentErase,
+            action: AuditAction::ConsentErase,
             place: site,
             subject_id: subject,
             user_id: user,
@@ -297,6 +395,13 @@ fn record_from_row(row: &Row) -> Result<ConsentRecord> {
         anonymized_ip: anonymized_ip
             .map(|cidr| AnonymizedIp::from_stored(&cidr).ok_or_else(|| corrupt("anonymized_ip")))
             .transpose()?,
+        // Never read back: the encrypted form stays in the database.
+        full_ip: None,
+        notice_version: row.try_get("notice_version")?,
+        notice_sha256: row
+            .try_get::<_, Option<Vec<u8>>>("notice_sha256")?
+            .map(|bytes| NoticeHash::from_bytes(&bytes).ok_or_else(|| corrupt("notice_sha256")))
+            .transpose()?,
         client_time: row.try_get("client_time")?,
     };
     Ok(ConsentRecord {
@@ -305,5 +410,6 @@ fn record_from_row(row: &Row) -> Result<ConsentRecord> {
         status: Status::from_number(status.into()).ok_or_else(|| corrupt("status"))?,
         record_time: row.try_get("record_time")?,
         expire_time: row.try_get("expire_time")?,
+        receipt: row.try_get("receipt")?,
     })
 }

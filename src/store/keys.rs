@@ -4,8 +4,11 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use super::{Error, Result, Store};
-use crate::domain::auth::{ApiKey, Caller, Scope};
+use super::{Error, Result, Store, audit::AuditEntry};
+use crate::domain::{
+    audit::AuditAction,
+    auth::{ApiKey, Caller, Scope},
+};
 
 /// A key just created: `secret` is shown once and never stored.
 pub struct CreatedKey {
@@ -45,6 +48,10 @@ impl Store {
                 &[&tenant_id, &key_id, &secret.digest().as_slice(), &scopes],
             )
             .await?;
+        let mut audit = AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
+        audit.detail = Some(format!("scopes={}", scopes.join(",")));
+        audit.item_count = 1;
+        audit.write(&transaction).await?;
         transaction.commit().await?;
         Ok(CreatedKey {
             tenant_id,
@@ -55,15 +62,27 @@ impl Store {
 
     /// Revokes a key; `NotFound` when no such key exists.
     pub async fn revoke_key(&self, key_id: Uuid) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let tenant_id: Uuid = transaction
+            .query_opt(include_str!("sql/revoke_api_key.sql"), &[&key_id])
+            .await?
+            .ok_or(Error::NotFound)?
+            .get("tenant_id");
+        let mut audit = AuditEntry::command_line(tenant_id, AuditAction::KeyRevoke, &key_id.to_string());
+        audit.item_count = 1;
+        audit.write(&transaction).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The id of a tenant, created when new.
+    pub async fn tenant_id(&self, tenant: &str) -> Result<Uuid> {
         let client = self.pool.get().await?;
-        let revoked = client
-            .execute(include_str!("sql/revoke_api_key.sql"), &[&key_id])
-            .await?;
-        if revoked == 0 {
-            Err(Error::NotFound)
-        } else {
-            Ok(())
-        }
+        Ok(client
+            .query_one(include_str!("sql/upsert_tenant.sql"), &[&Uuid::now_v7(), &tenant])
+            .await?
+            .get(0))
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "preferences",
         include_str!("migrations/0002_preferences.sql"),
     ),
+    (3, "proof", include_str!("migrations/0003_proof.sql")),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

@@ -8,6 +8,7 @@ mod keys;
 mod migrate;
 mod paging;
 mod preference;
+mod site;
 
 use std::{str::FromStr, time::Duration};
 
@@ -19,6 +20,7 @@ pub use error::{Error, Result};
 pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
 pub use preference::Idempotent;
+pub use site::Changer;
 
 /// How long a call waits for a connection, or for Postgres to accept one,
 /// before it reports the database unavailable.

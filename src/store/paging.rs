@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tokio_postgres::{IsolationLevel, Row, types::ToSql};
 
-use super::{Result, Store};
+use super::{Result, Store, audit::AuditEntry};
 use crate::domain::page::Cursor;
 
 /// Bound values of a list query, owned so an export task can keep them.
@@ -44,6 +44,12 @@ fn as_refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> 
 }
 
 impl Store {
+    pub(super) async fn write_audit(&self, audit: AuditEntry) -> Result<()> {
+        let client = self.pool.get().await?;
+        audit.write(&client).await?;
+        Ok(())
+    }
+
     /// Runs `keyset.sql` for one page. Its last two parameters are the
     /// watermark (see sql/list_watermark.sql) and the limit, appended here.
     pub(super) async fn keyset_page<T>(
@@ -89,11 +95,15 @@ impl Store {
     /// bounded channel: the database is read only as fast as the client
     /// takes chunks, and the connection is freed as soon as the receiver is
     /// dropped.
+    ///
+    /// `audit` is written when the export ends, with the number of items
+    /// sent and whether the client read to the end.
     pub(super) fn export<T: Send + 'static>(
         &self,
         keyset: &Keyset<T>,
         mut params: Params,
         chunk_size: usize,
+        mut audit: AuditEntry,
     ) -> ExportChunks<T> {
         let (sender, receiver) = mpsc::channel(EXPORT_CHANNEL_CHUNKS);
         let store = self.clone();
@@ -102,11 +112,22 @@ impl Store {
         params.push(Box::new(None::<i64>));
         tokio::spawn(async move {
             let failed = sender.clone();
-            if let Err(error) = store
-                .export_into(sql, params, chunk_size, from_row, sender)
-                .await
-            {
+            let mut sent = 0;
+            let outcome = store.export_into(sql, params, chunk_size, from_row, sender, &mut sent).await;
+            audit.item_count = sent as i64;
+            audit.detail = Some(
+                match &outcome {
+                    Ok(true) => "complete",
+                    Ok(false) => "client left before the end",
+                    Err(_) => "failed",
+                }
+                .to_string(),
+            );
+            if let Err(error) = outcome {
                 let _ = failed.send(Err(error)).await;
+            }
+            if let Err(error) = store.write_audit(audit).await {
+                tracing::error!(error = %crate::api::error_chain(&error), "cannot audit an export");
             }
         });
         receiver
@@ -119,7 +140,8 @@ impl Store {
         chunk_size: usize,
         from_row: fn(&Row) -> Result<T>,
         sender: mpsc::Sender<Result<Vec<T>>>,
-    ) -> Result<()> {
+        sent: &mut usize,
+    ) -> Result<bool> {
         let mut client = self.pool.get().await?;
         let statement = client.prepare_cached(sql).await?;
         let transaction = client
@@ -135,12 +157,14 @@ impl Store {
                 break;
             }
             let chunk = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+            let len = chunk.len();
             if sender.send(Ok(chunk)).await.is_err() {
                 // The client went away; dropping the transaction rolls back
                 // and the connection returns to the pool.
-                break;
+                return Ok(false);
             }
+            *sent += len;
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -10,11 +10,12 @@ use uuid::Uuid;
 
 use super::{
     Error, Result, Store,
-    audit::{ErasedIdentifiers, Erasure, record_erasure},
+    audit::{AuditEntry, ErasedIdentifiers, Erasure, record_erasure},
     consent::corrupt,
     paging::{ExportChunks, Keyset, Page, Params},
 };
 use crate::domain::{
+    audit::AuditAction,
     auth::{Caller, Scope},
     erasure::AuditKey,
     ids::{OptionId, TopicId, UserId, WidgetId},
@@ -273,15 +274,12 @@ impl Store {
 
     pub fn export_preference_history(
         &self,
-        tenant_id: Uuid,
+        caller: &Caller,
         filter: &HistoryFilter,
         chunk_size: usize,
     ) -> ExportChunks<PreferenceEvent> {
-        self.export(
-            &EVENT_KEYSET,
-            history_params(tenant_id, filter, None),
-            chunk_size,
-        )
+        let audit = AuditEntry::by(caller, Scope::PreferenceExport, AuditAction::PreferenceExport, Some(filter.widget_id.as_ref()));
+        self.export(&EVENT_KEYSET, history_params(caller.tenant_id, filter, None), chunk_size, audit)
     }
 
     /// Deletes a user's selections and history (on one widget or all) and
@@ -307,6 +305,7 @@ impl Store {
             (row.get("erased_selections"), row.get("erased_events"));
         let erased = ErasedIdentifiers {
             scope: Scope::PreferenceErase,
+            action: AuditAction::PreferenceErase,
             place: widget,
             subject_id: None,
             user_id: Some(user_id.as_ref()),

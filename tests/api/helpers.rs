@@ -4,12 +4,21 @@
 use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
 
 use consentd::{
-    api::proto::{
+    api::{
+        ApiContext,
+        proto::{
         ConsentAction, ConsentRecord, RecordConsentRequest, Regime, ServiceDecision,
         consent_service_client::ConsentServiceClient,
         preference_service_client::PreferenceServiceClient,
+        },
     },
-    domain::{auth::Scope, erasure::AuditKey},
+    domain::{
+        auth::Scope,
+        clock::system_clock,
+        erasure::AuditKey,
+        keyring::{IpKeyring, Sealing, SigningKeyring},
+        site::ServerDefaults,
+    },
     server::{self, ServerSettings},
     store::Store,
 };
@@ -35,13 +44,28 @@ pub fn cluster_url() -> String {
     )
 }
 
+/// Receipt signing keys of the tests (32 bytes each, base64).
+pub const SIGNING_KEYS: &str = "sig-1=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+/// IP data keys of the tests.
+pub const IP_KEYS: &str = "ip-1=AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
 pub fn settings() -> ServerSettings {
     ServerSettings {
-        consent_lifetime: Duration::from_secs(365 * 86_400),
-        audit_key: AuditKey::new(AUDIT_KEY).unwrap(),
+        api: ApiContext {
+            audit_key: AuditKey::new(AUDIT_KEY).unwrap(),
+            defaults: ServerDefaults {
+                consent_lifetime: Duration::from_secs(365 * 86_400),
+                retention: Duration::from_secs(1095 * 86_400),
+            },
+            sealing: Sealing {
+                signing: SigningKeyring::parse(SIGNING_KEYS).unwrap(),
+                ip_keys: Some(IpKeyring::parse(IP_KEYS).unwrap()),
+            },
+            clock: system_clock(),
+        },
         health_check_interval: Duration::from_millis(100),
         expiry_interval: Duration::from_millis(50),
-        clock: server::system_clock(),
+        retention_interval: Duration::from_millis(50),
     }
 }
 
@@ -82,7 +106,11 @@ impl TestApp {
 
     /// consentd with its own settings, on a new database of `cluster_url`.
     pub async fn spawn_with(cluster_url: &str, settings: ServerSettings) -> Self {
-        let database_url = fresh_database(cluster_url).await;
+        Self::spawn_on_database(fresh_database(cluster_url).await, settings).await
+    }
+
+    /// consentd with `settings` on an existing database (migrated here).
+    pub async fn spawn_on_database(database_url: String, settings: ServerSettings) -> Self {
         let store = Store::new(&database_url, POOL_SIZE).unwrap();
         store.migrate().await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -197,6 +225,8 @@ pub fn decision(site: &str, subject: &str) -> RecordConsentRequest {
         user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into(),
         ip_address: "203.0.113.77".into(),
         client_time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+        notice_version: String::new(),
+        notice_sha256: String::new(),
     }
 }
 

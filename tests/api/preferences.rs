@@ -358,7 +358,7 @@ async fn expiry_follows_the_clock_and_writes_each_expired_event_once() {
     let now = Arc::new(Mutex::new(SystemTime::now()));
     let mut settings = settings();
     let clock = now.clone();
-    settings.clock = Arc::new(move || *clock.lock().unwrap());
+    settings.api.clock = Arc::new(move || *clock.lock().unwrap());
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
     let mut client = preference_client(&app, "acme").await;
 
@@ -578,7 +578,7 @@ async fn erase_removes_state_and_history_and_audits_without_the_user_id() {
         .sql()
         .await
         .query_one(
-            "SELECT scope, user_hmac, t::text AS whole_row FROM erasure_audit t",
+            "SELECT scope, user_hmac, t::text AS whole_row FROM audit_events t WHERE action = 'preference.erase'",
             &[],
         )
         .await

@@ -116,13 +116,13 @@ async fn record_status_list_export_erase_round_trip() {
     let sql = app.sql().await;
     let audit = sql
         .query_one(
-            "SELECT audit_id::text, subject_hmac, erased_count, t::text AS whole_row FROM erasure_audit t",
+            "SELECT audit_id::text, subject_hmac, item_count, t::text AS whole_row FROM audit_events t WHERE action = 'consent.erase'",
             &[],
         )
         .await
         .unwrap();
     assert_eq!(audit.get::<_, String>("audit_id"), erased.audit_id);
-    assert_eq!(audit.get::<_, i64>("erased_count"), 1);
+    assert_eq!(audit.get::<_, i64>("item_count"), 1);
     let expected = AuditKey::new(AUDIT_KEY)
         .unwrap()
         .digest("subject_id", "visitor-42");

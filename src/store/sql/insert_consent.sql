@@ -6,7 +6,8 @@ INSERT INTO consent_records (
     tcf_string, gpp_string, google_ac_string,
     country_code, language_code, page_url,
     user_agent, device_type, os, browser, anonymized_ip,
-    client_time, record_time, expire_time
+    client_time, record_time, expire_time,
+    notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt
 ) VALUES (
     $1, $2, $3, $4, $5, $6,
     $7, $8, $9, $10,
@@ -15,7 +16,8 @@ INSERT INTO consent_records (
     $18, $19, $20,
     $21, $22, $23,
     $24, $25, $26, $27, $28,
-    $29, statement_timestamp(), statement_timestamp() + $30::bigint * interval '1 microsecond'
+    $29, $30, $31,
+    $32, $33, $34, $35, $36
 )
 ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
 RETURNING *

@@ -1,3 +1,1 @@
--- Labels this transaction as a consent writer until it ends, so that list
--- pages stop before anything it may still commit (see list_watermark.sql).
-SET LOCAL application_name = 'consentd-writer'
+SELECT consentd_mark_writer()

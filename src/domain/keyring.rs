@@ -1,0 +1,212 @@
+//! Named 32-byte keys for rotation: receipt signing keys (Ed25519) and IP
+//! data keys (AES-256-GCM). A keyring is written `ID=BASE64,ID=BASE64`, oldest
+//! first; the last key is the active one, the others still verify or
+//! decrypt what they made. Rotate by appending a key; drop a key only when
+//! nothing made with it needs checking any more.
+
+use std::{fmt, net::IpAddr};
+
+use aes_gcm::{
+    Aes256Gcm, KeyInit,
+    aead::{Aead, Payload},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+/// Parses `ID=BASE64` entries separated by commas or newlines.
+fn parse_entries(spec: &str) -> Result<Vec<(String, [u8; 32])>, String> {
+    let mut entries: Vec<(String, [u8; 32])> = Vec::new();
+    for entry in spec.split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, key) = entry
+            .split_once('=')
+            .ok_or_else(|| "each key must be written ID=BASE64".to_string())?;
+        let id_ok = (1..=64).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        if !id_ok {
+            return Err(format!("key id {id:?} must be 1-64 of [A-Za-z0-9_-]"));
+        }
+        let bytes: [u8; 32] = STANDARD
+            .decode(key.trim())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| format!("key {id:?} must be 32 bytes in base64"))?;
+        if entries.iter().any(|(known, _)| known == id) {
+            return Err(format!("key id {id:?} appears twice"));
+        }
+        entries.push((id.to_string(), bytes));
+    }
+    if entries.is_empty() {
+        return Err("no keys given".into());
+    }
+    Ok(entries)
+}
+
+/// A new random key entry, `ID=BASE64`.
+pub fn generate_entry(id: &str) -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("{id}={}", STANDARD.encode(bytes))
+}
+
+/// Ed25519 keys that sign receipts.
+#[derive(Clone)]
+pub struct SigningKeyring {
+    keys: Vec<(String, SigningKey)>,
+}
+
+/// A public key as served to verifiers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    pub key_id: String,
+    pub public_key: [u8; 32],
+    pub active: bool,
+}
+
+impl SigningKeyring {
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let keys = parse_entries(spec)?
+            .into_iter()
+            .map(|(id, seed)| (id, SigningKey::from_bytes(&seed)))
+            .collect();
+        Ok(Self { keys })
+    }
+
+    fn active(&self) -> &(String, SigningKey) {
+        self.keys.last().expect("a keyring is never empty")
+    }
+
+    /// Signs with the active key: its id and the signature.
+    pub fn sign(&self, message: &[u8]) -> (&str, [u8; 64]) {
+        let (id, key) = self.active();
+        (id, key.sign(message).to_bytes())
+    }
+
+    pub fn active_id(&self) -> &str {
+        &self.active().0
+    }
+
+    pub fn public_keys(&self) -> Vec<PublicKey> {
+        let active = self.active_id();
+        self.keys
+            .iter()
+            .map(|(id, key)| PublicKey {
+                key_id: id.clone(),
+                public_key: VerifyingKey::from(key).to_bytes(),
+                active: id == active,
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for SigningKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<_> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        write!(f, "SigningKeyring({ids:?})")
+    }
+}
+
+/// AES-256-GCM data keys for full IP addresses.
+#[derive(Clone)]
+pub struct IpKeyring {
+    keys: Vec<(String, Aes256Gcm)>,
+}
+
+/// A full IP, encrypted: `nonce || ciphertext` under the key `key_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptedIp {
+    pub key_id: String,
+    pub ciphertext: Vec<u8>,
+}
+
+const NONCE_BYTES: usize = 12;
+
+impl IpKeyring {
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let keys = parse_entries(spec)?
+            .into_iter()
+            .map(|(id, key)| (id, Aes256Gcm::new(&key.into())))
+            .collect();
+        Ok(Self { keys })
+    }
+
+    /// Encrypts with the active key. `context` (tenant and record) is bound
+    /// as associated data, so a ciphertext moved to another row fails.
+    pub fn encrypt(&self, ip: IpAddr, context: &[u8]) -> EncryptedIp {
+        let (key_id, cipher) = self.keys.last().expect("a keyring is never empty");
+        let nonce: [u8; NONCE_BYTES] = rand::random();
+        let plaintext = ip.to_string();
+        let sealed = cipher
+            .encrypt(&nonce.into(), Payload { msg: plaintext.as_bytes(), aad: context })
+            .expect("AES-GCM encrypts any short message");
+        let mut ciphertext = nonce.to_vec();
+        ciphertext.extend_from_slice(&sealed);
+        EncryptedIp { key_id: key_id.clone(), ciphertext }
+    }
+
+    pub fn decrypt(&self, encrypted: &EncryptedIp, context: &[u8]) -> Result<IpAddr, String> {
+        let (_, cipher) = self
+            .keys
+            .iter()
+            .find(|(id, _)| *id == encrypted.key_id)
+            .ok_or_else(|| format!("no IP key with id {:?}", encrypted.key_id))?;
+        if encrypted.ciphertext.len() <= NONCE_BYTES {
+            return Err("ciphertext too short".into());
+        }
+        let (nonce, sealed) = encrypted.ciphertext.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce.try_into().expect("split at the nonce length");
+        let plaintext = cipher
+            .decrypt(&nonce.into(), Payload { msg: sealed, aad: context })
+            .map_err(|_| "decryption failed: wrong key, context or data".to_string())?;
+        String::from_utf8(plaintext)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| "decrypted data is not an IP address".into())
+    }
+}
+
+impl fmt::Debug for IpKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<_> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        write!(f, "IpKeyring({ids:?})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_round_trips_under_rotation_and_is_bound_to_its_context() {
+        let old = generate_entry("k1");
+        let new = generate_entry("k2");
+        let before = IpKeyring::parse(&old).unwrap();
+        let after = IpKeyring::parse(&format!("{old},{new}")).unwrap();
+        let ip: IpAddr = "203.0.113.77".parse().unwrap();
+        let sealed = before.encrypt(ip, b"row-1");
+        assert_eq!(after.decrypt(&sealed, b"row-1"), Ok(ip));
+        assert!(after.decrypt(&sealed, b"row-2").is_err());
+        assert_eq!(after.encrypt(ip, b"row-1").key_id, "k2");
+    }
+
+    #[test]
+    fn keyrings_refuse_bad_specs() {
+        assert!(SigningKeyring::parse("").is_err());
+        assert!(SigningKeyring::parse("k1=c2hvcnQ=").is_err());
+        assert!(SigningKeyring::parse("bad.id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_err());
+    }
+}
+
+/// The keys a consent record is sealed with: its receipt is signed, and its
+/// full IP (detailed logging only) is encrypted when IP keys are configured.
+#[derive(Clone, Debug)]
+pub struct Sealing {
+    pub signing: SigningKeyring,
+    pub ip_keys: Option<IpKeyring>,
+}
+
+/// The associated data binding an encrypted IP to its record.
+pub fn record_context(tenant_id: uuid::Uuid, record_id: uuid::Uuid) -> [u8; 32] {
+    let mut context = [0u8; 32];
+    context[..16].copy_from_slice(tenant_id.as_bytes());
+    context[16..].copy_from_slice(record_id.as_bytes());
+    context
+}

@@ -1,0 +1,51 @@
+//! Per-site settings: how much of a record is kept, and for how long.
+
+use std::time::Duration;
+
+/// The longest lifetime or retention a site may set.
+pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The settings in force for a site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiteSettings {
+    /// Off: the minimal record (no user agent, page URL or IP of any form).
+    pub detailed_logging: bool,
+    pub consent_lifetime: Duration,
+    /// How long a record is kept after it expires.
+    pub retention: Duration,
+}
+
+/// What sites inherit when neither they nor their tenant set a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerDefaults {
+    pub consent_lifetime: Duration,
+    pub retention: Duration,
+}
+
+/// A change of settings; `None` keeps the current value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiteSettingsUpdate {
+    pub detailed_logging: Option<bool>,
+    pub consent_lifetime: Option<Duration>,
+    pub retention: Option<Duration>,
+}
+
+impl SiteSettingsUpdate {
+    /// Checks the ranges: a lifetime of at least a second, a retention of
+    /// zero or more, both at most 100 years. Returns the field that failed.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let limit = format!("must be at most {} days", MAX_SETTING_DURATION.as_secs() / 86_400);
+        if let Some(lifetime) = self.consent_lifetime {
+            if lifetime < Duration::from_secs(1) {
+                return Err(("consent_lifetime", "must be at least one second".into()));
+            }
+            if lifetime > MAX_SETTING_DURATION {
+                return Err(("consent_lifetime", limit));
+            }
+        }
+        if self.retention.is_some_and(|retention| retention > MAX_SETTING_DURATION) {
+            return Err(("retention", limit));
+        }
+        Ok(())
+    }
+}

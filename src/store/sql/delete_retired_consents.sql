@@ -1,0 +1,13 @@
+-- Up to $2 records whose expire time plus their site's retention is before
+-- $1 ($3, $4: the server's default lifetime and retention).
+WITH due AS (
+    SELECT c.tenant_id, c.record_id
+    FROM consent_records c
+    CROSS JOIN LATERAL consentd_site_settings(c.tenant_id, c.site_id, $3, $4) AS s
+    WHERE c.expire_time < $1
+      AND c.expire_time + s.retention_micros * interval '1 microsecond' < $1
+    LIMIT $2
+)
+DELETE FROM consent_records c
+USING due
+WHERE (c.tenant_id, c.record_id) = (due.tenant_id, due.record_id)
