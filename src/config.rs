@@ -41,7 +41,10 @@ pub struct DefaultsConfig {
 impl DefaultsConfig {
     pub fn defaults(&self) -> ServerDefaults {
         let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
-        ServerDefaults { consent_lifetime: days(self.consent_lifetime_days), retention: days(self.retention_days) }
+        ServerDefaults {
+            consent_lifetime: days(self.consent_lifetime_days),
+            retention: days(self.retention_days),
+        }
     }
 }
 
@@ -61,32 +64,54 @@ pub struct ServeConfig {
     /// Receipt signing keys, `ID=BASE64` (32-byte Ed25519 seeds) separated
     /// by commas, oldest first; the last one signs. `consentd generate-key`
     /// makes one.
-    #[arg(long, env = "CONSENTD_SIGNING_KEYS", hide_env_values = true,
-          required_unless_present = "signing_keys_file", conflicts_with = "signing_keys_file")]
+    #[arg(
+        long,
+        env = "CONSENTD_SIGNING_KEYS",
+        hide_env_values = true,
+        required_unless_present = "signing_keys_file",
+        conflicts_with = "signing_keys_file"
+    )]
     pub signing_keys: Option<String>,
     /// A file holding the signing keys, one `ID=BASE64` per line.
     #[arg(long, env = "CONSENTD_SIGNING_KEYS_FILE")]
     pub signing_keys_file: Option<PathBuf>,
     /// AES-256 data keys for full IPs, `ID=BASE64` as for signing keys; the
     /// last one encrypts. Without them, full IPs are not kept at all.
-    #[arg(long, env = "CONSENTD_IP_KEYS", hide_env_values = true, conflicts_with = "ip_keys_file")]
+    #[arg(
+        long,
+        env = "CONSENTD_IP_KEYS",
+        hide_env_values = true,
+        conflicts_with = "ip_keys_file"
+    )]
     pub ip_keys: Option<String>,
     /// A file holding the IP data keys, one `ID=BASE64` per line.
     #[arg(long, env = "CONSENTD_IP_KEYS_FILE")]
     pub ip_keys_file: Option<PathBuf>,
     /// How often the database is checked for the health service, in ms.
-    #[arg(long, env = "CONSENTD_HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
+    #[arg(
+        long,
+        env = "CONSENTD_HEALTH_CHECK_INTERVAL_MS",
+        default_value_t = 2000
+    )]
     pub health_check_interval_ms: u64,
     /// How often expired preference selections are removed, in ms.
     #[arg(long, env = "CONSENTD_EXPIRY_INTERVAL_MS", default_value_t = 30_000)]
     pub expiry_interval_ms: u64,
     /// How often records past their retention are deleted, in ms.
-    #[arg(long, env = "CONSENTD_RETENTION_INTERVAL_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "CONSENTD_RETENTION_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
     pub retention_interval_ms: u64,
 }
 
 /// A keyring given inline or in a file.
-fn keyring_spec(inline: &Option<String>, file: &Option<PathBuf>, what: &str) -> Result<Option<String>, String> {
+fn keyring_spec(
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+    what: &str,
+) -> Result<Option<String>, String> {
     match (inline, file) {
         (Some(spec), _) => Ok(Some(spec.clone())),
         (None, Some(path)) => std::fs::read_to_string(path)

@@ -138,34 +138,59 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| chain(&e))
         }
-        Command::Verify { receipt, public_key } => verify(&receipt, &public_key),
+        Command::Verify {
+            receipt,
+            public_key,
+        } => verify(&receipt, &public_key),
         Command::GenerateKey { id } => {
             println!("{}", generate_entry(&id));
             Ok(())
         }
-        Command::Sites { database, defaults, command } => {
+        Command::Sites {
+            database,
+            defaults,
+            command,
+        } => {
             let store = open(&database)?;
             let (tenant, site) = match &command {
-                SitesCommand::Set { tenant, site, .. } | SitesCommand::Get { tenant, site } => (tenant, site),
+                SitesCommand::Set { tenant, site, .. } | SitesCommand::Get { tenant, site } => {
+                    (tenant, site)
+                }
             };
             let tenant_id = store.tenant_id(tenant).await.map_err(|e| chain(&e))?;
             let settings = match command {
-                SitesCommand::Set { detailed_logging, consent_lifetime_days, retention_days, .. } => {
+                SitesCommand::Set {
+                    detailed_logging,
+                    consent_lifetime_days,
+                    retention_days,
+                    ..
+                } => {
                     let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
                     let update = SiteSettingsUpdate {
                         detailed_logging,
                         consent_lifetime: consent_lifetime_days.map(days),
                         retention: retention_days.map(days),
                     };
-                    update.check().map_err(|(field, problem)| format!("{field} {problem}"))?;
+                    update
+                        .check()
+                        .map_err(|(field, problem)| format!("{field} {problem}"))?;
                     let changer = store::Changer::CommandLine { tenant_id };
-                    store.update_site_settings(changer, site, update, defaults.defaults()).await
+                    store
+                        .update_site_settings(changer, site, update, defaults.defaults())
+                        .await
                 }
-                SitesCommand::Get { .. } => store.site_settings(tenant_id, site, defaults.defaults()).await,
+                SitesCommand::Get { .. } => {
+                    store
+                        .site_settings(tenant_id, site, defaults.defaults())
+                        .await
+                }
             }
             .map_err(|e| chain(&e))?;
             println!("detailed_logging: {}", settings.detailed_logging);
-            println!("consent_lifetime_days: {}", settings.consent_lifetime.as_secs() / 86_400);
+            println!(
+                "consent_lifetime_days: {}",
+                settings.consent_lifetime.as_secs() / 86_400
+            );
             println!("retention_days: {}", settings.retention.as_secs() / 86_400);
             Ok(())
         }
@@ -213,12 +238,14 @@ async fn run(cli: Cli) -> Result<(), String> {
 fn verify(receipt: &Path, public_key: &Path) -> Result<(), String> {
     use base64::{Engine, engine::general_purpose::STANDARD};
     let token = if receipt == Path::new("-") {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read the receipt: {e}"))?
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read the receipt: {e}"))?
     } else {
-        std::fs::read_to_string(receipt).map_err(|e| format!("cannot read {}: {e}", receipt.display()))?
+        std::fs::read_to_string(receipt)
+            .map_err(|e| format!("cannot read {}: {e}", receipt.display()))?
     };
-    let key_text =
-        std::fs::read_to_string(public_key).map_err(|e| format!("cannot read {}: {e}", public_key.display()))?;
+    let key_text = std::fs::read_to_string(public_key)
+        .map_err(|e| format!("cannot read {}: {e}", public_key.display()))?;
     let key_text = key_text.trim();
     let key: [u8; 32] = hex::decode(key_text)
         .ok()
@@ -226,7 +253,9 @@ fn verify(receipt: &Path, public_key: &Path) -> Result<(), String> {
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or("the public key must be 32 bytes, in base64 or hex")?;
     let receipt = Receipt::parse(&token).map_err(|e| format!("invalid receipt: {e}"))?;
-    receipt.verify(&key).map_err(|e| format!("invalid receipt: {e}"))?;
+    receipt
+        .verify(&key)
+        .map_err(|e| format!("invalid receipt: {e}"))?;
     println!("valid receipt, signed by key {}", receipt.key_id);
     println!("{}", String::from_utf8_lossy(&receipt.claims_json));
     Ok(())

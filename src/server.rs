@@ -57,7 +57,12 @@ pub async fn run(
     let (stop_workers, stopped) = watch::channel(false);
     let context = Arc::new(settings.api);
     let workers = [
-        tokio::spawn(watch_database(store.clone(), health.clone(), settings.health_check_interval, stopped.clone())),
+        tokio::spawn(watch_database(
+            store.clone(),
+            health.clone(),
+            settings.health_check_interval,
+            stopped.clone(),
+        )),
         tokio::spawn(repeat(settings.expiry_interval, stopped.clone(), {
             let (store, clock) = (store.clone(), context.clock.clone());
             move || {
@@ -77,7 +82,9 @@ pub async fn run(
                 let (store, context) = (store.clone(), context.clone());
                 async move {
                     let now = (context.clock)();
-                    let deleted = store.delete_retired_consents(now, WORKER_BATCH, context.defaults).await?;
+                    let deleted = store
+                        .delete_retired_consents(now, WORKER_BATCH, context.defaults)
+                        .await?;
                     if let Some(deleted) = deleted.filter(|n| *n > 0) {
                         tracing::info!(deleted, "deleted consent records past retention");
                     }
@@ -93,7 +100,9 @@ pub async fn run(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection().build_v1().expect("our descriptors are valid");
-    let reflection_v1alpha = reflection().build_v1alpha().expect("our descriptors are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .expect("our descriptors are valid");
 
     let drain_health = health.clone();
     let drain = async move {
@@ -107,8 +116,14 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ConsentServiceServer::new(ConsentApi::new(store.clone(), context.clone())))
-        .add_service(PreferenceServiceServer::new(PreferenceApi::new(store.clone(), context.clone())))
+        .add_service(ConsentServiceServer::new(ConsentApi::new(
+            store.clone(),
+            context.clone(),
+        )))
+        .add_service(PreferenceServiceServer::new(PreferenceApi::new(
+            store.clone(),
+            context.clone(),
+        )))
         .add_service(AdminServiceServer::new(AdminApi::new(store, context)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
         .await;
@@ -125,7 +140,12 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
 }
 
 /// SERVING while Postgres answers, NOT_SERVING while it does not.
-async fn watch_database(store: Store, health: HealthReporter, interval: Duration, mut stopped: watch::Receiver<bool>) {
+async fn watch_database(
+    store: Store,
+    health: HealthReporter,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut last = None;
     loop {
         let answered = matches!(
@@ -135,7 +155,11 @@ async fn watch_database(store: Store, health: HealthReporter, interval: Duration
         if *stopped.borrow() {
             return;
         }
-        let status = if answered { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let status = if answered {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
         if last != Some(status) {
             tracing::info!(?status, "database health changed");
             set_health(&health, status).await;

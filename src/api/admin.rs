@@ -31,14 +31,21 @@ pub struct AdminApi {
 
 impl AdminApi {
     pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
-        Self { auth: Authenticator::new(store.clone()), store, context }
+        Self {
+            auth: Authenticator::new(store.clone()),
+            store,
+            context,
+        }
     }
 }
 
 /// A site id, or "" for the tenant's defaults.
 fn site_or_defaults(site_id: String, v: &mut Violations) -> String {
     match present(site_id) {
-        Some(site) => v.check("site_id", SiteId::parse(site)).map(SiteId::into_inner).unwrap_or_default(),
+        Some(site) => v
+            .check("site_id", SiteId::parse(site))
+            .map(SiteId::into_inner)
+            .unwrap_or_default(),
         None => String::new(),
     }
 }
@@ -47,7 +54,10 @@ fn duration(value: prost_types::Duration) -> Result<std::time::Duration, String>
     if value.seconds < 0 || !(0..1_000_000_000).contains(&value.nanos) {
         return Err("must not be negative".into());
     }
-    Ok(std::time::Duration::new(value.seconds as u64, value.nanos as u32))
+    Ok(std::time::Duration::new(
+        value.seconds as u64,
+        value.nanos as u32,
+    ))
 }
 
 fn settings_response(settings: SiteSettings) -> proto::SiteSettings {
@@ -78,7 +88,10 @@ impl AdminService for AdminApi {
             .site_settings(caller.tenant_id, &site_id, self.context.defaults)
             .await
             .map_err(Error::from)?;
-        Ok(Response::new(proto::GetSiteSettingsResponse { site_id, settings: Some(settings_response(settings)) }))
+        Ok(Response::new(proto::GetSiteSettingsResponse {
+            site_id,
+            settings: Some(settings_response(settings)),
+        }))
     }
 
     #[tracing::instrument(name = "UpdateSiteSettings", skip_all, fields(tenant_id))]
@@ -92,7 +105,8 @@ impl AdminService for AdminApi {
         let site_id = site_or_defaults(r.site_id, &mut v);
         let update = SiteSettingsUpdate {
             detailed_logging: r.detailed_logging,
-            consent_lifetime: v.check_optional("consent_lifetime", r.consent_lifetime.map(duration)),
+            consent_lifetime: v
+                .check_optional("consent_lifetime", r.consent_lifetime.map(duration)),
             retention: v.check_optional("retention", r.retention.map(duration)),
         };
         if let Err((field, description)) = update.check() {
@@ -101,10 +115,18 @@ impl AdminService for AdminApi {
         v.finish(|| ()).map_err(Error::from)?;
         let settings = self
             .store
-            .update_site_settings(Changer::Caller(&caller), &site_id, update, self.context.defaults)
+            .update_site_settings(
+                Changer::Caller(&caller),
+                &site_id,
+                update,
+                self.context.defaults,
+            )
             .await
             .map_err(Error::from)?;
-        Ok(Response::new(proto::UpdateSiteSettingsResponse { site_id, settings: Some(settings_response(settings)) }))
+        Ok(Response::new(proto::UpdateSiteSettingsResponse {
+            site_id,
+            settings: Some(settings_response(settings)),
+        }))
     }
 
     #[tracing::instrument(name = "ListAuditEvents", skip_all, fields(tenant_id))]
@@ -120,8 +142,13 @@ impl AdminService for AdminApi {
             end_time: v.check_optional("end_time", r.end_time.map(time)),
         };
         let page_size = v.check("page_size", PageSize::parse(r.page_size));
-        let after = v.check_optional("page_token", present(r.page_token).map(|t| Cursor::from_token(&t, &filter)));
-        let page_size = v.finish(|| page_size.expect("checked")).map_err(Error::from)?;
+        let after = v.check_optional(
+            "page_token",
+            present(r.page_token).map(|t| Cursor::from_token(&t, &filter)),
+        );
+        let page_size = v
+            .finish(|| page_size.expect("checked"))
+            .map_err(Error::from)?;
         let page = self
             .store
             .list_audit_events(caller.tenant_id, &filter, after, page_size.get())
@@ -141,7 +168,10 @@ impl From<AuditEvent> for proto::AuditEvent {
         proto::AuditEvent {
             id: event.id.to_string(),
             action: event.action,
-            actor_key_id: event.actor_key_id.map(|id| id.to_string()).unwrap_or_default(),
+            actor_key_id: event
+                .actor_key_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             event_time: Some(timestamp(event.time)),
             target: event.target.unwrap_or_default(),
             item_count: event.item_count,

@@ -32,7 +32,11 @@ pub struct ConsentApi {
 
 impl ConsentApi {
     pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
-        Self { auth: Authenticator::new(store.clone()), store, context }
+        Self {
+            auth: Authenticator::new(store.clone()),
+            store,
+            context,
+        }
     }
 }
 
@@ -50,7 +54,12 @@ impl ConsentService for ConsentApi {
         let decision = ConsentDecision::try_from(request.into_inner()).map_err(Error::from)?;
         let record = self
             .store
-            .record_consent(caller.tenant_id, decision, self.context.defaults, &self.context.sealing)
+            .record_consent(
+                caller.tenant_id,
+                decision,
+                self.context.defaults,
+                &self.context.sealing,
+            )
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::RecordConsentResponse {
@@ -68,7 +77,12 @@ impl ConsentService for ConsentApi {
             convert::status_request(request.into_inner()).map_err(Error::from)?;
         let record = self
             .store
-            .consent_status(caller.tenant_id, &site_id, &subject_id, (self.context.clock)())
+            .consent_status(
+                caller.tenant_id,
+                &site_id,
+                &subject_id,
+                (self.context.clock)(),
+            )
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::GetConsentStatusResponse {
@@ -144,14 +158,24 @@ impl ConsentService for ConsentApi {
         let mut v = Violations::new();
         let record_id = v.check(
             "record_id",
-            required(request.into_inner().record_id)
-                .and_then(|id| Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())),
+            required(request.into_inner().record_id).and_then(|id| {
+                Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())
+            }),
         );
-        let record_id = v.finish(|| record_id.expect("checked")).map_err(Error::from)?;
-        let (record, notice_on_file) =
-            self.store.consent_proof(caller.tenant_id, record_id).await.map_err(Error::from)?;
+        let record_id = v
+            .finish(|| record_id.expect("checked"))
+            .map_err(Error::from)?;
+        let (record, notice_on_file) = self
+            .store
+            .consent_proof(caller.tenant_id, record_id)
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(proto::GetConsentProofResponse {
-            notice_sha256: record.decision.notice_sha256.map(NoticeHash::to_hex).unwrap_or_default(),
+            notice_sha256: record
+                .decision
+                .notice_sha256
+                .map(NoticeHash::to_hex)
+                .unwrap_or_default(),
             notice_on_file,
             record: Some(record.into()),
         }))
@@ -171,14 +195,23 @@ impl ConsentService for ConsentApi {
             v.add("text", format!("must be at most {MAX_NOTICE_BYTES} bytes"));
         }
         let hash = NoticeHash::of_text(&r.text);
-        if let Some(expected) = v.check_optional("expected_sha256", present(r.expected_sha256).map(|h| NoticeHash::parse(&h)))
-            && expected != hash
+        if let Some(expected) = v.check_optional(
+            "expected_sha256",
+            present(r.expected_sha256).map(|h| NoticeHash::parse(&h)),
+        ) && expected != hash
         {
             v.add("expected_sha256", "does not match the SHA-256 of text");
         }
         v.finish(|| ()).map_err(Error::from)?;
-        let created = self.store.put_notice(caller.tenant_id, &hash, &r.text).await.map_err(Error::from)?;
-        Ok(Response::new(proto::PutNoticeResponse { sha256: hash.to_hex(), created }))
+        let created = self
+            .store
+            .put_notice(caller.tenant_id, &hash, &r.text)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(proto::PutNoticeResponse {
+            sha256: hash.to_hex(),
+            created,
+        }))
     }
 
     #[tracing::instrument(name = "GetNotice", skip_all, fields(tenant_id))]
@@ -188,10 +221,20 @@ impl ConsentService for ConsentApi {
     ) -> Result<Response<proto::GetNoticeResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
         let mut v = Violations::new();
-        let hash = v.check("sha256", required(request.into_inner().sha256).and_then(|h| NoticeHash::parse(&h)));
+        let hash = v.check(
+            "sha256",
+            required(request.into_inner().sha256).and_then(|h| NoticeHash::parse(&h)),
+        );
         let hash = v.finish(|| hash.expect("checked")).map_err(Error::from)?;
-        let (text, stored) = self.store.notice(caller.tenant_id, &hash).await.map_err(Error::from)?;
-        Ok(Response::new(proto::GetNoticeResponse { text, create_time: Some(timestamp(stored)) }))
+        let (text, stored) = self
+            .store
+            .notice(caller.tenant_id, &hash)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(proto::GetNoticeResponse {
+            text,
+            create_time: Some(timestamp(stored)),
+        }))
     }
 
     #[tracing::instrument(name = "ListSigningKeys", skip_all, fields(tenant_id))]

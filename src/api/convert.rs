@@ -9,14 +9,14 @@ use super::proto;
 use crate::domain::{
     consent::{
         Action, Choices, ConsentDecision, ConsentRecord, MAX_BANNER_REVISION_CHARS,
-        MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS, MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash, RawServiceDecision, Regime, Status,
-        optional_text,
+        MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS, MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash,
+        RawServiceDecision, Regime, Status, optional_text,
     },
     erasure::EraseRequest,
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::FullIp,
-    receipt::Receipt,
     page::{ConsentFilter, Cursor, PageSize},
+    receipt::Receipt,
     validation::{ValidationError, Violations},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
@@ -121,14 +121,19 @@ impl TryFrom<proto::RecordConsentRequest> for ConsentDecision {
         let page_url = v.check_optional("page_url", present(r.page_url).map(PageUrl::parse));
         let user_agent =
             v.check_optional("user_agent", present(r.user_agent).map(UserAgent::parse));
-        let ip = v.check_optional("ip_address", present(r.ip_address).map(|ip| FullIp::parse(&ip)));
+        let ip = v.check_optional(
+            "ip_address",
+            present(r.ip_address).map(|ip| FullIp::parse(&ip)),
+        );
         let client_time = v.check_optional("client_time", r.client_time.map(time));
         let notice_version = v.check_optional(
             "notice_version",
             optional_text(r.notice_version, MAX_NOTICE_VERSION_CHARS),
         );
-        let notice_sha256 =
-            v.check_optional("notice_sha256", present(r.notice_sha256).map(|h| NoticeHash::parse(&h)));
+        let notice_sha256 = v.check_optional(
+            "notice_sha256",
+            present(r.notice_sha256).map(|h| NoticeHash::parse(&h)),
+        );
         v.finish(|| ConsentDecision {
             request_id,
             site_id: site_id.expect("checked"),
@@ -314,7 +319,11 @@ impl From<ConsentRecord> for proto::ConsentRecord {
             expire_time: Some(timestamp(record.expire_time)),
             notice_version: d.notice_version.unwrap_or_default(),
             notice_sha256: d.notice_sha256.map(NoticeHash::to_hex).unwrap_or_default(),
-            receipt: record.receipt.as_deref().and_then(|token| Receipt::parse(token).ok()).map(Into::into),
+            receipt: record
+                .receipt
+                .as_deref()
+                .and_then(|token| Receipt::parse(token).ok())
+                .map(Into::into),
         }
     }
 }

@@ -38,7 +38,11 @@ pub struct PreferenceApi {
 
 impl PreferenceApi {
     pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
-        Self { auth: Authenticator::new(store.clone()), store, context }
+        Self {
+            auth: Authenticator::new(store.clone()),
+            store,
+            context,
+        }
     }
 }
 
@@ -142,9 +146,9 @@ impl PreferenceService for PreferenceApi {
         let mut v = Violations::new();
         let filter = history_filter(r.widget_id, None, r.start_time, r.end_time, &mut v);
         let filter = v.finish(|| filter.expect("checked")).map_err(Error::from)?;
-        let chunks =
-            self.store
-                .export_preference_history(&caller, &filter, EXPORT_CHUNK_RECORDS);
+        let chunks = self
+            .store
+            .export_preference_history(&caller, &filter, EXPORT_CHUNK_RECORDS);
         Ok(Response::new(export_stream(chunks, |events| {
             proto::ExportPreferenceHistoryResponse {
                 events: events.into_iter().map(Into::into).collect(),
@@ -170,7 +174,12 @@ impl PreferenceService for PreferenceApi {
             .map_err(Error::from)?;
         let (erased_selections, erased_events, erasure) = self
             .store
-            .erase_preferences(&caller, widget_id.as_ref(), &user_id, &self.context.audit_key)
+            .erase_preferences(
+                &caller,
+                widget_id.as_ref(),
+                &user_id,
+                &self.context.audit_key,
+            )
             .await
             .map_err(Error::from)?;
         tracing::info!(erased_selections, erased_events, audit_id = %erasure.audit_id, "erased preferences");

@@ -57,6 +57,9 @@ pub struct AuditFilter {
 
 impl PageFilter for AuditFilter {
     fn fingerprint(&self) -> [u8; 8] {
-        Fingerprint::of("audit-events").time(self.start_time).time(self.end_time).finish()
+        Fingerprint::of("audit-events")
+            .time(self.start_time)
+            .time(self.end_time)
+            .finish()
     }
 }

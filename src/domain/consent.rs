@@ -271,7 +271,13 @@ impl ConsentDecision {
     /// The minimal record, for sites without detailed logging: no user
     /// agent, page URL or IP of any form.
     pub fn minimized(self) -> Self {
-        Self { user_agent: None, page_url: None, anonymized_ip: None, full_ip: None, ..self }
+        Self {
+            user_agent: None,
+            page_url: None,
+            anonymized_ip: None,
+            full_ip: None,
+            ..self
+        }
     }
 
     pub fn status(&self) -> Status {

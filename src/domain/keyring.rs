@@ -16,12 +16,18 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 /// Parses `ID=BASE64` entries separated by commas or newlines.
 fn parse_entries(spec: &str) -> Result<Vec<(String, [u8; 32])>, String> {
     let mut entries: Vec<(String, [u8; 32])> = Vec::new();
-    for entry in spec.split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in spec
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let (id, key) = entry
             .split_once('=')
             .ok_or_else(|| "each key must be written ID=BASE64".to_string())?;
         let id_ok = (1..=64).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
         if !id_ok {
             return Err(format!("key id {id:?} must be 1-64 of [A-Za-z0-9_-]"));
         }
@@ -135,11 +141,20 @@ impl IpKeyring {
         let nonce: [u8; NONCE_BYTES] = rand::random();
         let plaintext = ip.to_string();
         let sealed = cipher
-            .encrypt(&nonce.into(), Payload { msg: plaintext.as_bytes(), aad: context })
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: context,
+                },
+            )
             .expect("AES-GCM encrypts any short message");
         let mut ciphertext = nonce.to_vec();
         ciphertext.extend_from_slice(&sealed);
-        EncryptedIp { key_id: key_id.clone(), ciphertext }
+        EncryptedIp {
+            key_id: key_id.clone(),
+            ciphertext,
+        }
     }
 
     pub fn decrypt(&self, encrypted: &EncryptedIp, context: &[u8]) -> Result<IpAddr, String> {
@@ -154,7 +169,13 @@ impl IpKeyring {
         let (nonce, sealed) = encrypted.ciphertext.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().expect("split at the nonce length");
         let plaintext = cipher
-            .decrypt(&nonce.into(), Payload { msg: sealed, aad: context })
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: sealed,
+                    aad: context,
+                },
+            )
             .map_err(|_| "decryption failed: wrong key, context or data".to_string())?;
         String::from_utf8(plaintext)
             .ok()
@@ -191,7 +212,9 @@ mod tests {
     fn keyrings_refuse_bad_specs() {
         assert!(SigningKeyring::parse("").is_err());
         assert!(SigningKeyring::parse("k1=c2hvcnQ=").is_err());
-        assert!(SigningKeyring::parse("bad.id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_err());
+        assert!(
+            SigningKeyring::parse("bad.id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_err()
+        );
     }
 }
 

@@ -118,7 +118,11 @@ pub fn canonical_claims(tenant_id: Uuid, record: &ConsentRecord) -> Vec<u8> {
             .choices
             .services()
             .iter()
-            .map(|s| ServiceClaim { category: s.category.as_ref(), service: s.service.as_ref(), granted: s.granted })
+            .map(|s| ServiceClaim {
+                category: s.category.as_ref(),
+                service: s.service.as_ref(),
+                granted: s.granted,
+            })
             .collect(),
         banner_revision: text(&d.banner_revision),
         notice_version: text(&d.notice_version),
@@ -168,7 +172,9 @@ impl Receipt {
         if format != FORMAT {
             return Err(format!("unknown receipt format {format:?}"));
         }
-        let claims_json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| "the payload is not base64url")?;
+        let claims_json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| "the payload is not base64url")?;
         let signature: [u8; 64] = URL_SAFE_NO_PAD
             .decode(signature)
             .ok()
@@ -209,7 +215,10 @@ mod tests {
         let public = keyring.public_keys()[0].public_key;
         let payload = URL_SAFE_NO_PAD.encode(br#"{"receipt_version":1}"#);
         let input = format!("cr1.k1.{payload}");
-        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(keyring.sign(input.as_bytes()).1));
+        let token = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(keyring.sign(input.as_bytes()).1)
+        );
         assert_eq!(Receipt::parse(&token).unwrap().verify(&public), Ok(()));
         for i in 0..token.len() {
             let mut bytes = token.clone().into_bytes();

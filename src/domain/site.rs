@@ -34,7 +34,10 @@ impl SiteSettingsUpdate {
     /// Checks the ranges: a lifetime of at least a second, a retention of
     /// zero or more, both at most 100 years. Returns the field that failed.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let limit = format!("must be at most {} days", MAX_SETTING_DURATION.as_secs() / 86_400);
+        let limit = format!(
+            "must be at most {} days",
+            MAX_SETTING_DURATION.as_secs() / 86_400
+        );
         if let Some(lifetime) = self.consent_lifetime {
             if lifetime < Duration::from_secs(1) {
                 return Err(("consent_lifetime", "must be at least one second".into()));
@@ -43,7 +46,10 @@ impl SiteSettingsUpdate {
                 return Err(("consent_lifetime", limit));
             }
         }
-        if self.retention.is_some_and(|retention| retention > MAX_SETTING_DURATION) {
+        if self
+            .retention
+            .is_some_and(|retention| retention > MAX_SETTING_DURATION)
+        {
             return Err(("retention", limit));
         }
         Ok(())

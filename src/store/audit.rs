@@ -111,17 +111,27 @@ pub(super) async fn record_erasure(
     audit_key: &AuditKey,
 ) -> Result<Erasure> {
     let mut entry = AuditEntry::by(caller, erased.scope, erased.action, erased.place);
-    entry.subject_hmac = erased.subject_id.map(|id| audit_key.digest("subject_id", id).to_vec());
-    entry.user_hmac = erased.user_id.map(|id| audit_key.digest("user_id", id).to_vec());
+    entry.subject_hmac = erased
+        .subject_id
+        .map(|id| audit_key.digest("subject_id", id).to_vec());
+    entry.user_hmac = erased
+        .user_id
+        .map(|id| audit_key.digest("user_id", id).to_vec());
     entry.item_count = erased_count;
     let audit_id = entry.write(client).await?;
-    Ok(Erasure { erased_count, audit_id })
+    Ok(Erasure {
+        erased_count,
+        audit_id,
+    })
 }
 
 const AUDIT_KEYSET: Keyset<AuditEvent> = Keyset {
     sql: include_str!("sql/list_audit_events.sql"),
     from_row: audit_from_row,
-    cursor_of: |event| Cursor { time: event.time, id: event.id },
+    cursor_of: |event| Cursor {
+        time: event.time,
+        id: event.id,
+    },
 };
 
 impl Store {
@@ -140,7 +150,8 @@ impl Store {
             Box::new(after_or_start.time),
             Box::new(after_or_start.id),
         ];
-        self.keyset_page(&AUDIT_KEYSET, params, after, page_size).await
+        self.keyset_page(&AUDIT_KEYSET, params, after, page_size)
+            .await
     }
 }
 

@@ -17,13 +17,13 @@ use crate::domain::{
         Action, Choices, ConsentDecision, ConsentRecord, Name, NoticeHash, Regime, ServiceDecision,
         Status,
     },
-    keyring::{Sealing, record_context},
-    receipt,
-    site::{ServerDefaults, SiteSettings},
     erasure::{AuditKey, EraseRequest},
     ids::{RequestId, SiteId, SubjectId, UserId},
+    keyring::{Sealing, record_context},
     network::AnonymizedIp,
     page::{ConsentFilter, Cursor},
+    receipt,
+    site::{ServerDefaults, SiteSettings},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
 
@@ -37,7 +37,9 @@ pub(super) fn micros(duration: Duration) -> i64 {
 pub(super) fn settings_from_row(row: &Row) -> Result<SiteSettings> {
     let duration = |column: &str| -> Result<Duration> {
         let micros: i64 = row.try_get(column)?;
-        u64::try_from(micros).map(Duration::from_micros).map_err(|_| corrupt(column.to_string()))
+        u64::try_from(micros)
+            .map(Duration::from_micros)
+            .map_err(|_| corrupt(column.to_string()))
     };
     Ok(SiteSettings {
         detailed_logging: row.try_get("detailed_logging")?,
@@ -64,7 +66,9 @@ impl Store {
         sealing: &Sealing,
     ) -> Result<ConsentRecord> {
         let mut client = self.pool.get().await?;
-        let insert = client.prepare_cached(include_str!("sql/insert_consent.sql")).await?;
+        let insert = client
+            .prepare_cached(include_str!("sql/insert_consent.sql"))
+            .await?;
         let transaction = client.transaction().await?;
         let begin = transaction
             .query_one(
@@ -79,7 +83,11 @@ impl Store {
             .await?;
         let record_time: SystemTime = begin.try_get("now")?;
         let settings = settings_from_row(&begin)?;
-        let decision = if settings.detailed_logging { decision } else { decision.minimized() };
+        let decision = if settings.detailed_logging {
+            decision
+        } else {
+            decision.minimized()
+        };
         let mut record = ConsentRecord {
             id: Uuid::now_v7(),
             status: decision.status(),
@@ -91,7 +99,9 @@ impl Store {
         record.receipt = Some(receipt::issue(&sealing.signing, tenant_id, &record));
         let d = &record.decision;
         let encrypted_ip = match (d.full_ip, &sealing.ip_keys) {
-            (Some(ip), Some(keys)) => Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id))),
+            (Some(ip), Some(keys)) => {
+                Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id)))
+            }
             _ => None,
         };
         let (granted_services, denied_services) = joined_services(d.choices.services());
@@ -120,7 +130,9 @@ impl Store {
             &d.language.as_ref().map(AsRef::<str>::as_ref),
             &d.page_url.as_ref().map(AsRef::<str>::as_ref),
             &d.user_agent.as_ref().map(AsRef::<str>::as_ref),
-            &d.user_agent.as_ref().map(|agent| agent.device_type.as_str()),
+            &d.user_agent
+                .as_ref()
+                .map(|agent| agent.device_type.as_str()),
             &d.user_agent.as_ref().map(|agent| agent.os.as_str()),
             &d.user_agent.as_ref().map(|agent| agent.browser.as_str()),
             &d.anonymized_ip.map(|ip| ip.to_string()),
@@ -140,7 +152,10 @@ impl Store {
             // transaction to commit, so this statement sees its record.
             (None, Some(request_id)) => {
                 transaction
-                    .query_one(include_str!("sql/consent_by_request_id.sql"), &[&tenant_id, &request_id.as_ref()])
+                    .query_one(
+                        include_str!("sql/consent_by_request_id.sql"),
+                        &[&tenant_id, &request_id.as_ref()],
+                    )
                     .await?
             }
             (None, None) => return Err(Error::Internal("insert returned no row".into())),
@@ -158,19 +173,31 @@ impl Store {
         now: SystemTime,
     ) -> Result<ConsentRecord> {
         let client = self.pool.get().await?;
-        let statement = client.prepare_cached(include_str!("sql/consent_status.sql")).await?;
+        let statement = client
+            .prepare_cached(include_str!("sql/consent_status.sql"))
+            .await?;
         let row = client
-            .query_opt(&statement, &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &now])
+            .query_opt(
+                &statement,
+                &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &now],
+            )
             .await?
             .ok_or(Error::NotFound)?;
         record_from_row(&row)
     }
 
     /// A record and whether the notice it names is on file.
-    pub async fn consent_proof(&self, tenant_id: Uuid, record_id: Uuid) -> Result<(ConsentRecord, bool)> {
+    pub async fn consent_proof(
+        &self,
+        tenant_id: Uuid,
+        record_id: Uuid,
+    ) -> Result<(ConsentRecord, bool)> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(include_str!("sql/consent_proof.sql"), &[&tenant_id, &record_id])
+            .query_opt(
+                include_str!("sql/consent_proof.sql"),
+                &[&tenant_id, &record_id],
+            )
             .await?
             .ok_or(Error::NotFound)?;
         Ok((record_from_row(&row)?, row.try_get("notice_on_file")?))
@@ -180,7 +207,10 @@ impl Store {
     pub async fn put_notice(&self, tenant_id: Uuid, hash: &NoticeHash, text: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         let created = client
-            .query_opt(include_str!("sql/put_notice.sql"), &[&tenant_id, &hash.as_bytes().as_slice(), &text])
+            .query_opt(
+                include_str!("sql/put_notice.sql"),
+                &[&tenant_id, &hash.as_bytes().as_slice(), &text],
+            )
             .await?;
         Ok(created.is_some())
     }
@@ -189,7 +219,10 @@ impl Store {
     pub async fn notice(&self, tenant_id: Uuid, hash: &NoticeHash) -> Result<(String, SystemTime)> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(include_str!("sql/get_notice.sql"), &[&tenant_id, &hash.as_bytes().as_slice()])
+            .query_opt(
+                include_str!("sql/get_notice.sql"),
+                &[&tenant_id, &hash.as_bytes().as_slice()],
+            )
             .await?
             .ok_or(Error::NotFound)?;
         Ok((row.try_get("text")?, row.try_get("create_time")?))
@@ -215,7 +248,12 @@ impl Store {
         let deleted = transaction
             .execute(
                 include_str!("sql/delete_retired_consents.sql"),
-                &[&now, &batch, &micros(defaults.consent_lifetime), &micros(defaults.retention)],
+                &[
+                    &now,
+                    &batch,
+                    &micros(defaults.consent_lifetime),
+                    &micros(defaults.retention),
+                ],
             )
             .await?;
         transaction.commit().await?;
@@ -246,8 +284,18 @@ impl Store {
         filter: &ConsentFilter,
         chunk_size: usize,
     ) -> ExportChunks<ConsentRecord> {
-        let audit = AuditEntry::by(caller, Scope::ConsentExport, AuditAction::ConsentExport, Some(filter.site_id.as_ref()));
-        self.export(&CONSENT_KEYSET, filter_params(caller.tenant_id, filter, None), chunk_size, audit)
+        let audit = AuditEntry::by(
+            caller,
+            Scope::ConsentExport,
+            AuditAction::ConsentExport,
+            Some(filter.site_id.as_ref()),
+        );
+        self.export(
+            &CONSENT_KEYSET,
+            filter_params(caller.tenant_id, filter, None),
+            chunk_size,
+            audit,
+        )
     }
 
     /// Deletes a subject's records and writes the audit entry, atomically.

@@ -48,7 +48,8 @@ impl Store {
                 &[&tenant_id, &key_id, &secret.digest().as_slice(), &scopes],
             )
             .await?;
-        let mut audit = AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
+        let mut audit =
+            AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
         audit.detail = Some(format!("scopes={}", scopes.join(",")));
         audit.item_count = 1;
         audit.write(&transaction).await?;
@@ -69,7 +70,8 @@ impl Store {
             .await?
             .ok_or(Error::NotFound)?
             .get("tenant_id");
-        let mut audit = AuditEntry::command_line(tenant_id, AuditAction::KeyRevoke, &key_id.to_string());
+        let mut audit =
+            AuditEntry::command_line(tenant_id, AuditAction::KeyRevoke, &key_id.to_string());
         audit.item_count = 1;
         audit.write(&transaction).await?;
         transaction.commit().await?;
@@ -80,7 +82,10 @@ impl Store {
     pub async fn tenant_id(&self, tenant: &str) -> Result<Uuid> {
         let client = self.pool.get().await?;
         Ok(client
-            .query_one(include_str!("sql/upsert_tenant.sql"), &[&Uuid::now_v7(), &tenant])
+            .query_one(
+                include_str!("sql/upsert_tenant.sql"),
+                &[&Uuid::now_v7(), &tenant],
+            )
             .await?
             .get(0))
     }

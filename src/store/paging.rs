@@ -113,7 +113,9 @@ impl Store {
         tokio::spawn(async move {
             let failed = sender.clone();
             let mut sent = 0;
-            let outcome = store.export_into(sql, params, chunk_size, from_row, sender, &mut sent).await;
+            let outcome = store
+                .export_into(sql, params, chunk_size, from_row, sender, &mut sent)
+                .await;
             audit.item_count = sent as i64;
             audit.detail = Some(
                 match &outcome {

@@ -278,8 +278,18 @@ impl Store {
         filter: &HistoryFilter,
         chunk_size: usize,
     ) -> ExportChunks<PreferenceEvent> {
-        let audit = AuditEntry::by(caller, Scope::PreferenceExport, AuditAction::PreferenceExport, Some(filter.widget_id.as_ref()));
-        self.export(&EVENT_KEYSET, history_params(caller.tenant_id, filter, None), chunk_size, audit)
+        let audit = AuditEntry::by(
+            caller,
+            Scope::PreferenceExport,
+            AuditAction::PreferenceExport,
+            Some(filter.widget_id.as_ref()),
+        );
+        self.export(
+            &EVENT_KEYSET,
+            history_params(caller.tenant_id, filter, None),
+            chunk_size,
+            audit,
+        )
     }
 
     /// Deletes a user's selections and history (on one widget or all) and

@@ -22,12 +22,22 @@ pub enum Changer<'a> {
 
 impl Store {
     /// The settings in force for `site_id` ("" for the tenant's defaults).
-    pub async fn site_settings(&self, tenant_id: Uuid, site_id: &str, defaults: ServerDefaults) -> Result<SiteSettings> {
+    pub async fn site_settings(
+        &self,
+        tenant_id: Uuid,
+        site_id: &str,
+        defaults: ServerDefaults,
+    ) -> Result<SiteSettings> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
                 include_str!("sql/site_settings.sql"),
-                &[&tenant_id, &site_id, &micros(defaults.consent_lifetime), &micros(defaults.retention)],
+                &[
+                    &tenant_id,
+                    &site_id,
+                    &micros(defaults.consent_lifetime),
+                    &micros(defaults.retention),
+                ],
             )
             .await?;
         settings_from_row(&row)
@@ -48,7 +58,10 @@ impl Store {
                 caller.tenant_id,
                 AuditEntry::by(caller, Scope::Admin, AuditAction::SiteUpdate, Some(site_id)),
             ),
-            Changer::CommandLine { tenant_id } => (tenant_id, AuditEntry::command_line(tenant_id, AuditAction::SiteUpdate, site_id)),
+            Changer::CommandLine { tenant_id } => (
+                tenant_id,
+                AuditEntry::command_line(tenant_id, AuditAction::SiteUpdate, site_id),
+            ),
         };
         transaction
             .execute(
@@ -65,7 +78,12 @@ impl Store {
         let row = transaction
             .query_one(
                 include_str!("sql/site_settings.sql"),
-                &[&tenant_id, &site_id, &micros(defaults.consent_lifetime), &micros(defaults.retention)],
+                &[
+                    &tenant_id,
+                    &site_id,
+                    &micros(defaults.consent_lifetime),
+                    &micros(defaults.retention),
+                ],
             )
             .await?;
         let settings = settings_from_row(&row)?;

@@ -89,3 +89,58 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     );
     assert!(!unknown_scope.status.success());
 }
+
+#[tokio::test]
+async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
+    let app = TestApp::spawn().await;
+    let url = app.database_url.clone();
+    let set = stdout(&consentd(
+        &url,
+        &[
+            "sites",
+            "set",
+            "--tenant",
+            "acme",
+            "--site",
+            "shop",
+            "--detailed-logging",
+            "false",
+            "--retention-days",
+            "30",
+        ],
+    ));
+    assert!(
+        set.contains("detailed_logging: false") && set.contains("retention_days: 30"),
+        "{set}"
+    );
+    assert!(
+        set.contains("consent_lifetime_days: 365"),
+        "unset values inherit: {set}"
+    );
+    let got = stdout(&consentd(
+        &url,
+        &["sites", "get", "--tenant", "acme", "--site", "other"],
+    ));
+    assert!(
+        got.contains("detailed_logging: true") && got.contains("retention_days: 1095"),
+        "{got}"
+    );
+    let audited: i64 = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE action = 'site.update' AND key_id IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 1);
+
+    let entry = stdout(&consentd(&url, &["generate-key", "--id", "k9"]));
+    assert!(
+        consentd::domain::keyring::SigningKeyring::parse(entry.trim()).is_ok(),
+        "{entry}"
+    );
+    assert!(entry.starts_with("k9="));
+}

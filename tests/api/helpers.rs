@@ -7,9 +7,9 @@ use consentd::{
     api::{
         ApiContext,
         proto::{
-        ConsentAction, ConsentRecord, RecordConsentRequest, Regime, ServiceDecision,
-        consent_service_client::ConsentServiceClient,
-        preference_service_client::PreferenceServiceClient,
+            ConsentAction, ConsentRecord, RecordConsentRequest, Regime, ServiceDecision,
+            consent_service_client::ConsentServiceClient,
+            preference_service_client::PreferenceServiceClient,
         },
     },
     domain::{
@@ -71,7 +71,7 @@ pub fn settings() -> ServerSettings {
 
 /// Sends the API key with every call.
 #[derive(Clone)]
-pub struct WithKey(Option<MetadataValue<Ascii>>);
+pub struct WithKey(pub Option<MetadataValue<Ascii>>);
 
 impl Interceptor for WithKey {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {

@@ -11,6 +11,7 @@ mod idempotency;
 mod pagination;
 mod preferences;
 mod privacy;
+mod proof;
 mod reflection;
 mod round_trip;
 mod validation;
