@@ -13,6 +13,7 @@ use crate::{
         site::ServerDefaults,
     },
     server::ServerSettings,
+    store::WriterConfig,
 };
 
 #[derive(clap::Args, Clone)]
@@ -104,6 +105,14 @@ pub struct ServeConfig {
         default_value_t = 300_000
     )]
     pub retention_interval_ms: u64,
+    /// RecordConsent writer tasks (each commits its own batches).
+    #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub writers: u16,
+    /// Most records one writer commits in one transaction.
+    #[arg(long, env = "CONSENTD_MAX_BATCH", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_batch: u16,
 }
 
 /// A keyring given inline or in a file.
@@ -140,6 +149,7 @@ impl ServeConfig {
             health_check_interval: millis(self.health_check_interval_ms),
             expiry_interval: millis(self.expiry_interval_ms),
             retention_interval: millis(self.retention_interval_ms),
+            writer: WriterConfig { writers: self.writers.into(), max_batch: self.max_batch.into() },
         })
     }
 }

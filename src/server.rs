@@ -17,7 +17,7 @@ use crate::{
             preference_service_server::PreferenceServiceServer,
         },
     },
-    store::Store,
+    store::{ConsentWriter, Store, WriterConfig},
 };
 
 /// What the server needs beyond the store and the socket.
@@ -29,6 +29,8 @@ pub struct ServerSettings {
     pub expiry_interval: Duration,
     /// How often records past their retention are deleted.
     pub retention_interval: Duration,
+    /// How RecordConsent batches its writes.
+    pub writer: WriterConfig,
 }
 
 /// Health names reported: the whole server ("") and each service.
@@ -104,6 +106,9 @@ pub async fn run(
         .build_v1alpha()
         .expect("our descriptors are valid");
 
+    let (writer, writer_tasks) =
+        ConsentWriter::start(store.clone(), context.defaults, context.sealing.clone(), settings.writer);
+
     let drain_health = health.clone();
     let drain = async move {
         shutdown.await;
@@ -116,10 +121,7 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ConsentServiceServer::new(ConsentApi::new(
-            store.clone(),
-            context.clone(),
-        )))
+        .add_service(ConsentServiceServer::new(ConsentApi::new(store.clone(), writer, context.clone())))
         .add_service(PreferenceServiceServer::new(PreferenceApi::new(
             store.clone(),
             context.clone(),
@@ -127,6 +129,9 @@ pub async fn run(
         .add_service(AdminServiceServer::new(AdminApi::new(store, context)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
         .await;
+    // In-flight calls are done; what is still queued is written and
+    // answered before we return, so every acknowledged record is committed.
+    writer_tasks.finish().await;
     for worker in workers {
         worker.abort();
     }

@@ -17,7 +17,7 @@ use crate::{
         consent::{ConsentDecision, NoticeHash},
         validation::Violations,
     },
-    store::Store,
+    store::{ConsentWriter, Store},
 };
 
 /// Records per export message.
@@ -26,17 +26,14 @@ pub const EXPORT_CHUNK_RECORDS: usize = 1000;
 #[derive(Clone)]
 pub struct ConsentApi {
     store: Store,
+    writer: ConsentWriter,
     auth: Authenticator,
     context: Arc<ApiContext>,
 }
 
 impl ConsentApi {
-    pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
-        Self {
-            auth: Authenticator::new(store.clone()),
-            store,
-            context,
-        }
+    pub fn new(store: Store, writer: ConsentWriter, context: Arc<ApiContext>) -> Self {
+        Self { auth: Authenticator::new(store.clone()), store, writer, context }
     }
 }
 
@@ -53,13 +50,8 @@ impl ConsentService for ConsentApi {
         let caller = self.auth.authorize(&request, Scope::ConsentWrite).await?;
         let decision = ConsentDecision::try_from(request.into_inner()).map_err(Error::from)?;
         let record = self
-            .store
-            .record_consent(
-                caller.tenant_id,
-                decision,
-                self.context.defaults,
-                &self.context.sealing,
-            )
+            .writer
+            .record(caller.tenant_id, decision)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::RecordConsentResponse {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use tokio_postgres::{Row, types::ToSql};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
@@ -19,10 +19,8 @@ use crate::domain::{
     },
     erasure::{AuditKey, EraseRequest},
     ids::{RequestId, SiteId, SubjectId, UserId},
-    keyring::{Sealing, record_context},
     network::AnonymizedIp,
     page::{ConsentFilter, Cursor},
-    receipt,
     site::{ServerDefaults, SiteSettings},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
@@ -55,115 +53,6 @@ const CONSENT_KEYSET: Keyset<ConsentRecord> = Keyset {
 };
 
 impl Store {
-    /// Stores a decision under its site's settings, sealed: the receipt
-    /// signed, the full IP encrypted (detailed logging only). With a request
-    /// id seen before, returns the record stored then instead.
-    pub async fn record_consent(
-        &self,
-        tenant_id: Uuid,
-        decision: ConsentDecision,
-        defaults: ServerDefaults,
-        sealing: &Sealing,
-    ) -> Result<ConsentRecord> {
-        let mut client = self.pool.get().await?;
-        let insert = client
-            .prepare_cached(include_str!("sql/insert_consent.sql"))
-            .await?;
-        let transaction = client.transaction().await?;
-        let begin = transaction
-            .query_one(
-                include_str!("sql/begin_consent_write.sql"),
-                &[
-                    &tenant_id,
-                    &decision.site_id.as_ref(),
-                    &micros(defaults.consent_lifetime),
-                    &micros(defaults.retention),
-                ],
-            )
-            .await?;
-        let record_time: SystemTime = begin.try_get("now")?;
-        let settings = settings_from_row(&begin)?;
-        let decision = if settings.detailed_logging {
-            decision
-        } else {
-            decision.minimized()
-        };
-        let mut record = ConsentRecord {
-            id: Uuid::now_v7(),
-            status: decision.status(),
-            record_time,
-            expire_time: record_time + settings.consent_lifetime,
-            receipt: None,
-            decision,
-        };
-        record.receipt = Some(receipt::issue(&sealing.signing, tenant_id, &record));
-        let d = &record.decision;
-        let encrypted_ip = match (d.full_ip, &sealing.ip_keys) {
-            (Some(ip), Some(keys)) => {
-                Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id)))
-            }
-            _ => None,
-        };
-        let (granted_services, denied_services) = joined_services(d.choices.services());
-        let params: [&(dyn ToSql + Sync); 36] = [
-            &tenant_id,
-            &record.id,
-            &d.request_id.as_ref().map(AsRef::<str>::as_ref),
-            &d.site_id.as_ref(),
-            &d.subject_id.as_ref(),
-            &d.user_id.as_ref().map(AsRef::<str>::as_ref),
-            &(d.action.number() as i16),
-            &(record.status.number() as i16),
-            &names(d.choices.granted()),
-            &names(d.choices.denied()),
-            &granted_services,
-            &denied_services,
-            &d.banner_revision,
-            &(d.regime.number() as i16),
-            &d.gpc_detected,
-            &d.gpc_honoured,
-            &d.ccpa_opt_out,
-            &d.tcf_string,
-            &d.gpp_string,
-            &d.google_ac_string,
-            &d.country.as_ref().map(AsRef::<str>::as_ref),
-            &d.language.as_ref().map(AsRef::<str>::as_ref),
-            &d.page_url.as_ref().map(AsRef::<str>::as_ref),
-            &d.user_agent.as_ref().map(AsRef::<str>::as_ref),
-            &d.user_agent
-                .as_ref()
-                .map(|agent| agent.device_type.as_str()),
-            &d.user_agent.as_ref().map(|agent| agent.os.as_str()),
-            &d.user_agent.as_ref().map(|agent| agent.browser.as_str()),
-            &d.anonymized_ip.map(|ip| ip.to_string()),
-            &d.client_time,
-            &record.record_time,
-            &record.expire_time,
-            &d.notice_version,
-            &d.notice_sha256.map(|hash| hash.as_bytes().to_vec()),
-            &encrypted_ip.as_ref().map(|e| e.ciphertext.as_slice()),
-            &encrypted_ip.as_ref().map(|e| e.key_id.as_str()),
-            &record.receipt,
-        ];
-        let inserted = transaction.query_opt(&insert, &params).await?;
-        let row = match (inserted, &d.request_id) {
-            (Some(row), _) => row,
-            // The request id was taken: the insert waited for that
-            // transaction to commit, so this statement sees its record.
-            (None, Some(request_id)) => {
-                transaction
-                    .query_one(
-                        include_str!("sql/consent_by_request_id.sql"),
-                        &[&tenant_id, &request_id.as_ref()],
-                    )
-                    .await?
-            }
-            (None, None) => return Err(Error::Internal("insert returned no row".into())),
-        };
-        transaction.commit().await?;
-        record_from_row(&row)
-    }
-
     /// The latest record of a subject on a site that has not expired at `now`.
     pub async fn consent_status(
         &self,
@@ -355,12 +244,8 @@ fn cursor_of(record: &ConsentRecord) -> Cursor {
     }
 }
 
-fn names(names: &[Name]) -> Vec<&str> {
-    names.iter().map(AsRef::as_ref).collect()
-}
-
 /// "category/service" strings, split by decision.
-fn joined_services(services: &[ServiceDecision]) -> (Vec<String>, Vec<String>) {
+pub(super) fn joined_services(services: &[ServiceDecision]) -> (Vec<String>, Vec<String>) {
     let joined = |granted: bool| {
         services
             .iter()
@@ -393,7 +278,7 @@ pub(super) fn corrupt(what: impl Into<String>) -> Error {
 
 /// Rebuilds a record. Values were validated before they were written, so a
 /// value that no longer parses is reported as corruption, not as input error.
-fn record_from_row(row: &Row) -> Result<ConsentRecord> {
+pub(super) fn record_from_row(row: &Row) -> Result<ConsentRecord> {
     fn parsed<T>(
         value: Option<String>,
         parse: fn(String) -> Result<T, String>,

@@ -9,6 +9,7 @@ mod migrate;
 mod paging;
 mod preference;
 mod site;
+mod writer;
 
 use std::{str::FromStr, time::Duration};
 
@@ -21,6 +22,7 @@ pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
 pub use preference::Idempotent;
 pub use site::Changer;
+pub use writer::{ConsentWriter, WriterConfig, WriterTasks};
 
 /// How long a call waits for a connection, or for Postgres to accept one,
 /// before it reports the database unavailable.

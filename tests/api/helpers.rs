@@ -20,7 +20,7 @@ use consentd::{
         site::ServerDefaults,
     },
     server::{self, ServerSettings},
-    store::Store,
+    store::{Store, WriterConfig},
 };
 use futures::{StreamExt, stream};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -66,6 +66,7 @@ pub fn settings() -> ServerSettings {
         health_check_interval: Duration::from_millis(100),
         expiry_interval: Duration::from_millis(50),
         retention_interval: Duration::from_millis(50),
+        writer: WriterConfig::default(),
     }
 }
 

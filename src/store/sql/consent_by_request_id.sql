@@ -1,1 +1,0 @@
-SELECT * FROM consent_records WHERE tenant_id = $1 AND request_id = $2

@@ -1,0 +1,409 @@
+//! The write path of RecordConsent: group commit.
+//!
+//! Handlers enqueue a validated decision and wait. Writer tasks take whatever
+//! is queued (up to a cap) and write it with one multi-row statement in one
+//! transaction, then answer each caller after COMMIT. A lone call is written
+//! at once (no timer); under load, one commit's fsync serves many calls.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::SystemTime,
+};
+
+use tokio::{
+    sync::{Mutex, mpsc, oneshot},
+    task::JoinSet,
+};
+use tokio_postgres::{Row, types::ToSql};
+use uuid::Uuid;
+
+use super::{
+    Error, Result, Store,
+    consent::{joined_services, micros, record_from_row, settings_from_row},
+};
+use crate::domain::{
+    consent::{ConsentDecision, ConsentRecord},
+    keyring::{EncryptedIp, Sealing, record_context},
+    receipt,
+    site::{ServerDefaults, SiteSettings},
+};
+
+/// How the writers batch.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterConfig {
+    /// Writer tasks, each with its own pooled connection while it writes.
+    pub writers: usize,
+    /// Most records in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { writers: 4, max_batch: 256 }
+    }
+}
+
+struct Job {
+    tenant_id: Uuid,
+    decision: ConsentDecision,
+    reply: oneshot::Sender<Result<ConsentRecord>>,
+}
+
+/// Enqueues decisions for the writer tasks. Cheap to clone; the writers
+/// drain the queue and stop once every clone is dropped.
+#[derive(Clone)]
+pub struct ConsentWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The running writer tasks.
+pub struct WriterTasks(JoinSet<()>);
+
+impl WriterTasks {
+    /// Waits until the queue is drained and every writer has stopped, which
+    /// happens once every [`ConsentWriter`] is dropped.
+    pub async fn finish(mut self) {
+        while self.0.join_next().await.is_some() {}
+    }
+}
+
+impl ConsentWriter {
+    pub fn start(store: Store, defaults: ServerDefaults, sealing: Sealing, config: WriterConfig) -> (Self, WriterTasks) {
+        let (jobs, queue) = mpsc::channel(config.max_batch * config.writers.max(1) * 4);
+        let queue = Arc::new(Mutex::new(queue));
+        let sealing = Arc::new(sealing);
+        let mut tasks = JoinSet::new();
+        for _ in 0..config.writers.max(1) {
+            let (store, queue, sealing) = (store.clone(), queue.clone(), sealing.clone());
+            tasks.spawn(async move {
+                while let Some(batch) = next_batch(&queue, config.max_batch).await {
+                    store.write_batch(batch, defaults, &sealing).await;
+                }
+            });
+        }
+        (Self { jobs }, WriterTasks(tasks))
+    }
+
+    /// Stores a decision under its site's settings, sealed, and returns the
+    /// record once it is committed; with a request id seen before, the
+    /// record stored then.
+    pub async fn record(&self, tenant_id: Uuid, decision: ConsentDecision) -> Result<ConsentRecord> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { tenant_id, decision, reply })
+            .await
+            .map_err(|_| Error::Unavailable("the writer is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("the writer dropped a call".into()))?
+    }
+}
+
+/// Waits for one job, then takes whatever else is queued, up to `max`.
+/// One writer at a time collects, so batches grow while others commit.
+async fn next_batch(queue: &Mutex<mpsc::Receiver<Job>>, max: usize) -> Option<Vec<Job>> {
+    let mut queue = queue.lock().await;
+    let first = queue.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+impl Store {
+    async fn write_batch(&self, batch: Vec<Job>, defaults: ServerDefaults, sealing: &Sealing) {
+        let items: Vec<(Uuid, &ConsentDecision)> = batch.iter().map(|job| (job.tenant_id, &job.decision)).collect();
+        let outcome = self.insert_consents(&items, defaults, sealing).await;
+        match outcome {
+            Ok(records) => {
+                for (job, record) in batch.into_iter().zip(records) {
+                    let _ = job.reply.send(Ok(record));
+                }
+            }
+            // A row the database refuses fails only its own call: write the
+            // batch again one row at a time, each in its own transaction.
+            Err(Error::Internal(_)) if batch.len() > 1 => {
+                for job in batch {
+                    let result = self
+                        .insert_consents(&[(job.tenant_id, &job.decision)], defaults, sealing)
+                        .await
+                        .map(|mut records| records.remove(0));
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) => {
+                let shared = std::sync::Arc::new(error);
+                for job in batch {
+                    let _ = job.reply.send(Err(shared_error(&shared)));
+                }
+            }
+        }
+    }
+
+    /// Writes records in one transaction and returns them in input order.
+    async fn insert_consents(
+        &self,
+        items: &[(Uuid, &ConsentDecision)],
+        defaults: ServerDefaults,
+        sealing: &Sealing,
+    ) -> Result<Vec<ConsentRecord>> {
+        let mut client = self.pool.get().await?;
+        let insert = client.prepare_cached(include_str!("sql/insert_consents.sql")).await?;
+        let transaction = client.transaction().await?;
+
+        let mut keys: Vec<(Uuid, &str)> = items.iter().map(|(t, d)| (*t, d.site_id.as_ref())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let (tenants, sites): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
+        let begun = transaction
+            .query(
+                include_str!("sql/begin_consent_batch.sql"),
+                &[&tenants, &sites, &micros(defaults.consent_lifetime), &micros(defaults.retention)],
+            )
+            .await?;
+        let record_time: SystemTime = begun.first().ok_or_else(|| Error::Internal("no settings".into()))?.try_get("now")?;
+        let mut settings: HashMap<(Uuid, String), SiteSettings> = HashMap::new();
+        for row in &begun {
+            settings.insert((row.try_get("tenant_id")?, row.try_get("site_id")?), settings_from_row(row)?);
+        }
+
+        let mut columns = Columns::default();
+        let mut ids = Vec::with_capacity(items.len());
+        for (tenant_id, decision) in items {
+            let site = settings
+                .get(&(*tenant_id, decision.site_id.as_ref().to_string()))
+                .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
+            let record = seal(*tenant_id, (*decision).clone(), record_time, site, sealing);
+            ids.push(record.0.id);
+            columns.push(*tenant_id, &record.0, record.1.as_ref());
+        }
+        let inserted = transaction.query(&insert, &columns.params()).await?;
+        let mut rows: HashMap<Uuid, Row> = HashMap::with_capacity(inserted.len());
+        for row in inserted {
+            rows.insert(row.try_get("record_id")?, row);
+        }
+        // Request ids taken before (or earlier in this batch) inserted
+        // nothing: their callers get the record stored first.
+        let retried: Vec<(Uuid, &str)> = items
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| !rows.contains_key(*id))
+            .map(|((tenant_id, decision), _)| {
+                let request_id = decision.request_id.as_ref().map(AsRef::as_ref);
+                request_id.map(|r| (*tenant_id, r)).ok_or_else(|| Error::Internal("insert skipped a row".into()))
+            })
+            .collect::<Result<_>>()?;
+        let mut earlier: HashMap<(Uuid, String), Row> = HashMap::new();
+        if !retried.is_empty() {
+            let (tenants, request_ids): (Vec<Uuid>, Vec<&str>) = retried.into_iter().unzip();
+            for row in transaction
+                .query(include_str!("sql/consents_by_request_ids.sql"), &[&tenants, &request_ids])
+                .await?
+            {
+                earlier.insert((row.try_get("tenant_id")?, row.try_get("request_id")?), row);
+            }
+        }
+        transaction.commit().await?;
+
+        items
+            .iter()
+            .zip(&ids)
+            .map(|((tenant_id, decision), id)| {
+                let row = match rows.get(id) {
+                    Some(row) => row,
+                    None => {
+                        let request_id = decision.request_id.as_ref().map(|r| r.as_ref().to_string()).unwrap_or_default();
+                        earlier
+                            .get(&(*tenant_id, request_id))
+                            .ok_or_else(|| Error::Internal("retried record not found".into()))?
+                    }
+                };
+                record_from_row(row)
+            })
+            .collect()
+    }
+}
+
+/// Builds the record a decision becomes under its site's settings: minimal
+/// without detailed logging, its receipt signed, its full IP encrypted.
+fn seal(
+    tenant_id: Uuid,
+    decision: ConsentDecision,
+    record_time: SystemTime,
+    settings: &SiteSettings,
+    sealing: &Sealing,
+) -> (ConsentRecord, Option<EncryptedIp>) {
+    let decision = if settings.detailed_logging { decision } else { decision.minimized() };
+    let mut record = ConsentRecord {
+        id: Uuid::now_v7(),
+        status: decision.status(),
+        record_time,
+        expire_time: record_time + settings.consent_lifetime,
+        receipt: None,
+        decision,
+    };
+    record.receipt = Some(receipt::issue(&sealing.signing, tenant_id, &record));
+    let encrypted = match (record.decision.full_ip, &sealing.ip_keys) {
+        (Some(ip), Some(keys)) => Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id))),
+        _ => None,
+    };
+    (record, encrypted)
+}
+
+/// One error for every call of a failed batch.
+fn shared_error(error: &Arc<Error>) -> Error {
+    match error.as_ref() {
+        Error::NotFound => Error::NotFound,
+        Error::Unavailable(_) => Error::Unavailable(Box::new(SharedCause(error.clone()))),
+        Error::Internal(_) => Error::Internal(Box::new(SharedCause(error.clone()))),
+    }
+}
+
+#[derive(Debug)]
+struct SharedCause(Arc<Error>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "batch write failed: {}", crate::api::error_chain(self.0.as_ref()))
+    }
+}
+
+impl std::error::Error for SharedCause {}
+
+/// The batch as insert_consents.sql takes it: one vector per column.
+#[derive(Default)]
+struct Columns {
+    tenant_id: Vec<Uuid>,
+    record_id: Vec<Uuid>,
+    request_id: Vec<Option<String>>,
+    site_id: Vec<String>,
+    subject_id: Vec<String>,
+    user_id: Vec<Option<String>>,
+    action: Vec<i16>,
+    status: Vec<i16>,
+    granted_categories: Vec<String>,
+    denied_categories: Vec<String>,
+    granted_services: Vec<String>,
+    denied_services: Vec<String>,
+    banner_revision: Vec<Option<String>>,
+    regime: Vec<i16>,
+    gpc_detected: Vec<bool>,
+    gpc_honoured: Vec<bool>,
+    ccpa_opt_out: Vec<bool>,
+    tcf_string: Vec<Option<String>>,
+    gpp_string: Vec<Option<String>>,
+    google_ac_string: Vec<Option<String>>,
+    country_code: Vec<Option<String>>,
+    language_code: Vec<Option<String>>,
+    page_url: Vec<Option<String>>,
+    user_agent: Vec<Option<String>>,
+    device_type: Vec<Option<String>>,
+    os: Vec<Option<String>>,
+    browser: Vec<Option<String>>,
+    anonymized_ip: Vec<Option<String>>,
+    client_time: Vec<Option<SystemTime>>,
+    record_time: Vec<SystemTime>,
+    expire_time: Vec<SystemTime>,
+    notice_version: Vec<Option<String>>,
+    notice_sha256: Vec<Option<Vec<u8>>>,
+    ip_ciphertext: Vec<Option<Vec<u8>>>,
+    ip_key_id: Vec<Option<String>>,
+    receipt: Vec<Option<String>>,
+}
+
+fn text(value: Option<&impl AsRef<str>>) -> Option<String> {
+    value.map(|v| v.as_ref().to_string())
+}
+
+impl Columns {
+    fn push(&mut self, tenant_id: Uuid, record: &ConsentRecord, encrypted_ip: Option<&EncryptedIp>) {
+        let d = &record.decision;
+        let join = |names: &[crate::domain::consent::Name]| {
+            names.iter().map(AsRef::as_ref).collect::<Vec<&str>>().join(",")
+        };
+        let (granted_services, denied_services) = joined_services(d.choices.services());
+        self.tenant_id.push(tenant_id);
+        self.record_id.push(record.id);
+        self.request_id.push(text(d.request_id.as_ref()));
+        self.site_id.push(d.site_id.as_ref().to_string());
+        self.subject_id.push(d.subject_id.as_ref().to_string());
+        self.user_id.push(text(d.user_id.as_ref()));
+        self.action.push(d.action.number() as i16);
+        self.status.push(record.status.number() as i16);
+        self.granted_categories.push(join(d.choices.granted()));
+        self.denied_categories.push(join(d.choices.denied()));
+        self.granted_services.push(granted_services.join(","));
+        self.denied_services.push(denied_services.join(","));
+        self.banner_revision.push(d.banner_revision.clone());
+        self.regime.push(d.regime.number() as i16);
+        self.gpc_detected.push(d.gpc_detected);
+        self.gpc_honoured.push(d.gpc_honoured);
+        self.ccpa_opt_out.push(d.ccpa_opt_out);
+        self.tcf_string.push(d.tcf_string.clone());
+        self.gpp_string.push(d.gpp_string.clone());
+        self.google_ac_string.push(d.google_ac_string.clone());
+        self.country_code.push(text(d.country.as_ref()));
+        self.language_code.push(text(d.language.as_ref()));
+        self.page_url.push(text(d.page_url.as_ref()));
+        self.user_agent.push(text(d.user_agent.as_ref()));
+        self.device_type.push(d.user_agent.as_ref().map(|ua| ua.device_type.clone()));
+        self.os.push(d.user_agent.as_ref().map(|ua| ua.os.clone()));
+        self.browser.push(d.user_agent.as_ref().map(|ua| ua.browser.clone()));
+        self.anonymized_ip.push(d.anonymized_ip.map(|ip| ip.to_string()));
+        self.client_time.push(d.client_time);
+        self.record_time.push(record.record_time);
+        self.expire_time.push(record.expire_time);
+        self.notice_version.push(d.notice_version.clone());
+        self.notice_sha256.push(d.notice_sha256.map(|hash| hash.as_bytes().to_vec()));
+        self.ip_ciphertext.push(encrypted_ip.map(|e| e.ciphertext.clone()));
+        self.ip_key_id.push(encrypted_ip.map(|e| e.key_id.clone()));
+        self.receipt.push(record.receipt.clone());
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 36] {
+        [
+            &self.tenant_id,
+            &self.record_id,
+            &self.request_id,
+            &self.site_id,
+            &self.subject_id,
+            &self.user_id,
+            &self.action,
+            &self.status,
+            &self.granted_categories,
+            &self.denied_categories,
+            &self.granted_services,
+            &self.denied_services,
+            &self.banner_revision,
+            &self.regime,
+            &self.gpc_detected,
+            &self.gpc_honoured,
+            &self.ccpa_opt_out,
+            &self.tcf_string,
+            &self.gpp_string,
+            &self.google_ac_string,
+            &self.country_code,
+            &self.language_code,
+            &self.page_url,
+            &self.user_agent,
+            &self.device_type,
+            &self.os,
+            &self.browser,
+            &self.anonymized_ip,
+            &self.client_time,
+            &self.record_time,
+            &self.expire_time,
+            &self.notice_version,
+            &self.notice_sha256,
+            &self.ip_ciphertext,
+            &self.ip_key_id,
+            &self.receipt,
+        ]
+    }
+}
+
