@@ -105,6 +105,10 @@ pub struct ServeConfig {
         default_value_t = 300_000
     )]
     pub retention_interval_ms: u64,
+    /// How long a known API key is trusted without asking the database
+    /// again, in ms; a revocation takes effect within this time. 0: always ask.
+    #[arg(long, env = "CONSENTD_AUTH_CACHE_MS", default_value_t = 5_000)]
+    pub auth_cache_ms: u64,
     /// RecordConsent writer tasks (each commits its own batches).
     #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -145,11 +149,15 @@ impl ServeConfig {
                 defaults: self.defaults.defaults(),
                 sealing: Sealing { signing, ip_keys },
                 clock: system_clock(),
+                auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             },
             health_check_interval: millis(self.health_check_interval_ms),
             expiry_interval: millis(self.expiry_interval_ms),
             retention_interval: millis(self.retention_interval_ms),
-            writer: WriterConfig { writers: self.writers.into(), max_batch: self.max_batch.into() },
+            writer: WriterConfig {
+                writers: self.writers.into(),
+                max_batch: self.max_batch.into(),
+            },
         })
     }
 }

@@ -30,9 +30,9 @@ pub struct AdminApi {
 }
 
 impl AdminApi {
-    pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
+    pub fn new(store: Store, auth: Authenticator, context: Arc<ApiContext>) -> Self {
         Self {
-            auth: Authenticator::new(store.clone()),
+            auth,
             store,
             context,
         }

@@ -1,5 +1,11 @@
 //! API keys from the `x-api-key` metadata, checked against the store.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
 use tonic::Request;
 
 use super::Error;
@@ -10,15 +16,49 @@ use crate::{
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// Resolves the caller of a request and checks its scope.
+/// Resolves the caller of a request and checks its scope. Known keys are
+/// remembered for `cache_ttl`, so a hot path does not ask the database on
+/// every call; a revocation takes effect within that time.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
+    cache_ttl: Duration,
+    cache: Arc<Mutex<KeyCache>>,
 }
 
+/// Callers by the SHA-256 of their key, with when they were looked up.
+type KeyCache = HashMap<[u8; 32], (Caller, Instant)>;
+
+/// Most keys remembered; past that the cache starts over.
+const MAX_CACHED_KEYS: usize = 10_000;
+
 impl Authenticator {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, cache_ttl: Duration) -> Self {
+        Self {
+            store,
+            cache_ttl,
+            cache: Arc::default(),
+        }
+    }
+
+    async fn caller(&self, presented: &ApiKey) -> Result<Option<Caller>, Error> {
+        let digest = presented.digest();
+        if let Some((caller, fetched)) = self.cache.lock().expect("not poisoned").get(&digest)
+            && fetched.elapsed() < self.cache_ttl
+        {
+            return Ok(Some(caller.clone()));
+        }
+        let caller = self.store.authenticate(presented).await?;
+        if let Some(caller) = &caller
+            && !self.cache_ttl.is_zero()
+        {
+            let mut cache = self.cache.lock().expect("not poisoned");
+            if cache.len() >= MAX_CACHED_KEYS {
+                cache.clear();
+            }
+            cache.insert(digest, (caller.clone(), Instant::now()));
+        }
+        Ok(caller)
     }
 
     /// The caller, if the request carries a live key with `scope`.
@@ -30,8 +70,7 @@ impl Authenticator {
             .filter(|value| !value.is_empty())
             .ok_or(Error::Unauthenticated)?;
         let caller = self
-            .store
-            .authenticate(&ApiKey::presented(presented))
+            .caller(&ApiKey::presented(presented))
             .await?
             .ok_or(Error::Unauthenticated)?;
         if !caller.may(scope) {

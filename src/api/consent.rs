@@ -32,8 +32,18 @@ pub struct ConsentApi {
 }
 
 impl ConsentApi {
-    pub fn new(store: Store, writer: ConsentWriter, context: Arc<ApiContext>) -> Self {
-        Self { auth: Authenticator::new(store.clone()), store, writer, context }
+    pub fn new(
+        store: Store,
+        writer: ConsentWriter,
+        auth: Authenticator,
+        context: Arc<ApiContext>,
+    ) -> Self {
+        Self {
+            auth,
+            store,
+            writer,
+            context,
+        }
     }
 }
 
@@ -185,6 +195,8 @@ impl ConsentService for ConsentApi {
             v.add("text", "is required");
         } else if r.text.len() > MAX_NOTICE_BYTES {
             v.add("text", format!("must be at most {MAX_NOTICE_BYTES} bytes"));
+        } else if r.text.contains('\0') {
+            v.add("text", "must not contain NUL characters");
         }
         let hash = NoticeHash::of_text(&r.text);
         if let Some(expected) = v.check_optional(

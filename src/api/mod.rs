@@ -22,6 +22,9 @@ pub struct ApiContext {
     pub defaults: crate::domain::site::ServerDefaults,
     pub sealing: crate::domain::keyring::Sealing,
     pub clock: crate::domain::clock::Clock,
+    /// How long a known API key is trusted without asking the database
+    /// again; a revoked key works for at most this long. Zero: ask every time.
+    pub auth_cache_ttl: std::time::Duration,
 }
 
 /// Generated types and services of package `consent.v1`.

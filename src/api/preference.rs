@@ -37,9 +37,9 @@ pub struct PreferenceApi {
 }
 
 impl PreferenceApi {
-    pub fn new(store: Store, context: Arc<ApiContext>) -> Self {
+    pub fn new(store: Store, auth: Authenticator, context: Arc<ApiContext>) -> Self {
         Self {
-            auth: Authenticator::new(store.clone()),
+            auth,
             store,
             context,
         }
@@ -60,9 +60,12 @@ impl PreferenceService for PreferenceApi {
         let update = update_request(request.into_inner(), caller.key_id).map_err(Error::from)?;
         let outcome = self
             .store
-            .update_preferences(caller.tenant_id, &update, |outcome| {
-                update_response(outcome.clone()).encode_to_vec()
-            })
+            .update_preferences(
+                caller.tenant_id,
+                &update,
+                (self.context.clock)(),
+                |outcome| update_response(outcome.clone()).encode_to_vec(),
+            )
             .await
             .map_err(Error::from)?;
         let response = match outcome {
@@ -90,7 +93,12 @@ impl PreferenceService for PreferenceApi {
             .map_err(Error::from)?;
         let state = self
             .store
-            .preference_state(caller.tenant_id, &widget_id, &user_id)
+            .preference_state(
+                caller.tenant_id,
+                &widget_id,
+                &user_id,
+                (self.context.clock)(),
+            )
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::GetPreferencesResponse {

@@ -104,6 +104,8 @@ pub struct Cursor {
 }
 
 const TOKEN_VERSION: u8 = 1;
+/// 9999-12-31T23:59:59Z, the last instant a timestamp may hold.
+const MAX_TOKEN_MICROS: i64 = 253_402_300_799_000_000;
 const TOKEN_LEN: usize = 1 + 8 + 16 + 8;
 
 impl Cursor {
@@ -137,6 +139,11 @@ impl Cursor {
             );
         }
         let micros = i64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
+        // Tokens are not secret: refuse times no record can have, which
+        // the database could not even compare.
+        if !(0..=MAX_TOKEN_MICROS).contains(&micros) {
+            return Err("is not a page token issued by this service".into());
+        }
         let id = Uuid::from_slice(&bytes[9..25]).expect("16 bytes");
         Ok(Self {
             time: time_from_micros(micros),

@@ -71,9 +71,7 @@ pub struct PageUrl(String);
 
 impl PageUrl {
     pub fn parse(value: String) -> Result<Self, String> {
-        if value.len() > MAX_PAGE_URL_CHARS {
-            return Err(format!("must be at most {MAX_PAGE_URL_CHARS} characters"));
-        }
+        bounded_text(&value, MAX_PAGE_URL_CHARS)?;
         match url::Url::parse(&value) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
                 Ok(Self(value))

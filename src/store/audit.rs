@@ -69,8 +69,13 @@ impl AuditEntry {
         }
     }
 
+    /// Writes the entry inside the caller's transaction, labelled as a
+    /// writer first so audit pages never pass it (see mark_writer.sql).
     pub async fn write(self, client: &impl GenericClient) -> Result<Uuid> {
         let audit_id = Uuid::now_v7();
+        client
+            .batch_execute(include_str!("sql/mark_writer.sql"))
+            .await?;
         client
             .execute(
                 include_str!("sql/insert_audit_event.sql"),

@@ -33,13 +33,58 @@ impl From<tokio_postgres::Error> for Error {
             // dropped connection.
             None => error.is_closed() || source_is_io(&error),
         };
+        let cause: Source = match error.as_db_error() {
+            Some(db) => Box::new(DbFailure::from(db)),
+            None => error.into(),
+        };
         if unavailable {
-            Error::Unavailable(error.into())
+            Error::Unavailable(cause)
         } else {
-            Error::Internal(error.into())
+            Error::Internal(cause)
         }
     }
 }
+
+/// What is safe to log of a database error: never its DETAIL, which quotes
+/// row values ("Failing row contains (...)"), nor the message of a data
+/// exception (class 22), which quotes the offending value.
+#[derive(Debug)]
+struct DbFailure {
+    code: String,
+    message: Option<String>,
+    table: Option<String>,
+    constraint: Option<String>,
+}
+
+impl From<&tokio_postgres::error::DbError> for DbFailure {
+    fn from(db: &tokio_postgres::error::DbError) -> Self {
+        let code = db.code().code().to_string();
+        Self {
+            message: (!code.starts_with("22")).then(|| db.message().to_string()),
+            table: db.table().map(str::to_string),
+            constraint: db.constraint().map(str::to_string),
+            code,
+        }
+    }
+}
+
+impl std::fmt::Display for DbFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SQLSTATE {}", self.code)?;
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        if let Some(table) = &self.table {
+            write!(f, " (table {table})")?;
+        }
+        if let Some(constraint) = &self.constraint {
+            write!(f, " (constraint {constraint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DbFailure {}
 
 fn source_is_io(error: &tokio_postgres::Error) -> bool {
     let mut source = std::error::Error::source(error);

@@ -32,6 +32,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    config: tokio_postgres::Config,
 }
 
 impl Store {
@@ -43,7 +44,7 @@ impl Store {
         config.connect_timeout(CONNECTION_TIMEOUT);
         config.application_name("consentd");
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -57,19 +58,48 @@ impl Store {
             .recycle_timeout(Some(CONNECTION_TIMEOUT))
             .build()
             .map_err(|error| Error::Internal(error.into()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, config })
     }
 
-    /// Checks that Postgres answers a query.
-    pub async fn ping(&self) -> Result<()> {
-        let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
-        Ok(())
+    /// A connection of its own for health checks, so a busy pool never
+    /// reads as a database that is down.
+    pub fn health_probe(&self) -> HealthProbe {
+        HealthProbe {
+            config: self.config.clone(),
+            client: None,
+        }
     }
 
     /// Applies the embedded migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<()> {
         let mut client = self.pool.get().await?;
         migrate::run(&mut client).await
+    }
+}
+
+/// Checks the database over a dedicated connection, reconnecting as needed.
+pub struct HealthProbe {
+    config: tokio_postgres::Config,
+    client: Option<tokio_postgres::Client>,
+}
+
+impl HealthProbe {
+    /// Whether Postgres answers `SELECT 1` within `timeout`.
+    pub async fn check(&mut self, timeout: Duration) -> bool {
+        let answered = tokio::time::timeout(timeout, async {
+            if self.client.as_ref().is_none_or(|client| client.is_closed()) {
+                let (client, connection) = self.config.connect(NoTls).await?;
+                tokio::spawn(connection);
+                self.client = Some(client);
+            }
+            let client = self.client.as_ref().expect("connected above");
+            client.simple_query("SELECT 1").await.map(|_| ())
+        })
+        .await;
+        let healthy = matches!(answered, Ok(Ok(())));
+        if !healthy {
+            self.client = None;
+        }
+        healthy
     }
 }

@@ -45,8 +45,10 @@ fn as_refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> 
 
 impl Store {
     pub(super) async fn write_audit(&self, audit: AuditEntry) -> Result<()> {
-        let client = self.pool.get().await?;
-        audit.write(&client).await?;
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        audit.write(&transaction).await?;
+        transaction.commit().await?;
         Ok(())
     }
 

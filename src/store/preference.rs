@@ -59,6 +59,7 @@ impl Store {
         &self,
         tenant_id: Uuid,
         update: &PreferenceUpdate,
+        now: SystemTime,
         encode: impl FnOnce(&UpdateOutcome) -> Vec<u8>,
     ) -> Result<Idempotent<UpdateOutcome>> {
         let mut client = self.pool.get().await?;
@@ -93,6 +94,9 @@ impl Store {
             widget_id: update.widget_id.as_ref(),
             user_id: update.user_id.as_ref(),
         };
+        // A selection past its expire time is gone for this user even if the
+        // worker has not run yet: expire it here, with its event, first.
+        expire_due(&transaction, now, i64::MAX, Some(&owner)).await?;
         let mut events = Vec::new();
         let mut unchanged = Vec::new();
         for (change_index, change) in update.changes.iter().enumerate() {
@@ -219,7 +223,7 @@ impl Store {
                 }
             }
         }
-        let state = state_of(&transaction, &owner).await?;
+        let state = state_of(&transaction, &owner, now).await?;
         let outcome = UpdateOutcome {
             state,
             events,
@@ -243,6 +247,7 @@ impl Store {
         tenant_id: Uuid,
         widget_id: &WidgetId,
         user_id: &UserId,
+        now: SystemTime,
     ) -> Result<PreferenceState> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
@@ -251,7 +256,7 @@ impl Store {
             widget_id: widget_id.as_ref(),
             user_id: user_id.as_ref(),
         };
-        let state = state_of(&transaction, &owner).await?;
+        let state = state_of(&transaction, &owner, now).await?;
         transaction.commit().await?;
         Ok(state)
     }
@@ -332,24 +337,37 @@ impl Store {
     pub async fn expire_preferences(&self, now: SystemTime, batch: i64) -> Result<i64> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
-        transaction
-            .batch_execute(include_str!("sql/mark_writer.sql"))
-            .await?;
-        let expired: i64 = transaction
-            .query_one(
-                include_str!("sql/expire_preferences.sql"),
-                &[
-                    &now,
-                    &batch,
-                    &(ChangeType::Expired.number() as i16),
-                    &(Author::System.number() as i16),
-                ],
-            )
-            .await?
-            .get("expired");
+        let expired = expire_due(&transaction, now, batch, None).await?;
         transaction.commit().await?;
         Ok(expired)
     }
+}
+
+/// Removes due selections (of one owner, or all) with their EXPIRED events.
+async fn expire_due(
+    transaction: &Transaction<'_>,
+    now: SystemTime,
+    batch: i64,
+    owner: Option<&Owner<'_>>,
+) -> Result<i64> {
+    transaction
+        .batch_execute(include_str!("sql/mark_writer.sql"))
+        .await?;
+    Ok(transaction
+        .query_one(
+            include_str!("sql/expire_preferences.sql"),
+            &[
+                &now,
+                &batch,
+                &(ChangeType::Expired.number() as i16),
+                &(Author::System.number() as i16),
+                &owner.map(|o| o.tenant_id),
+                &owner.map(|o| o.widget_id),
+                &owner.map(|o| o.user_id),
+            ],
+        )
+        .await?
+        .get("expired"))
 }
 
 async fn add_selections(
@@ -468,11 +486,15 @@ async fn insert_event(
     event_from_row(&row)
 }
 
-async fn state_of(transaction: &Transaction<'_>, owner: &Owner<'_>) -> Result<PreferenceState> {
+async fn state_of(
+    transaction: &Transaction<'_>,
+    owner: &Owner<'_>,
+    now: SystemTime,
+) -> Result<PreferenceState> {
     let rows = transaction
         .query(
             include_str!("sql/preference_state.sql"),
-            &[&owner.tenant_id, &owner.widget_id, &owner.user_id],
+            &[&owner.tenant_id, &owner.widget_id, &owner.user_id, &now],
         )
         .await?;
     let mut topics: Vec<TopicState> = Vec::new();

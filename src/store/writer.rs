@@ -6,7 +6,7 @@
 //! at once (no timer); under load, one commit's fsync serves many calls.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::SystemTime,
 };
@@ -15,7 +15,7 @@ use tokio::{
     sync::{Mutex, mpsc, oneshot},
     task::JoinSet,
 };
-use tokio_postgres::{Row, types::ToSql};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{
@@ -40,7 +40,10 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { writers: 4, max_batch: 256 }
+        Self {
+            writers: 4,
+            max_batch: 256,
+        }
     }
 }
 
@@ -69,7 +72,12 @@ impl WriterTasks {
 }
 
 impl ConsentWriter {
-    pub fn start(store: Store, defaults: ServerDefaults, sealing: Sealing, config: WriterConfig) -> (Self, WriterTasks) {
+    pub fn start(
+        store: Store,
+        defaults: ServerDefaults,
+        sealing: Sealing,
+        config: WriterConfig,
+    ) -> (Self, WriterTasks) {
         let (jobs, queue) = mpsc::channel(config.max_batch * config.writers.max(1) * 4);
         let queue = Arc::new(Mutex::new(queue));
         let sealing = Arc::new(sealing);
@@ -88,10 +96,18 @@ impl ConsentWriter {
     /// Stores a decision under its site's settings, sealed, and returns the
     /// record once it is committed; with a request id seen before, the
     /// record stored then.
-    pub async fn record(&self, tenant_id: Uuid, decision: ConsentDecision) -> Result<ConsentRecord> {
+    pub async fn record(
+        &self,
+        tenant_id: Uuid,
+        decision: ConsentDecision,
+    ) -> Result<ConsentRecord> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { tenant_id, decision, reply })
+            .send(Job {
+                tenant_id,
+                decision,
+                reply,
+            })
             .await
             .map_err(|_| Error::Unavailable("the writer is shutting down".into()))?;
         answer
@@ -117,7 +133,10 @@ async fn next_batch(queue: &Mutex<mpsc::Receiver<Job>>, max: usize) -> Option<Ve
 
 impl Store {
     async fn write_batch(&self, batch: Vec<Job>, defaults: ServerDefaults, sealing: &Sealing) {
-        let items: Vec<(Uuid, &ConsentDecision)> = batch.iter().map(|job| (job.tenant_id, &job.decision)).collect();
+        let items: Vec<(Uuid, &ConsentDecision)> = batch
+            .iter()
+            .map(|job| (job.tenant_id, &job.decision))
+            .collect();
         let outcome = self.insert_consents(&items, defaults, sealing).await;
         match outcome {
             Ok(records) => {
@@ -153,79 +172,112 @@ impl Store {
         sealing: &Sealing,
     ) -> Result<Vec<ConsentRecord>> {
         let mut client = self.pool.get().await?;
-        let insert = client.prepare_cached(include_str!("sql/insert_consents.sql")).await?;
+        let insert = client
+            .prepare_cached(include_str!("sql/insert_consents.sql"))
+            .await?;
         let transaction = client.transaction().await?;
 
-        let mut keys: Vec<(Uuid, &str)> = items.iter().map(|(t, d)| (*t, d.site_id.as_ref())).collect();
+        let mut keys: Vec<(Uuid, &str)> = items
+            .iter()
+            .map(|(t, d)| (*t, d.site_id.as_ref()))
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let (tenants, sites): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
+        transaction
+            .batch_execute(include_str!("sql/mark_writer.sql"))
+            .await?;
         let begun = transaction
             .query(
                 include_str!("sql/begin_consent_batch.sql"),
-                &[&tenants, &sites, &micros(defaults.consent_lifetime), &micros(defaults.retention)],
+                &[
+                    &tenants,
+                    &sites,
+                    &micros(defaults.consent_lifetime),
+                    &micros(defaults.retention),
+                ],
             )
             .await?;
-        let record_time: SystemTime = begun.first().ok_or_else(|| Error::Internal("no settings".into()))?.try_get("now")?;
+        let record_time: SystemTime = begun
+            .first()
+            .ok_or_else(|| Error::Internal("no settings".into()))?
+            .try_get("now")?;
         let mut settings: HashMap<(Uuid, String), SiteSettings> = HashMap::new();
         for row in &begun {
-            settings.insert((row.try_get("tenant_id")?, row.try_get("site_id")?), settings_from_row(row)?);
+            settings.insert(
+                (row.try_get("tenant_id")?, row.try_get("site_id")?),
+                settings_from_row(row)?,
+            );
         }
 
         let mut columns = Columns::default();
-        let mut ids = Vec::with_capacity(items.len());
+        let mut sealed = Vec::with_capacity(items.len());
         for (tenant_id, decision) in items {
             let site = settings
                 .get(&(*tenant_id, decision.site_id.as_ref().to_string()))
                 .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
-            let record = seal(*tenant_id, (*decision).clone(), record_time, site, sealing);
-            ids.push(record.0.id);
-            columns.push(*tenant_id, &record.0, record.1.as_ref());
+            let (mut record, encrypted_ip) =
+                seal(*tenant_id, (*decision).clone(), record_time, site, sealing);
+            columns.push(*tenant_id, &record, encrypted_ip.as_ref());
+            // Only its encrypted form is kept, as in a record read back.
+            record.decision.full_ip = None;
+            sealed.push(record);
         }
-        let inserted = transaction.query(&insert, &columns.params()).await?;
-        let mut rows: HashMap<Uuid, Row> = HashMap::with_capacity(inserted.len());
-        for row in inserted {
-            rows.insert(row.try_get("record_id")?, row);
+        let mut inserted = HashSet::with_capacity(items.len());
+        for row in transaction.query(&insert, &columns.params()).await? {
+            inserted.insert(row.try_get::<_, Uuid>("record_id")?);
         }
         // Request ids taken before (or earlier in this batch) inserted
         // nothing: their callers get the record stored first.
         let retried: Vec<(Uuid, &str)> = items
             .iter()
-            .zip(&ids)
-            .filter(|(_, id)| !rows.contains_key(*id))
+            .zip(&sealed)
+            .filter(|(_, record)| !inserted.contains(&record.id))
             .map(|((tenant_id, decision), _)| {
                 let request_id = decision.request_id.as_ref().map(AsRef::as_ref);
-                request_id.map(|r| (*tenant_id, r)).ok_or_else(|| Error::Internal("insert skipped a row".into()))
+                request_id
+                    .map(|r| (*tenant_id, r))
+                    .ok_or_else(|| Error::Internal("insert skipped a row".into()))
             })
             .collect::<Result<_>>()?;
-        let mut earlier: HashMap<(Uuid, String), Row> = HashMap::new();
+        let mut earlier: HashMap<(Uuid, String), ConsentRecord> = HashMap::new();
         if !retried.is_empty() {
             let (tenants, request_ids): (Vec<Uuid>, Vec<&str>) = retried.into_iter().unzip();
             for row in transaction
-                .query(include_str!("sql/consents_by_request_ids.sql"), &[&tenants, &request_ids])
+                .query(
+                    include_str!("sql/consents_by_request_ids.sql"),
+                    &[&tenants, &request_ids],
+                )
                 .await?
             {
-                earlier.insert((row.try_get("tenant_id")?, row.try_get("request_id")?), row);
+                earlier.insert(
+                    (row.try_get("tenant_id")?, row.try_get("request_id")?),
+                    record_from_row(&row)?,
+                );
             }
         }
-        transaction.commit().await?;
-
-        items
+        // Every answer is settled before COMMIT: once it succeeds, nothing
+        // may fail and send these calls to be written again.
+        let records = items
             .iter()
-            .zip(&ids)
-            .map(|((tenant_id, decision), id)| {
-                let row = match rows.get(id) {
-                    Some(row) => row,
-                    None => {
-                        let request_id = decision.request_id.as_ref().map(|r| r.as_ref().to_string()).unwrap_or_default();
-                        earlier
-                            .get(&(*tenant_id, request_id))
-                            .ok_or_else(|| Error::Internal("retried record not found".into()))?
-                    }
-                };
-                record_from_row(row)
+            .zip(sealed)
+            .map(|((tenant_id, decision), record)| {
+                if inserted.contains(&record.id) {
+                    return Ok(record);
+                }
+                let request_id = decision
+                    .request_id
+                    .as_ref()
+                    .map(|r| r.as_ref().to_string())
+                    .unwrap_or_default();
+                earlier
+                    .get(&(*tenant_id, request_id))
+                    .cloned()
+                    .ok_or_else(|| Error::Internal("retried record not found".into()))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        transaction.commit().await?;
+        Ok(records)
     }
 }
 
@@ -238,7 +290,11 @@ fn seal(
     settings: &SiteSettings,
     sealing: &Sealing,
 ) -> (ConsentRecord, Option<EncryptedIp>) {
-    let decision = if settings.detailed_logging { decision } else { decision.minimized() };
+    let decision = if settings.detailed_logging {
+        decision
+    } else {
+        decision.minimized()
+    };
     let mut record = ConsentRecord {
         id: Uuid::now_v7(),
         status: decision.status(),
@@ -249,7 +305,9 @@ fn seal(
     };
     record.receipt = Some(receipt::issue(&sealing.signing, tenant_id, &record));
     let encrypted = match (record.decision.full_ip, &sealing.ip_keys) {
-        (Some(ip), Some(keys)) => Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id))),
+        (Some(ip), Some(keys)) => {
+            Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id)))
+        }
         _ => None,
     };
     (record, encrypted)
@@ -269,7 +327,11 @@ struct SharedCause(Arc<Error>);
 
 impl std::fmt::Display for SharedCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "batch write failed: {}", crate::api::error_chain(self.0.as_ref()))
+        write!(
+            f,
+            "batch write failed: {}",
+            crate::api::error_chain(self.0.as_ref())
+        )
     }
 }
 
@@ -321,10 +383,19 @@ fn text(value: Option<&impl AsRef<str>>) -> Option<String> {
 }
 
 impl Columns {
-    fn push(&mut self, tenant_id: Uuid, record: &ConsentRecord, encrypted_ip: Option<&EncryptedIp>) {
+    fn push(
+        &mut self,
+        tenant_id: Uuid,
+        record: &ConsentRecord,
+        encrypted_ip: Option<&EncryptedIp>,
+    ) {
         let d = &record.decision;
         let join = |names: &[crate::domain::consent::Name]| {
-            names.iter().map(AsRef::as_ref).collect::<Vec<&str>>().join(",")
+            names
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>()
+                .join(",")
         };
         let (granted_services, denied_services) = joined_services(d.choices.services());
         self.tenant_id.push(tenant_id);
@@ -351,16 +422,21 @@ impl Columns {
         self.language_code.push(text(d.language.as_ref()));
         self.page_url.push(text(d.page_url.as_ref()));
         self.user_agent.push(text(d.user_agent.as_ref()));
-        self.device_type.push(d.user_agent.as_ref().map(|ua| ua.device_type.clone()));
+        self.device_type
+            .push(d.user_agent.as_ref().map(|ua| ua.device_type.clone()));
         self.os.push(d.user_agent.as_ref().map(|ua| ua.os.clone()));
-        self.browser.push(d.user_agent.as_ref().map(|ua| ua.browser.clone()));
-        self.anonymized_ip.push(d.anonymized_ip.map(|ip| ip.to_string()));
+        self.browser
+            .push(d.user_agent.as_ref().map(|ua| ua.browser.clone()));
+        self.anonymized_ip
+            .push(d.anonymized_ip.map(|ip| ip.to_string()));
         self.client_time.push(d.client_time);
         self.record_time.push(record.record_time);
         self.expire_time.push(record.expire_time);
         self.notice_version.push(d.notice_version.clone());
-        self.notice_sha256.push(d.notice_sha256.map(|hash| hash.as_bytes().to_vec()));
-        self.ip_ciphertext.push(encrypted_ip.map(|e| e.ciphertext.clone()));
+        self.notice_sha256
+            .push(d.notice_sha256.map(|hash| hash.as_bytes().to_vec()));
+        self.ip_ciphertext
+            .push(encrypted_ip.map(|e| e.ciphertext.clone()));
         self.ip_key_id.push(encrypted_ip.map(|e| e.key_id.clone()));
         self.receipt.push(record.receipt.clone());
     }
@@ -406,4 +482,3 @@ impl Columns {
         ]
     }
 }
-

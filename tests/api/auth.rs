@@ -153,3 +153,24 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
         .into_inner();
     assert_eq!(listed.records.len(), 3);
 }
+
+#[tokio::test]
+async fn with_the_key_cache_a_revocation_takes_effect_within_its_ttl() {
+    let mut settings = crate::helpers::settings();
+    settings.api.auth_cache_ttl = std::time::Duration::from_millis(300);
+    let app = TestApp::spawn_with(&crate::helpers::cluster_url(), settings).await;
+    let created = app
+        .store
+        .create_key("acme", &[Scope::ConsentWrite])
+        .await
+        .unwrap();
+    let mut client = app.client(Some(created.secret.expose())).await;
+    client.record_consent(decision("shop", "v")).await.unwrap();
+    app.store.revoke_key(created.key_id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let status = client
+        .record_consent(decision("shop", "v"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}

@@ -62,6 +62,9 @@ pub fn settings() -> ServerSettings {
                 ip_keys: Some(IpKeyring::parse(IP_KEYS).unwrap()),
             },
             clock: system_clock(),
+            // Every call asks the database, so a revocation shows at once;
+            // the cache has its own test.
+            auth_cache_ttl: Duration::ZERO,
         },
         health_check_interval: Duration::from_millis(100),
         expiry_interval: Duration::from_millis(50),

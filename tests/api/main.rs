@@ -15,3 +15,4 @@ mod proof;
 mod reflection;
 mod round_trip;
 mod validation;
+mod writer;

@@ -37,7 +37,6 @@ async fn only_the_anonymised_network_of_an_ip_is_stored_or_returned() {
         assert_eq!(row.get::<_, String>("anonymized_ip"), masked);
         let whole_row: String = row.get("whole_row");
         assert!(!whole_row.contains(raw), "raw IP {raw} stored: {whole_row}");
-        assert!(!whole_row.contains("f012") && !whole_row.contains(".77"));
     }
 }
 

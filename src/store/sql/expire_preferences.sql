@@ -1,11 +1,16 @@
 -- Removes up to $2 selections due at $1 and writes an EXPIRED event ($3) by
 -- the system ($4) for each,
 -- in one statement. SKIP LOCKED lets several workers run at once: each due
--- selection is taken by exactly one of them.
+-- selection is taken by exactly one of them. $5, $6, $7 narrow it to one
+-- tenant, widget and user (an update expires its user's due selections
+-- first); NULL means all.
 WITH due AS (
     SELECT tenant_id, widget_id, user_id, topic_id, option_id
     FROM preference_selections
     WHERE expire_time <= $1
+      AND ($5::uuid IS NULL OR tenant_id = $5)
+      AND ($6::text IS NULL OR widget_id = $6)
+      AND ($7::text IS NULL OR user_id = $7)
     ORDER BY expire_time
     LIMIT $2
     FOR UPDATE SKIP LOCKED

@@ -1,6 +1,7 @@
 -- A whole batch in one statement: one array per column, one element per
 -- record. Array columns travel as comma-joined text (names cannot hold ',').
--- A request id taken earlier, or earlier in this batch, inserts nothing.
+-- A request id taken earlier, or earlier in this batch, inserts nothing;
+-- only the ids of the rows inserted come back.
 INSERT INTO consent_records (
     tenant_id, record_id, request_id, site_id, subject_id, user_id,
     action, status, granted_categories, denied_categories,
@@ -44,4 +45,4 @@ FROM unnest(
     notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt
 )
 ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
-RETURNING *
+RETURNING record_id

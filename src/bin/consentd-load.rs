@@ -1,0 +1,286 @@
+//! A load generator for consentd, in the spirit of ghz: one RPC, a number of
+//! concurrent callers, a duration or a count; prints throughput, latency
+//! percentiles and errors by status code.
+//!
+//!   consentd-load record --key KEY --concurrency 64 --duration 10
+//!   consentd-load export --key KEY --site bench
+//!   consentd-load list   --key KEY --site bench --page-size 1000 --pages 1000
+//!   consentd-load erase  --key KEY --site bench --subject subject-42
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use clap::{Parser, Subcommand};
+use consentd::api::proto::{
+    ConsentAction, EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest,
+    RecordConsentRequest, Regime, ServiceDecision, consent_service_client::ConsentServiceClient,
+};
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+#[derive(Parser)]
+struct Cli {
+    /// consentd's address.
+    #[arg(long, default_value = "http://127.0.0.1:50051", global = true)]
+    addr: String,
+    /// An API key with the scopes the RPC needs.
+    #[arg(long, env = "CONSENTD_KEY", global = true, default_value = "")]
+    key: String,
+    #[command(subcommand)]
+    rpc: Rpc,
+}
+
+#[derive(Subcommand)]
+enum Rpc {
+    /// RecordConsent with distinct subjects.
+    Record {
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run; ignored when --count is given.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Total calls to make instead of running for a duration.
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long, default_value = "bench")]
+        site: String,
+    },
+    /// One ExportConsents of a whole site.
+    Export {
+        #[arg(long, default_value = "bench")]
+        site: String,
+    },
+    /// ListConsents following next_page_token, timing every page.
+    List {
+        #[arg(long, default_value = "bench")]
+        site: String,
+        #[arg(long, default_value_t = 1000)]
+        page_size: i32,
+        /// Pages to follow.
+        #[arg(long, default_value_t = 100)]
+        pages: usize,
+    },
+    /// One EraseConsents of a subject.
+    Erase {
+        #[arg(long, default_value = "bench")]
+        site: String,
+        #[arg(long)]
+        subject: String,
+    },
+}
+
+fn with_key<T>(message: T, key: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Ok(value) = MetadataValue::try_from(key) {
+        request.metadata_mut().insert("x-api-key", value);
+    }
+    request
+}
+
+fn decision(site: &str, n: u64) -> RecordConsentRequest {
+    RecordConsentRequest {
+        site_id: site.into(),
+        subject_id: format!("load-{}-{n}", std::process::id()),
+        action: ConsentAction::Custom.into(),
+        granted_categories: vec!["necessary".into(), "analytics".into()],
+        denied_categories: vec!["marketing".into()],
+        services: vec![
+            ServiceDecision { category: "analytics".into(), service: "matomo".into(), granted: true },
+            ServiceDecision { category: "marketing".into(), service: "google-ads".into(), granted: false },
+        ],
+        banner_revision: "2026-11".into(),
+        regime: Regime::Gdpr.into(),
+        gpc_detected: true,
+        gpc_honoured: true,
+        tcf_string: "CPzHq4APzHq4AAHABBENC-CgAP_AAH_AAAAAJNNf".into(),
+        country_code: "DE".into(),
+        language_code: "de-DE".into(),
+        page_url: "https://shop.example/checkout?step=2".into(),
+        user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into(),
+        ip_address: format!("203.0.{}.{}", (n / 256) % 256, n % 256),
+        ..Default::default()
+    }
+}
+
+/// Latencies and errors of one run.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+    }
+
+    fn report(mut self, what: &str, elapsed: Duration) {
+        self.latencies.sort_unstable();
+        let ok = self.latencies.len();
+        let pct = |p: f64| {
+            let i = ((ok as f64 * p).ceil() as usize).clamp(1, ok.max(1)) - 1;
+            self.latencies
+                .get(i)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "{what}: ok={ok} errors={:?} elapsed_s={:.2} rps={:.0} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+            self.errors,
+            elapsed.as_secs_f64(),
+            ok as f64 / elapsed.as_secs_f64(),
+            pct(0.50),
+            pct(0.90),
+            pct(0.99),
+            pct(1.0),
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let channel = Channel::from_shared(cli.addr.clone())?.connect().await?;
+    match cli.rpc {
+        Rpc::Record {
+            concurrency,
+            duration,
+            count,
+            site,
+        } => {
+            let deadline = Instant::now() + Duration::from_secs(duration);
+            let issued = Arc::new(AtomicU64::new(0));
+            let started = Instant::now();
+            let callers: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    // A connection per few callers, as a fleet of clients would.
+                    let mut client = ConsentServiceClient::new(channel.clone());
+                    let (key, site, issued) = (cli.key.clone(), site.clone(), issued.clone());
+                    tokio::spawn(async move {
+                        let mut tally = Tally::default();
+                        loop {
+                            let n = issued.fetch_add(1, Ordering::Relaxed);
+                            if count.map_or(Instant::now() >= deadline, |count| n >= count) {
+                                return tally;
+                            }
+                            let sent = Instant::now();
+                            match client
+                                .record_consent(with_key(decision(&site, n), &key))
+                                .await
+                            {
+                                Ok(_) => tally.latencies.push(sent.elapsed()),
+                                Err(status) => {
+                                    *tally
+                                        .errors
+                                        .entry(format!("{:?}", status.code()))
+                                        .or_default() += 1
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut tally = Tally::default();
+            for caller in callers {
+                tally.merge(caller.await?);
+            }
+            tally.report(
+                &format!("record concurrency={concurrency}"),
+                started.elapsed(),
+            );
+        }
+        Rpc::Export { site } => {
+            let mut client = ConsentServiceClient::new(channel).max_decoding_message_size(64 << 20);
+            let started = Instant::now();
+            let mut stream = client
+                .export_consents(with_key(
+                    ExportConsentsRequest {
+                        site_id: site,
+                        filter: None,
+                    },
+                    &cli.key,
+                ))
+                .await?
+                .into_inner();
+            let (mut records, mut messages) = (0u64, 0u64);
+            while let Some(message) = stream.message().await? {
+                records += message.records.len() as u64;
+                messages += 1;
+            }
+            let elapsed = started.elapsed();
+            println!(
+                "export: records={records} messages={messages} elapsed_s={:.2} records_per_s={:.0}",
+                elapsed.as_secs_f64(),
+                records as f64 / elapsed.as_secs_f64()
+            );
+        }
+        Rpc::List {
+            site,
+            page_size,
+            pages,
+        } => {
+            let mut client = ConsentServiceClient::new(channel).max_decoding_message_size(64 << 20);
+            let mut latencies = Vec::with_capacity(pages);
+            let mut token = String::new();
+            for _ in 0..pages {
+                let request = ListConsentsRequest {
+                    site_id: site.clone(),
+                    filter: None,
+                    page_size,
+                    page_token: token,
+                };
+                let sent = Instant::now();
+                let page = client
+                    .list_consents(with_key(request, &cli.key))
+                    .await?
+                    .into_inner();
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                token = page.next_page_token;
+                if token.is_empty() {
+                    break;
+                }
+            }
+            let window = 20.min(latencies.len());
+            let median = |slice: &[f64]| {
+                let mut sorted = slice.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                sorted[sorted.len() / 2]
+            };
+            println!(
+                "list: pages={} page_size={page_size} first_{window}_pages_p50_ms={:.2} last_{window}_pages_p50_ms={:.2} depth_at_end={}",
+                latencies.len(),
+                median(&latencies[..window]),
+                median(&latencies[latencies.len() - window..]),
+                latencies.len() * page_size as usize,
+            );
+        }
+        Rpc::Erase { site, subject } => {
+            let mut client = ConsentServiceClient::new(channel);
+            let started = Instant::now();
+            let erased = client
+                .erase_consents(with_key(
+                    EraseConsentsRequest {
+                        site_id: site,
+                        subject_id: subject,
+                        user_id: String::new(),
+                    },
+                    &cli.key,
+                ))
+                .await?
+                .into_inner();
+            println!(
+                "erase: erased={} elapsed_ms={:.2}",
+                erased.erased_count,
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
+    Ok(())
+}

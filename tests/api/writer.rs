@@ -1,0 +1,224 @@
+//! The batch writer behind RecordConsent: per-row failures, request ids
+//! inside one batch, no answer before COMMIT, and a flush on shutdown.
+
+use std::time::Duration;
+
+use consentd::store::WriterConfig;
+use futures::future::join_all;
+use tonic::Code;
+
+use crate::helpers::{ConsentClient, TestApp, cluster_url, decision, settings};
+
+/// One writer, so that calls queued behind a blocked commit form one batch.
+async fn single_writer_app() -> TestApp {
+    let mut settings = settings();
+    settings.writer = WriterConfig {
+        writers: 1,
+        max_batch: 256,
+    };
+    TestApp::spawn_with(&cluster_url(), settings).await
+}
+
+/// Makes every COMMIT that inserted a record wait while the test holds
+/// advisory lock 4242: a deferred constraint trigger runs at COMMIT.
+const COMMIT_GATE: &str = "
+    CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER commit_gate AFTER INSERT ON consent_records
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_at_gate();";
+
+async fn rows(app: &TestApp) -> i64 {
+    app.sql()
+        .await
+        .query_one("SELECT count(*) FROM consent_records", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn spawn_record(
+    client: &ConsentClient,
+    subject: &str,
+    request_id: &str,
+) -> tokio::task::JoinHandle<Result<consentd::api::proto::ConsentRecord, tonic::Status>> {
+    let mut client = client.clone();
+    let mut request = decision("shop", subject);
+    request.request_id = request_id.into();
+    tokio::spawn(async move {
+        client
+            .record_consent(request)
+            .await
+            .map(|r| r.into_inner().record.unwrap())
+    })
+}
+
+#[tokio::test]
+async fn no_call_is_answered_before_its_commit() {
+    let app = single_writer_app().await;
+    let client = app.tenant_client("acme").await;
+    let gate = app.sql().await;
+    gate.batch_execute(COMMIT_GATE).await.unwrap();
+    gate.execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .unwrap();
+
+    let call = spawn_record(&client, "waiting", "");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !call.is_finished(),
+        "answered while its COMMIT was still waiting"
+    );
+    assert_eq!(rows(&app).await, 0, "nothing visible before the commit");
+
+    gate.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+    let record = call.await.unwrap().unwrap();
+    assert_eq!(record.subject_id, "waiting");
+    assert_eq!(rows(&app).await, 1);
+}
+
+#[tokio::test]
+async fn one_batch_holds_many_calls_and_a_request_id_twice_gives_one_row() {
+    let app = single_writer_app().await;
+    let client = app.tenant_client("acme").await;
+    let gate = app.sql().await;
+    gate.batch_execute(COMMIT_GATE).await.unwrap();
+    gate.execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .unwrap();
+
+    // The writer is stuck committing this one while the others queue up.
+    let first = spawn_record(&client, "first", "");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut calls: Vec<_> = (0..8)
+        .map(|i| spawn_record(&client, &format!("v{i}"), ""))
+        .collect();
+    calls.push(spawn_record(&client, "dup", "same-request"));
+    calls.push(spawn_record(&client, "dup", "same-request"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+
+    first.await.unwrap().unwrap();
+    let records: Vec<_> = join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(records[8], records[9], "both calls get the first record");
+    // One batch, one transaction: one record time for all of them.
+    assert!(
+        records
+            .iter()
+            .all(|r| r.record_time == records[0].record_time),
+        "written in one batch"
+    );
+    assert_eq!(rows(&app).await, 1 + 8 + 1);
+}
+
+#[tokio::test]
+async fn a_row_the_database_refuses_fails_only_its_own_call() {
+    let app = single_writer_app().await;
+    let client = app.tenant_client("acme").await;
+    let gate = app.sql().await;
+    gate.batch_execute(COMMIT_GATE).await.unwrap();
+    // A constraint no validated request can foresee.
+    gate.batch_execute(
+        "ALTER TABLE consent_records ADD CONSTRAINT no_evil CHECK (subject_id <> 'evil')",
+    )
+    .await
+    .unwrap();
+    gate.execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .unwrap();
+
+    let first = spawn_record(&client, "first", "");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let neighbours: Vec<_> = (0..6)
+        .map(|i| spawn_record(&client, &format!("v{i}"), ""))
+        .collect();
+    let evil = spawn_record(&client, "evil", "");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+
+    first.await.unwrap().unwrap();
+    for call in neighbours {
+        call.await
+            .unwrap()
+            .expect("a neighbour of a bad row is written");
+    }
+    let refused = evil.await.unwrap().unwrap_err();
+    assert_eq!(refused.code(), Code::Internal);
+    assert!(
+        !refused.message().contains("no_evil"),
+        "no database text: {}",
+        refused.message()
+    );
+    assert_eq!(rows(&app).await, 7);
+}
+
+#[tokio::test]
+async fn shutdown_answers_every_queued_call_and_keeps_every_acknowledged_record() {
+    let app = TestApp::spawn().await;
+    let client = app.tenant_client("acme").await;
+    let calls: Vec<_> = (0..300)
+        .map(|i| spawn_record(&client, &format!("v{i}"), ""))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let database_url = app.database_url.clone();
+    tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("shutdown drains in time");
+
+    let answers = tokio::time::timeout(Duration::from_secs(30), join_all(calls))
+        .await
+        .expect("every caller is answered");
+    let acknowledged = answers
+        .iter()
+        .filter(|answer| matches!(answer, Ok(Ok(_))))
+        .count();
+    assert!(acknowledged > 0);
+    let stored: i64 = crate::helpers::connect(&database_url)
+        .await
+        .query_one("SELECT count(*) FROM consent_records", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored as usize, acknowledged,
+        "every acknowledged record is stored, nothing else"
+    );
+}
+
+#[tokio::test]
+async fn retries_in_concurrent_transactions_still_write_one_row() {
+    let app = TestApp::spawn().await; // four writers: each batch its own transaction
+    let client = app.tenant_client("acme").await;
+    let gate = app.sql().await;
+    gate.batch_execute(COMMIT_GATE).await.unwrap();
+    gate.execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .unwrap();
+
+    // The first call holds its writer at COMMIT; the retries go to the other
+    // writers, whose inserts wait on the unique index for its outcome.
+    let first = spawn_record(&client, "dup", "retried-request");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let retries: Vec<_> = (0..20)
+        .map(|_| spawn_record(&client, "dup", "retried-request"))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+
+    let first = first.await.unwrap().unwrap();
+    for retry in join_all(retries).await {
+        assert_eq!(retry.unwrap().unwrap(), first);
+    }
+    assert_eq!(rows(&app).await, 1);
+}
