@@ -42,6 +42,12 @@ pub(super) fn time(value: Timestamp) -> Result<SystemTime, String> {
     if !TIMESTAMP_SECONDS.contains(&value.seconds) || !(0..1_000_000_000).contains(&value.nanos) {
         return Err("must be a valid timestamp between years 1 and 9999".into());
     }
+    // Postgres keeps microseconds: drop the rest here, so what is stored is
+    // exactly what was parsed (and signed, for receipts).
+    let value = Timestamp {
+        nanos: value.nanos / 1000 * 1000,
+        ..value
+    };
     SystemTime::try_from(value).map_err(|_| "must be a valid timestamp".to_string())
 }
 

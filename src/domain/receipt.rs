@@ -103,6 +103,19 @@ pub fn canonical_claims(tenant_id: Uuid, record: &ConsentRecord) -> Vec<u8> {
     fn text(value: &Option<String>) -> Option<&str> {
         value.as_deref()
     }
+    // Sorted, so the claims do not depend on the order the store keeps
+    // services in.
+    let mut services: Vec<ServiceClaim> = d
+        .choices
+        .services()
+        .iter()
+        .map(|s| ServiceClaim {
+            category: s.category.as_ref(),
+            service: s.service.as_ref(),
+            granted: s.granted,
+        })
+        .collect();
+    services.sort_by_key(|s| (s.category, s.service));
     let claims = Claims {
         receipt_version: 1,
         receipt_type: "consentd.consent_receipt",
@@ -114,16 +127,7 @@ pub fn canonical_claims(tenant_id: Uuid, record: &ConsentRecord) -> Vec<u8> {
         status: status_name(record.status),
         granted_categories: d.choices.granted().iter().map(AsRef::as_ref).collect(),
         denied_categories: d.choices.denied().iter().map(AsRef::as_ref).collect(),
-        services: d
-            .choices
-            .services()
-            .iter()
-            .map(|s| ServiceClaim {
-                category: s.category.as_ref(),
-                service: s.service.as_ref(),
-                granted: s.granted,
-            })
-            .collect(),
+        services,
         banner_revision: text(&d.banner_revision),
         notice_version: text(&d.notice_version),
         notice_sha256: d.notice_sha256.map(|hash| hash.to_hex()),
@@ -144,12 +148,32 @@ pub fn canonical_claims(tenant_id: Uuid, record: &ConsentRecord) -> Vec<u8> {
     serde_json::to_vec(&claims).expect("claims serialize")
 }
 
-/// Signs a record's claims with the active key: the receipt token.
-pub fn issue(keyring: &SigningKeyring, tenant_id: Uuid, record: &ConsentRecord) -> String {
+fn signing_input(key_id: &str, tenant_id: Uuid, record: &ConsentRecord) -> String {
     let payload = URL_SAFE_NO_PAD.encode(canonical_claims(tenant_id, record));
-    let signing_input = format!("{FORMAT}.{}.{payload}", keyring.active_id());
-    let (_, signature) = keyring.sign(signing_input.as_bytes());
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    format!("{FORMAT}.{key_id}.{payload}")
+}
+
+/// Signs a record's claims with the active key: the key id and signature.
+pub fn sign(
+    keyring: &SigningKeyring,
+    tenant_id: Uuid,
+    record: &ConsentRecord,
+) -> (String, [u8; 64]) {
+    let input = signing_input(keyring.active_id(), tenant_id, record);
+    let (key_id, signature) = keyring.sign(input.as_bytes());
+    (key_id.to_string(), signature)
+}
+
+/// The receipt token of a record signed with `key_id`: its claims are
+/// rebuilt from the record, so a stored record needs only its signature.
+pub fn token(
+    key_id: &str,
+    signature: &[u8; 64],
+    tenant_id: Uuid,
+    record: &ConsentRecord,
+) -> String {
+    let input = signing_input(key_id, tenant_id, record);
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 /// A receipt token taken apart.

@@ -21,6 +21,7 @@ use crate::domain::{
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::AnonymizedIp,
     page::{ConsentFilter, Cursor},
+    receipt,
     site::{ServerDefaults, SiteSettings},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
@@ -337,12 +338,26 @@ pub(super) fn record_from_row(row: &Row) -> Result<ConsentRecord> {
             .transpose()?,
         client_time: row.try_get("client_time")?,
     };
-    Ok(ConsentRecord {
+    let mut record = ConsentRecord {
         id: row.try_get("record_id")?,
         decision,
         status: Status::from_number(status.into()).ok_or_else(|| corrupt("status"))?,
         record_time: row.try_get("record_time")?,
         expire_time: row.try_get("expire_time")?,
-        receipt: row.try_get("receipt")?,
-    })
+        receipt: None,
+    };
+    let key_id: Option<String> = row.try_get("receipt_key_id")?;
+    let signature: Option<Vec<u8>> = row.try_get("receipt_signature")?;
+    if let (Some(key_id), Some(signature)) = (key_id, signature) {
+        let signature: [u8; 64] = signature
+            .try_into()
+            .map_err(|_| corrupt("receipt_signature"))?;
+        record.receipt = Some(receipt::token(
+            &key_id,
+            &signature,
+            row.try_get("tenant_id")?,
+            &record,
+        ));
+    }
+    Ok(record)
 }

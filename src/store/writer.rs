@@ -216,12 +216,11 @@ impl Store {
             let site = settings
                 .get(&(*tenant_id, decision.site_id.as_ref().to_string()))
                 .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
-            let (mut record, encrypted_ip) =
-                seal(*tenant_id, (*decision).clone(), record_time, site, sealing);
-            columns.push(*tenant_id, &record, encrypted_ip.as_ref());
+            let mut done = seal(*tenant_id, (*decision).clone(), record_time, site, sealing);
+            columns.push(*tenant_id, &done);
             // Only its encrypted form is kept, as in a record read back.
-            record.decision.full_ip = None;
-            sealed.push(record);
+            done.record.decision.full_ip = None;
+            sealed.push(done.record);
         }
         let mut inserted = HashSet::with_capacity(items.len());
         for row in transaction.query(&insert, &columns.params()).await? {
@@ -289,7 +288,7 @@ fn seal(
     record_time: SystemTime,
     settings: &SiteSettings,
     sealing: &Sealing,
-) -> (ConsentRecord, Option<EncryptedIp>) {
+) -> Sealed {
     let decision = if settings.detailed_logging {
         decision
     } else {
@@ -303,14 +302,28 @@ fn seal(
         receipt: None,
         decision,
     };
-    record.receipt = Some(receipt::issue(&sealing.signing, tenant_id, &record));
+    let (key_id, signature) = receipt::sign(&sealing.signing, tenant_id, &record);
+    record.receipt = Some(receipt::token(&key_id, &signature, tenant_id, &record));
     let encrypted = match (record.decision.full_ip, &sealing.ip_keys) {
         (Some(ip), Some(keys)) => {
             Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id)))
         }
         _ => None,
     };
-    (record, encrypted)
+    Sealed {
+        record,
+        encrypted_ip: encrypted,
+        receipt_key_id: key_id,
+        receipt_signature: signature,
+    }
+}
+
+/// A record ready to store, with what is stored of its secrets.
+struct Sealed {
+    record: ConsentRecord,
+    encrypted_ip: Option<EncryptedIp>,
+    receipt_key_id: String,
+    receipt_signature: [u8; 64],
 }
 
 /// One error for every call of a failed batch.
@@ -375,7 +388,8 @@ struct Columns {
     notice_sha256: Vec<Option<Vec<u8>>>,
     ip_ciphertext: Vec<Option<Vec<u8>>>,
     ip_key_id: Vec<Option<String>>,
-    receipt: Vec<Option<String>>,
+    receipt_key_id: Vec<String>,
+    receipt_signature: Vec<Vec<u8>>,
 }
 
 fn text(value: Option<&impl AsRef<str>>) -> Option<String> {
@@ -383,12 +397,8 @@ fn text(value: Option<&impl AsRef<str>>) -> Option<String> {
 }
 
 impl Columns {
-    fn push(
-        &mut self,
-        tenant_id: Uuid,
-        record: &ConsentRecord,
-        encrypted_ip: Option<&EncryptedIp>,
-    ) {
+    fn push(&mut self, tenant_id: Uuid, sealed: &Sealed) {
+        let (record, encrypted_ip) = (&sealed.record, sealed.encrypted_ip.as_ref());
         let d = &record.decision;
         let join = |names: &[crate::domain::consent::Name]| {
             names
@@ -438,10 +448,12 @@ impl Columns {
         self.ip_ciphertext
             .push(encrypted_ip.map(|e| e.ciphertext.clone()));
         self.ip_key_id.push(encrypted_ip.map(|e| e.key_id.clone()));
-        self.receipt.push(record.receipt.clone());
+        self.receipt_key_id.push(sealed.receipt_key_id.clone());
+        self.receipt_signature
+            .push(sealed.receipt_signature.to_vec());
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 36] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 37] {
         [
             &self.tenant_id,
             &self.record_id,
@@ -478,7 +490,8 @@ impl Columns {
             &self.notice_sha256,
             &self.ip_ciphertext,
             &self.ip_key_id,
-            &self.receipt,
+            &self.receipt_key_id,
+            &self.receipt_signature,
         ]
     }
 }

@@ -135,6 +135,37 @@ async fn a_receipt_verifies_with_the_served_key_and_no_changed_byte_does() {
         .unwrap()
         .into_inner();
     assert_eq!(proof.record.unwrap().receipt.unwrap().token, receipt.token);
+
+    // Stored rows keep only the signature: the token rebuilt from a row is
+    // the one issued, whatever the order of services or the clock's nanos.
+    let mut request = decision("shop", "visitor-2");
+    request.services.reverse();
+    request.client_time = Some(prost_types::Timestamp {
+        seconds: 1_790_000_000,
+        nanos: 123_456_789,
+    });
+    let issued = client
+        .record_consent(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let proof = client
+        .get_consent_proof(GetConsentProofRequest {
+            record_id: issued.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stored = proof.record.unwrap();
+    assert_eq!(stored.receipt, issued.receipt);
+    assert!(
+        Receipt::parse(&stored.receipt.unwrap().token)
+            .unwrap()
+            .verify(&public)
+            .is_ok()
+    );
 }
 
 #[tokio::test]

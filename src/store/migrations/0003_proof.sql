@@ -26,8 +26,11 @@ ALTER TABLE consent_records
     -- key named by ip_key_id, bound to tenant and record as associated data.
     ADD COLUMN ip_ciphertext  bytea,
     ADD COLUMN ip_key_id      text,
-    -- The signed receipt (see domain/receipt.rs), fixed at record time.
-    ADD COLUMN receipt        text;
+    -- The receipt's key and signature, fixed at record time. The token is
+    -- rebuilt from the row: its claims are a function of the stored fields
+    -- (see domain/receipt.rs), which keeps rows small.
+    ADD COLUMN receipt_key_id    text,
+    ADD COLUMN receipt_signature bytea;
 
 -- The retention worker's queue, across tenants.
 CREATE INDEX consent_records_expire ON consent_records (expire_time);
