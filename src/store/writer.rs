@@ -184,9 +184,6 @@ impl Store {
         keys.sort_unstable();
         keys.dedup();
         let (tenants, sites): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
-        transaction
-            .batch_execute(include_str!("sql/mark_writer.sql"))
-            .await?;
         let begun = transaction
             .query(
                 include_str!("sql/begin_consent_batch.sql"),

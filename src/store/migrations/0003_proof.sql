@@ -80,3 +80,12 @@ CREATE FUNCTION consentd_write_watermark() RETURNS timestamptz LANGUAGE sql VOLA
          WHERE application_name = 'consentd-writer' AND datname = current_database())
     )
 $$;
+
+-- Labels the writer, then reads the clock: in PL/pgSQL the two happen in
+-- this order, so a record time taken here always follows a visible label.
+CREATE FUNCTION consentd_begin_write() RETURNS timestamptz LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM consentd_mark_writer();
+    RETURN clock_timestamp();
+END
+$$;
