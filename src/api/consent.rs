@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{
     ApiContext, Authenticator, Error, convert,
+    convert::{in_view, with_receipt},
     convert::{present, required, timestamp},
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, consent_service_server::ConsentService},
@@ -65,7 +66,7 @@ impl ConsentService for ConsentApi {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::RecordConsentResponse {
-            record: Some(record.into()),
+            record: Some(with_receipt(record, caller.tenant_id)),
         }))
     }
 
@@ -88,7 +89,7 @@ impl ConsentService for ConsentApi {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::GetConsentStatusResponse {
-            record: Some(record.into()),
+            record: Some(with_receipt(record, caller.tenant_id)),
         }))
     }
 
@@ -98,7 +99,7 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ListConsentsRequest>,
     ) -> Result<Response<proto::ListConsentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let (filter, after, page_size) =
+        let (filter, after, page_size, view) =
             convert::list_request(request.into_inner()).map_err(Error::from)?;
         let page = self
             .store
@@ -107,7 +108,11 @@ impl ConsentService for ConsentApi {
             .map_err(Error::from)?;
         let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListConsentsResponse {
-            records: page.items.into_iter().map(Into::into).collect(),
+            records: page
+                .items
+                .into_iter()
+                .map(|r| in_view(r, view, caller.tenant_id))
+                .collect(),
             next_page_token,
             resume_page_token,
         }))
@@ -121,13 +126,17 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ExportConsentsRequest>,
     ) -> Result<Response<Self::ExportConsentsStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentExport).await?;
-        let filter = convert::export_request(request.into_inner()).map_err(Error::from)?;
+        let (filter, view) = convert::export_request(request.into_inner()).map_err(Error::from)?;
         let chunks = self
             .store
             .export_consents(&caller, &filter, EXPORT_CHUNK_RECORDS);
-        Ok(Response::new(export_stream(chunks, |records| {
+        let tenant_id = caller.tenant_id;
+        Ok(Response::new(export_stream(chunks, move |records| {
             proto::ExportConsentsResponse {
-                records: records.into_iter().map(Into::into).collect(),
+                records: records
+                    .into_iter()
+                    .map(|r| in_view(r, view, tenant_id))
+                    .collect(),
             }
         })))
     }
@@ -179,7 +188,7 @@ impl ConsentService for ConsentApi {
                 .map(NoticeHash::to_hex)
                 .unwrap_or_default(),
             notice_on_file,
-            record: Some(record.into()),
+            record: Some(with_receipt(record, caller.tenant_id)),
         }))
     }
 

@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use prost_types::Timestamp;
+use uuid::Uuid;
 
 use super::proto;
 use crate::domain::{
@@ -16,7 +17,7 @@ use crate::domain::{
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::FullIp,
     page::{ConsentFilter, Cursor, PageSize},
-    receipt::Receipt,
+    receipt::{self, Receipt},
     validation::{ValidationError, Violations},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
@@ -220,13 +221,14 @@ fn filter(
     })
 }
 
-/// A list request: filter, where to start, how many.
+/// A list request: filter, where to start, how many, in which view.
 pub fn list_request(
     r: proto::ListConsentsRequest,
-) -> Result<(ConsentFilter, Option<Cursor>, PageSize), ValidationError> {
+) -> Result<(ConsentFilter, Option<Cursor>, PageSize, View), ValidationError> {
     let mut v = Violations::new();
     let filter = filter(r.site_id, r.filter, &mut v);
     let page_size = v.check("page_size", PageSize::parse(r.page_size));
+    let view = v.check("view", view(r.view));
     // A token can only be checked against a valid filter.
     let cursor = match (&filter, present(r.page_token)) {
         (Some(filter), Some(token)) => v.check("page_token", Cursor::from_token(&token, filter)),
@@ -237,14 +239,18 @@ pub fn list_request(
             filter.expect("checked"),
             cursor,
             page_size.expect("checked"),
+            view.expect("checked"),
         )
     })
 }
 
-pub fn export_request(r: proto::ExportConsentsRequest) -> Result<ConsentFilter, ValidationError> {
+pub fn export_request(
+    r: proto::ExportConsentsRequest,
+) -> Result<(ConsentFilter, View), ValidationError> {
     let mut v = Violations::new();
     let filter = filter(r.site_id, r.filter, &mut v);
-    v.finish(|| filter.expect("checked"))
+    let view = v.check("view", view(r.view));
+    v.finish(|| (filter.expect("checked"), view.expect("checked")))
 }
 
 pub fn erase_request(r: proto::EraseConsentsRequest) -> Result<EraseRequest, ValidationError> {
@@ -325,12 +331,45 @@ impl From<ConsentRecord> for proto::ConsentRecord {
             expire_time: Some(timestamp(record.expire_time)),
             notice_version: d.notice_version.unwrap_or_default(),
             notice_sha256: d.notice_sha256.map(NoticeHash::to_hex).unwrap_or_default(),
-            receipt: record
-                .receipt
-                .as_deref()
-                .and_then(|token| Receipt::parse(token).ok())
-                .map(Into::into),
+            // The basic view; `with_receipt` adds it.
+            receipt: None,
         }
+    }
+}
+
+/// How much of a record a list or an export returns (AIP-157).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Basic,
+    Full,
+}
+
+pub(super) fn view(number: i32) -> Result<View, String> {
+    match proto::ConsentView::try_from(number) {
+        Ok(proto::ConsentView::Unspecified | proto::ConsentView::Basic) => Ok(View::Basic),
+        Ok(proto::ConsentView::Full) => Ok(View::Full),
+        Err(_) => Err(format!("unknown value {number}")),
+    }
+}
+
+/// A record with its signed receipt, rebuilt from the record and its seal.
+pub(super) fn with_receipt(record: ConsentRecord, tenant_id: Uuid) -> proto::ConsentRecord {
+    let token = record
+        .seal
+        .as_ref()
+        .map(|seal| receipt::token(seal, tenant_id, &record));
+    let mut message = proto::ConsentRecord::from(record);
+    message.receipt = token
+        .and_then(|token| Receipt::parse(&token).ok())
+        .map(Into::into);
+    message
+}
+
+/// A record in the view asked for.
+pub(super) fn in_view(record: ConsentRecord, view: View, tenant_id: Uuid) -> proto::ConsentRecord {
+    match view {
+        View::Basic => record.into(),
+        View::Full => with_receipt(record, tenant_id),
     }
 }
 

@@ -29,7 +29,7 @@ pub type ExportStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>
 /// stream with its status.
 pub fn export_stream<T: Send + 'static, M: Send + 'static>(
     chunks: ExportChunks<T>,
-    message: fn(Vec<T>) -> M,
+    message: impl Fn(Vec<T>) -> M + Send + 'static,
 ) -> ExportStream<M> {
     Box::pin(ReceiverStream::new(chunks).map(move |chunk| match chunk {
         Ok(items) => Ok(message(items)),

@@ -204,6 +204,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ExportConsentsRequest {
                         site_id: site,
                         filter: None,
+                        view: 0,
                     },
                     &cli.key,
                 ))
@@ -233,6 +234,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let request = ListConsentsRequest {
                     site_id: site.clone(),
                     filter: None,
+                    view: 0,
                     page_size,
                     page_token: token,
                 };

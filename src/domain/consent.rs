@@ -299,8 +299,16 @@ pub struct ConsentRecord {
     pub status: Status,
     pub record_time: SystemTime,
     pub expire_time: SystemTime,
-    /// The signed receipt token (see `receipt`).
-    pub receipt: Option<String>,
+    /// The receipt's key and signature; the token is rebuilt from the
+    /// record when a response carries it (see `receipt::token`).
+    pub seal: Option<ReceiptSeal>,
+}
+
+/// What signs a record: the key id and the Ed25519 signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptSeal {
+    pub key_id: String,
+    pub signature: [u8; 64],
 }
 
 pub const MAX_NOTICE_VERSION_CHARS: usize = 64;

@@ -26,7 +26,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
-    consent::{Action, ConsentRecord, Regime, Status},
+    consent::{Action, ConsentRecord, ReceiptSeal, Regime, Status},
     keyring::SigningKeyring,
     page::micros_since_epoch,
 };
@@ -153,27 +153,21 @@ fn signing_input(key_id: &str, tenant_id: Uuid, record: &ConsentRecord) -> Strin
     format!("{FORMAT}.{key_id}.{payload}")
 }
 
-/// Signs a record's claims with the active key: the key id and signature.
-pub fn sign(
-    keyring: &SigningKeyring,
-    tenant_id: Uuid,
-    record: &ConsentRecord,
-) -> (String, [u8; 64]) {
+/// Signs a record's claims with the active key.
+pub fn sign(keyring: &SigningKeyring, tenant_id: Uuid, record: &ConsentRecord) -> ReceiptSeal {
     let input = signing_input(keyring.active_id(), tenant_id, record);
     let (key_id, signature) = keyring.sign(input.as_bytes());
-    (key_id.to_string(), signature)
+    ReceiptSeal {
+        key_id: key_id.to_string(),
+        signature,
+    }
 }
 
-/// The receipt token of a record signed with `key_id`: its claims are
-/// rebuilt from the record, so a stored record needs only its signature.
-pub fn token(
-    key_id: &str,
-    signature: &[u8; 64],
-    tenant_id: Uuid,
-    record: &ConsentRecord,
-) -> String {
-    let input = signing_input(key_id, tenant_id, record);
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+/// The receipt token of a sealed record: its claims are rebuilt from the
+/// record, so a stored record needs only its seal.
+pub fn token(seal: &ReceiptSeal, tenant_id: Uuid, record: &ConsentRecord) -> String {
+    let input = signing_input(&seal.key_id, tenant_id, record);
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(seal.signature))
 }
 
 /// A receipt token taken apart.

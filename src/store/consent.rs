@@ -14,14 +14,13 @@ use crate::domain::{
     audit::AuditAction,
     auth::{Caller, Scope},
     consent::{
-        Action, Choices, ConsentDecision, ConsentRecord, Name, NoticeHash, Regime, ServiceDecision,
-        Status,
+        Action, Choices, ConsentDecision, ConsentRecord, Name, NoticeHash, ReceiptSeal, Regime,
+        ServiceDecision, Status,
     },
     erasure::{AuditKey, EraseRequest},
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::AnonymizedIp,
     page::{ConsentFilter, Cursor},
-    receipt,
     site::{ServerDefaults, SiteSettings},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
@@ -338,26 +337,23 @@ pub(super) fn record_from_row(row: &Row) -> Result<ConsentRecord> {
             .transpose()?,
         client_time: row.try_get("client_time")?,
     };
-    let mut record = ConsentRecord {
+    let key_id: Option<String> = row.try_get("receipt_key_id")?;
+    let signature: Option<Vec<u8>> = row.try_get("receipt_signature")?;
+    let seal = match (key_id, signature) {
+        (Some(key_id), Some(signature)) => Some(ReceiptSeal {
+            key_id,
+            signature: signature
+                .try_into()
+                .map_err(|_| corrupt("receipt_signature"))?,
+        }),
+        _ => None,
+    };
+    Ok(ConsentRecord {
         id: row.try_get("record_id")?,
         decision,
         status: Status::from_number(status.into()).ok_or_else(|| corrupt("status"))?,
         record_time: row.try_get("record_time")?,
         expire_time: row.try_get("expire_time")?,
-        receipt: None,
-    };
-    let key_id: Option<String> = row.try_get("receipt_key_id")?;
-    let signature: Option<Vec<u8>> = row.try_get("receipt_signature")?;
-    if let (Some(key_id), Some(signature)) = (key_id, signature) {
-        let signature: [u8; 64] = signature
-            .try_into()
-            .map_err(|_| corrupt("receipt_signature"))?;
-        record.receipt = Some(receipt::token(
-            &key_id,
-            &signature,
-            row.try_get("tenant_id")?,
-            &record,
-        ));
-    }
-    Ok(record)
+        seal,
+    })
 }

@@ -296,11 +296,10 @@ fn seal(
         status: decision.status(),
         record_time,
         expire_time: record_time + settings.consent_lifetime,
-        receipt: None,
+        seal: None,
         decision,
     };
-    let (key_id, signature) = receipt::sign(&sealing.signing, tenant_id, &record);
-    record.receipt = Some(receipt::token(&key_id, &signature, tenant_id, &record));
+    record.seal = Some(receipt::sign(&sealing.signing, tenant_id, &record));
     let encrypted = match (record.decision.full_ip, &sealing.ip_keys) {
         (Some(ip), Some(keys)) => {
             Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id)))
@@ -310,8 +309,6 @@ fn seal(
     Sealed {
         record,
         encrypted_ip: encrypted,
-        receipt_key_id: key_id,
-        receipt_signature: signature,
     }
 }
 
@@ -319,8 +316,6 @@ fn seal(
 struct Sealed {
     record: ConsentRecord,
     encrypted_ip: Option<EncryptedIp>,
-    receipt_key_id: String,
-    receipt_signature: [u8; 64],
 }
 
 /// One error for every call of a failed batch.
@@ -445,9 +440,9 @@ impl Columns {
         self.ip_ciphertext
             .push(encrypted_ip.map(|e| e.ciphertext.clone()));
         self.ip_key_id.push(encrypted_ip.map(|e| e.key_id.clone()));
-        self.receipt_key_id.push(sealed.receipt_key_id.clone());
-        self.receipt_signature
-            .push(sealed.receipt_signature.to_vec());
+        let seal = record.seal.as_ref().expect("sealed records are signed");
+        self.receipt_key_id.push(seal.key_id.clone());
+        self.receipt_signature.push(seal.signature.to_vec());
     }
 
     fn params(&self) -> [&(dyn ToSql + Sync); 37] {

@@ -84,6 +84,7 @@ async fn each_rpc_needs_its_scope() {
     let export = ExportConsentsRequest {
         site_id: "shop".into(),
         filter: None,
+        view: 0,
     };
     assert_eq!(
         reader.export_consents(export).await.unwrap_err().code(),
@@ -128,6 +129,7 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
         ExportConsentsRequest {
             site_id: "shop".into(),
             filter: None,
+            view: 0,
         },
     )
     .await;

@@ -16,6 +16,7 @@ async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
         .export_consents(ExportConsentsRequest {
             site_id: "shop".into(),
             filter: None,
+            view: 0,
         })
         .await
         .unwrap()
@@ -49,6 +50,7 @@ async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
             .export_consents(ExportConsentsRequest {
                 site_id: "shop".into(),
                 filter: None,
+                view: 0,
             })
             .await
             .unwrap()
@@ -91,4 +93,72 @@ async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(open.is_empty(), "{open:?}");
+}
+
+#[tokio::test]
+async fn lists_and_exports_carry_receipts_only_in_the_full_view() {
+    use consentd::api::proto::ConsentView;
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let recorded = record_many(&client, "shop", 3, 1).await;
+    assert!(recorded.iter().all(|r| r.receipt.is_some()));
+    for (view, with_receipts) in [
+        (ConsentView::Unspecified, false),
+        (ConsentView::Basic, false),
+        (ConsentView::Full, true),
+    ] {
+        let page = client
+            .list_consents(ListConsentsRequest {
+                site_id: "shop".into(),
+                view: view.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            page.records
+                .iter()
+                .all(|r| r.receipt.is_some() == with_receipts),
+            "{view:?}"
+        );
+        let exported = crate::round_trip::export_all(
+            &mut client,
+            ExportConsentsRequest {
+                site_id: "shop".into(),
+                filter: None,
+                view: view.into(),
+            },
+        )
+        .await;
+        assert_eq!(exported.len(), 3);
+        assert!(
+            exported
+                .iter()
+                .all(|r| r.receipt.is_some() == with_receipts),
+            "{view:?}"
+        );
+        if with_receipts {
+            let mut by_id: Vec<_> = exported
+                .iter()
+                .map(|r| (r.id.clone(), r.receipt.clone()))
+                .collect();
+            let mut expected: Vec<_> = recorded
+                .iter()
+                .map(|r| (r.id.clone(), r.receipt.clone()))
+                .collect();
+            by_id.sort_by(|a, b| a.0.cmp(&b.0));
+            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(by_id, expected, "the receipts issued");
+        }
+    }
+    let bad = client
+        .list_consents(ListConsentsRequest {
+            site_id: "shop".into(),
+            view: 9,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::helpers::violated_fields(&bad), vec!["view"]);
 }

@@ -27,6 +27,7 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
                 page_size: 100,
                 page_token: page_token.clone(),
                 filter: None,
+                view: 0,
             })
             .await
             .unwrap()
@@ -66,6 +67,7 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
                 country_code: "FR".into(),
                 ..Default::default()
             }),
+            view: 0,
         })
         .await
         .unwrap_err();
@@ -106,6 +108,7 @@ async fn a_poller_resumes_and_sees_only_new_records() {
         page_size: 1000,
         page_token: token,
         filter: None,
+        view: 0,
     };
 
     let first = client
@@ -170,6 +173,7 @@ async fn a_page_never_passes_a_record_still_being_written() {
         page_size: 1000,
         page_token: token,
         filter: None,
+        view: 0,
     };
     let page = client
         .list_consents(request(String::new()))

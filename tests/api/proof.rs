@@ -423,6 +423,7 @@ async fn audit_events_list_erasures_and_exports_with_who_when_and_counts() {
         ExportConsentsRequest {
             site_id: "shop".into(),
             filter: None,
+            view: 0,
         },
     )
     .await;

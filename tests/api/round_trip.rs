@@ -58,6 +58,7 @@ async fn record_status_list_export_erase_round_trip() {
             subject_id: subject.into(),
             ..Default::default()
         }),
+        view: consentd::api::proto::ConsentView::Full.into(),
         ..Default::default()
     };
     let listed = client
@@ -71,6 +72,7 @@ async fn record_status_list_export_erase_round_trip() {
     let export = ExportConsentsRequest {
         site_id: "shop".into(),
         filter: None,
+        view: consentd::api::proto::ConsentView::Full.into(),
     };
     let exported = export_all(&mut client, export.clone()).await;
     assert_eq!(exported.len(), 2);
