@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiContext, Authenticator, Error,
-    convert::{present, time, timestamp},
+    convert::{present, required, time, timestamp},
     paging::page_tokens,
     proto::{self, admin_service_server::AdminService},
 };
@@ -14,9 +14,9 @@ use crate::{
     domain::{
         audit::{AuditEvent, AuditFilter},
         auth::Scope,
-        ids::SiteId,
+        ids::{SiteId, WidgetId},
         page::{Cursor, PageSize},
-        site::{SiteSettings, SiteSettingsUpdate},
+        site::{MAX_SETTING_DURATION, SiteSettings, SiteSettingsUpdate},
         validation::Violations,
     },
     store::{Changer, Store},
@@ -60,15 +60,18 @@ fn duration(value: prost_types::Duration) -> Result<std::time::Duration, String>
     ))
 }
 
-fn settings_response(settings: SiteSettings) -> proto::SiteSettings {
-    let duration = |d: std::time::Duration| prost_types::Duration {
+fn proto_duration(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
         seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,
-    };
+    }
+}
+
+fn settings_response(settings: SiteSettings) -> proto::SiteSettings {
     proto::SiteSettings {
         detailed_logging: settings.detailed_logging,
-        consent_lifetime: Some(duration(settings.consent_lifetime)),
-        retention: Some(duration(settings.retention)),
+        consent_lifetime: Some(proto_duration(settings.consent_lifetime)),
+        retention: Some(proto_duration(settings.retention)),
     }
 }
 
@@ -159,6 +162,69 @@ impl AdminService for AdminApi {
             events: page.items.into_iter().map(Into::into).collect(),
             next_page_token,
             resume_page_token,
+        }))
+    }
+
+    #[tracing::instrument(name = "GetWidgetSettings", skip_all, fields(tenant_id))]
+    async fn get_widget_settings(
+        &self,
+        request: Request<proto::GetWidgetSettingsRequest>,
+    ) -> Result<Response<proto::GetWidgetSettingsResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let mut v = Violations::new();
+        let widget_id = v.check(
+            "widget_id",
+            required(request.into_inner().widget_id).and_then(WidgetId::parse),
+        );
+        let widget_id = v
+            .finish(|| widget_id.expect("checked"))
+            .map_err(Error::from)?;
+        let lifetime = self
+            .store
+            .widget_lifetime(caller.tenant_id, &widget_id)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(proto::GetWidgetSettingsResponse {
+            widget_id: widget_id.into_inner(),
+            settings: Some(proto::WidgetSettings {
+                selection_lifetime: lifetime.map(proto_duration),
+            }),
+        }))
+    }
+
+    #[tracing::instrument(name = "UpdateWidgetSettings", skip_all, fields(tenant_id))]
+    async fn update_widget_settings(
+        &self,
+        request: Request<proto::UpdateWidgetSettingsRequest>,
+    ) -> Result<Response<proto::UpdateWidgetSettingsResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
+        let lifetime = v.check_optional(
+            "settings.selection_lifetime",
+            r.settings.and_then(|s| s.selection_lifetime).map(|d| {
+                duration(d).and_then(|d| {
+                    if d < std::time::Duration::from_secs(1) || d > MAX_SETTING_DURATION {
+                        Err("must be between 1 second and 100 years".into())
+                    } else {
+                        Ok(d)
+                    }
+                })
+            }),
+        );
+        let widget_id = v
+            .finish(|| widget_id.expect("checked"))
+            .map_err(Error::from)?;
+        self.store
+            .update_widget_lifetime(&caller, &widget_id, lifetime)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(proto::UpdateWidgetSettingsResponse {
+            widget_id: widget_id.into_inner(),
+            settings: Some(proto::WidgetSettings {
+                selection_lifetime: lifetime.map(proto_duration),
+            }),
         }))
     }
 }

@@ -15,6 +15,7 @@ pub enum AuditAction {
     ConsentExport,
     PreferenceExport,
     SiteUpdate,
+    WidgetUpdate,
     KeyCreate,
     KeyRevoke,
 }
@@ -27,6 +28,7 @@ impl AuditAction {
             AuditAction::ConsentExport => "consent.export",
             AuditAction::PreferenceExport => "preference.export",
             AuditAction::SiteUpdate => "site.update",
+            AuditAction::WidgetUpdate => "widget.update",
             AuditAction::KeyCreate => "key.create",
             AuditAction::KeyRevoke => "key.revoke",
         }

@@ -1,6 +1,8 @@
 //! Site settings: a site's own, else its tenant's defaults (site ''), else
 //! the server's.
 
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use super::{
@@ -11,6 +13,7 @@ use super::{
 use crate::domain::{
     audit::AuditAction,
     auth::{Caller, Scope},
+    ids::WidgetId,
     site::{ServerDefaults, SiteSettings, SiteSettingsUpdate},
 };
 
@@ -97,5 +100,62 @@ impl Store {
         audit.write(&transaction).await?;
         transaction.commit().await?;
         Ok(settings)
+    }
+}
+
+impl Store {
+    /// A preference widget's default selection lifetime; `None`: no expiry.
+    pub async fn widget_lifetime(
+        &self,
+        tenant_id: Uuid,
+        widget_id: &WidgetId,
+    ) -> Result<Option<Duration>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                include_str!("sql/widget_settings.sql"),
+                &[&tenant_id, &widget_id.as_ref()],
+            )
+            .await?;
+        let micros: Option<i64> = row
+            .map(|row| row.try_get("selection_lifetime_micros"))
+            .transpose()?
+            .flatten();
+        Ok(micros.map(|m| Duration::from_micros(m.unsigned_abs())))
+    }
+
+    /// Sets a widget's default selection lifetime, audited.
+    pub async fn update_widget_lifetime(
+        &self,
+        caller: &Caller,
+        widget_id: &WidgetId,
+        lifetime: Option<Duration>,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        transaction
+            .execute(
+                include_str!("sql/update_widget_settings.sql"),
+                &[
+                    &caller.tenant_id,
+                    &widget_id.as_ref(),
+                    &lifetime.map(micros),
+                ],
+            )
+            .await?;
+        let mut audit = AuditEntry::by(
+            caller,
+            Scope::Admin,
+            AuditAction::WidgetUpdate,
+            Some(widget_id.as_ref()),
+        );
+        audit.item_count = 1;
+        audit.detail = Some(match lifetime {
+            Some(lifetime) => format!("selection_lifetime_s={}", lifetime.as_secs()),
+            None => "selection_lifetime=none".to_string(),
+        });
+        audit.write(&transaction).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 }

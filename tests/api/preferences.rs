@@ -762,3 +762,79 @@ async fn invalid_updates_name_their_fields_and_write_nothing() {
         assert_eq!(rows, 0, "{table}");
     }
 }
+
+#[tokio::test]
+async fn a_widget_setting_gives_selections_a_lifetime_unless_the_update_does() {
+    use consentd::api::proto::{
+        UpdateWidgetSettingsRequest, WidgetSettings, admin_service_client::AdminServiceClient,
+    };
+    let app = TestApp::spawn().await;
+    let key = app.key("acme", &Scope::ALL).await;
+    let mut admin = AdminServiceClient::with_interceptor(
+        app.channel().await,
+        crate::helpers::WithKey(Some(key.parse().unwrap())),
+    );
+    let hour = prost_types::Duration {
+        seconds: 3600,
+        nanos: 0,
+    };
+    admin
+        .update_widget_settings(UpdateWidgetSettingsRequest {
+            widget_id: WIDGET.into(),
+            settings: Some(WidgetSettings {
+                selection_lifetime: Some(hour),
+            }),
+        })
+        .await
+        .unwrap();
+    let mut client = app.preference_client(Some(&key)).await;
+    let lifetime_of = |state: PreferenceState, topic: &str| {
+        let option = &state
+            .topics
+            .iter()
+            .find(|t| t.topic_id == topic)
+            .unwrap()
+            .options[0];
+        option.expire_time.unwrap().seconds - option.add_time.unwrap().seconds
+    };
+    let by_widget = client
+        .update_preferences(update(
+            "user-1",
+            vec![change(
+                PreferenceChangeType::Added,
+                "frequency",
+                &["weekly"],
+            )],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lifetime_of(by_widget.state.unwrap(), "frequency"), 3600);
+    let mut own = update(
+        "user-1",
+        vec![change(PreferenceChangeType::Added, "channels", &["email"])],
+    );
+    own.selection_lifetime = Some(prost_types::Duration {
+        seconds: 60,
+        nanos: 0,
+    });
+    let by_request = client.update_preferences(own).await.unwrap().into_inner();
+    assert_eq!(lifetime_of(by_request.state.unwrap(), "channels"), 60);
+
+    let invalid = admin
+        .update_widget_settings(UpdateWidgetSettingsRequest {
+            widget_id: WIDGET.into(),
+            settings: Some(WidgetSettings {
+                selection_lifetime: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 0,
+                }),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&invalid),
+        vec!["settings.selection_lifetime"]
+    );
+}

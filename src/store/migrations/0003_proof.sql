@@ -89,3 +89,13 @@ BEGIN
     RETURN clock_timestamp();
 END
 $$;
+
+-- Preference widget settings: the lifetime of a selection when an update
+-- gives none (NULL: selections do not expire).
+CREATE TABLE preference_widgets (
+    tenant_id                 uuid        NOT NULL REFERENCES tenants,
+    widget_id                 text        NOT NULL,
+    selection_lifetime_micros bigint      CHECK (selection_lifetime_micros > 0),
+    update_time               timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, widget_id)
+);
