@@ -111,62 +111,41 @@ impl Store {
                     topic,
                     titles,
                     options,
-                } => {
-                    let added =
-                        add_selections(&transaction, &owner, update, topic, titles, options)
-                            .await?;
-                    let (affected, already): (Vec<_>, Vec<_>) = options
-                        .iter()
-                        .cloned()
-                        .partition(|option| added.contains(option.id.as_ref()));
-                    unchanged.extend(
-                        already
-                            .iter()
-                            .map(|o| unchanged_option(topic, o, UnchangedReason::AlreadySelected)),
-                    );
-                    if !affected.is_empty() {
-                        events.push(
-                            insert_event(
-                                &transaction,
-                                &owner,
-                                update,
-                                ChangeType::Added,
-                                topic,
-                                titles,
-                                &affected,
-                            )
-                            .await?,
-                        );
-                    }
                 }
-                Change::Remove {
+                | Change::Remove {
                     topic,
                     titles,
                     options,
                 } => {
-                    let ids: Vec<&str> = options.iter().map(|o| o.id.as_ref()).collect();
-                    let removed: HashSet<String> =
+                    let adding = matches!(change, Change::Add { .. });
+                    // What the database actually changed: only that is history.
+                    let changed: HashSet<String> = if adding {
+                        add_selections(&transaction, &owner, update, topic, titles, options).await?
+                    } else {
+                        let ids: Vec<&str> = options.iter().map(|o| o.id.as_ref()).collect();
                         remove_selections(&transaction, &owner, Some(topic), Some(&ids))
                             .await?
                             .into_iter()
                             .map(|(_, _, option)| option.id.into_inner())
-                            .collect();
-                    let (affected, absent): (Vec<_>, Vec<_>) = options
+                            .collect()
+                    };
+                    let (kind, reason) = if adding {
+                        (ChangeType::Added, UnchangedReason::AlreadySelected)
+                    } else {
+                        (ChangeType::Removed, UnchangedReason::NotSelected)
+                    };
+                    let (affected, untouched): (Vec<_>, Vec<_>) = options
                         .iter()
                         .cloned()
-                        .partition(|option| removed.contains(option.id.as_ref()));
-                    unchanged.extend(
-                        absent
-                            .iter()
-                            .map(|o| unchanged_option(topic, o, UnchangedReason::NotSelected)),
-                    );
+                        .partition(|option| changed.contains(option.id.as_ref()));
+                    unchanged.extend(untouched.iter().map(|o| unchanged_option(topic, o, reason)));
                     if !affected.is_empty() {
                         events.push(
                             insert_event(
                                 &transaction,
                                 &owner,
                                 update,
-                                ChangeType::Removed,
+                                kind,
                                 topic,
                                 titles,
                                 &affected,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{
@@ -23,6 +24,27 @@ pub enum Changer<'a> {
     CommandLine { tenant_id: Uuid },
 }
 
+/// The settings in force for a site, read with `client` (a transaction or not).
+async fn settings_of(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    site_id: &str,
+    defaults: ServerDefaults,
+) -> Result<SiteSettings> {
+    let row = client
+        .query_one(
+            include_str!("sql/site_settings.sql"),
+            &[
+                &tenant_id,
+                &site_id,
+                &micros(defaults.consent_lifetime),
+                &micros(defaults.retention),
+            ],
+        )
+        .await?;
+    settings_from_row(&row)
+}
+
 impl Store {
     /// The settings in force for `site_id` ("" for the tenant's defaults).
     pub async fn site_settings(
@@ -32,18 +54,7 @@ impl Store {
         defaults: ServerDefaults,
     ) -> Result<SiteSettings> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                include_str!("sql/site_settings.sql"),
-                &[
-                    &tenant_id,
-                    &site_id,
-                    &micros(defaults.consent_lifetime),
-                    &micros(defaults.retention),
-                ],
-            )
-            .await?;
-        settings_from_row(&row)
+        settings_of(&client, tenant_id, site_id, defaults).await
     }
 
     /// Changes some settings and audits it; returns the settings in force.
@@ -78,18 +89,7 @@ impl Store {
                 ],
             )
             .await?;
-        let row = transaction
-            .query_one(
-                include_str!("sql/site_settings.sql"),
-                &[
-                    &tenant_id,
-                    &site_id,
-                    &micros(defaults.consent_lifetime),
-                    &micros(defaults.retention),
-                ],
-            )
-            .await?;
-        let settings = settings_from_row(&row)?;
+        let settings = settings_of(&transaction, tenant_id, site_id, defaults).await?;
         audit.item_count = 1;
         audit.detail = Some(format!(
             "detailed_logging={} consent_lifetime_s={} retention_s={}",
