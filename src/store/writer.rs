@@ -213,7 +213,7 @@ impl Store {
             let site = settings
                 .get(&(*tenant_id, decision.site_id.as_ref().to_string()))
                 .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
-            let mut done = seal(*tenant_id, (*decision).clone(), record_time, site, sealing);
+            let mut done = seal(*tenant_id, (*decision).clone(), record_time, site, sealing)?;
             columns.push(*tenant_id, &done);
             // Only its encrypted form is kept, as in a record read back.
             done.record.decision.full_ip = None;
@@ -285,7 +285,7 @@ fn seal(
     record_time: SystemTime,
     settings: &SiteSettings,
     sealing: &Sealing,
-) -> Sealed {
+) -> Result<Sealed> {
     let decision = if settings.detailed_logging {
         decision
     } else {
@@ -295,7 +295,11 @@ fn seal(
         id: Uuid::now_v7(),
         status: decision.status(),
         record_time,
-        expire_time: record_time + settings.consent_lifetime,
+        // A lifetime is at most 100 years when set through the API; a row
+        // edited by hand must not panic the writer.
+        expire_time: record_time
+            .checked_add(settings.consent_lifetime)
+            .ok_or_else(|| Error::Internal("consent lifetime out of range".into()))?,
         seal: None,
         decision,
     };
@@ -306,10 +310,10 @@ fn seal(
         }
         _ => None,
     };
-    Sealed {
+    Ok(Sealed {
         record,
         encrypted_ip: encrypted,
-    }
+    })
 }
 
 /// A record ready to store, with what is stored of its secrets.
