@@ -142,6 +142,12 @@ impl ServeConfig {
         let ip_keys = keyring_spec(&self.ip_keys, &self.ip_keys_file, "IP keys")?
             .map(|spec| IpKeyring::parse(&spec).map_err(|e| format!("IP keys: {e}")))
             .transpose()?;
+        if usize::from(self.writers) >= self.database.pool_size {
+            return Err(format!(
+                "--writers ({}) must be below --pool-size ({}): writers hold connections while they commit",
+                self.writers, self.database.pool_size
+            ));
+        }
         let millis = |ms: u64| Duration::from_millis(ms.max(50));
         Ok(ServerSettings {
             api: ApiContext {

@@ -54,9 +54,10 @@ fn duration(value: prost_types::Duration) -> Result<std::time::Duration, String>
     if value.seconds < 0 || !(0..1_000_000_000).contains(&value.nanos) {
         return Err("must not be negative".into());
     }
+    // Stored in microseconds: keep only those, so what is echoed is what is kept.
     Ok(std::time::Duration::new(
         value.seconds as u64,
-        value.nanos as u32,
+        value.nanos as u32 / 1000 * 1000,
     ))
 }
 

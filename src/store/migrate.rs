@@ -3,7 +3,9 @@
 
 use deadpool_postgres::Object;
 
-use super::Result;
+use sha2::{Digest, Sha256};
+
+use super::{Error, Result};
 
 /// Version, name, SQL. Append only: an applied migration never changes.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -38,23 +40,34 @@ async fn apply_pending(client: &mut Object) -> Result<()> {
         .batch_execute(include_str!("sql/create_schema_migrations.sql"))
         .await?;
     for &(version, name, sql) in MIGRATIONS {
+        let checksum = Sha256::digest(sql.as_bytes()).to_vec();
         let transaction = client.transaction().await?;
-        let applied = transaction
-            .query_opt(
-                "SELECT 1 FROM consentd_meta.schema_migrations WHERE version = $1",
-                &[&version],
-            )
+        let applied: Option<Vec<u8>> = transaction
+            .query_opt(include_str!("sql/applied_migration.sql"), &[&version])
             .await?
-            .is_some();
-        if !applied {
-            transaction.batch_execute(sql).await?;
-            transaction
-                .execute(
-                    "INSERT INTO consentd_meta.schema_migrations (version, name) VALUES ($1, $2)",
-                    &[&version, &name],
-                )
-                .await?;
-            tracing::info!(version, name, "applied migration");
+            .map(|row| row.get("checksum"));
+        match applied {
+            None => {
+                transaction.batch_execute(sql).await?;
+                transaction
+                    .execute(
+                        include_str!("sql/record_migration.sql"),
+                        &[&version, &name, &checksum],
+                    )
+                    .await?;
+                tracing::info!(version, name, "applied migration");
+            }
+            // An applied migration never changes: a database migrated with
+            // another text of it would silently lack what this one makes.
+            Some(stored) if stored != checksum => {
+                return Err(Error::Internal(
+                    format!(
+                        "migration {version} ({name}) differs from the one this database applied"
+                    )
+                    .into(),
+                ));
+            }
+            Some(_) => {}
         }
         transaction.commit().await?;
     }

@@ -332,6 +332,14 @@ async fn expire_due(
     transaction
         .batch_execute(include_str!("sql/mark_writer.sql"))
         .await?;
+    if let Some(owner) = owner {
+        transaction
+            .execute(
+                include_str!("sql/lock_due_selections.sql"),
+                &[&owner.tenant_id, &owner.widget_id, &owner.user_id, &now],
+            )
+            .await?;
+    }
     Ok(transaction
         .query_one(
             include_str!("sql/expire_preferences.sql"),

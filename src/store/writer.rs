@@ -207,18 +207,43 @@ impl Store {
             );
         }
 
-        let mut columns = Columns::default();
-        let mut sealed = Vec::with_capacity(items.len());
+        let mut done = Vec::with_capacity(items.len());
         for (tenant_id, decision) in items {
             let site = settings
                 .get(&(*tenant_id, decision.site_id.as_ref().to_string()))
                 .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
-            let mut done = seal(*tenant_id, (*decision).clone(), record_time, site, sealing)?;
-            columns.push(*tenant_id, &done);
-            // Only its encrypted form is kept, as in a record read back.
-            done.record.decision.full_ip = None;
-            sealed.push(done.record);
+            done.push((
+                *tenant_id,
+                seal(*tenant_id, (*decision).clone(), record_time, site, sealing)?,
+            ));
         }
+        // Rows go in by request id, so two batches retrying the same ids take
+        // their unique-index locks in one order and cannot deadlock.
+        let mut order: Vec<usize> = (0..done.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                done[i].0,
+                done[i]
+                    .1
+                    .record
+                    .decision
+                    .request_id
+                    .as_ref()
+                    .map(AsRef::<str>::as_ref),
+            )
+        });
+        let mut columns = Columns::default();
+        for i in order {
+            columns.push(done[i].0, &done[i].1);
+        }
+        let sealed: Vec<ConsentRecord> = done
+            .into_iter()
+            .map(|(_, mut sealed)| {
+                // Only its encrypted form is kept, as in a record read back.
+                sealed.record.decision.full_ip = None;
+                sealed.record
+            })
+            .collect();
         let mut inserted = HashSet::with_capacity(items.len());
         for row in transaction.query(&insert, &columns.params()).await? {
             inserted.insert(row.try_get::<_, Uuid>("record_id")?);

@@ -144,3 +144,22 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
     );
     assert!(entry.starts_with("k9="));
 }
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_refuses_a_changed_migration() {
+    let app = TestApp::spawn().await;
+    let url = app.database_url.clone();
+    stdout(&consentd(&url, &["migrate"]));
+    stdout(&consentd(&url, &["migrate"]));
+    app.sql()
+        .await
+        .execute(
+            "UPDATE consentd_meta.schema_migrations SET checksum = '\\x00' WHERE version = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = consentd(&url, &["migrate"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("migration 1 (init) differs"));
+}

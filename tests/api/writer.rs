@@ -196,7 +196,7 @@ async fn shutdown_answers_every_queued_call_and_keeps_every_acknowledged_record(
 
 #[tokio::test]
 async fn retries_in_concurrent_transactions_still_write_one_row() {
-    let app = TestApp::spawn().await; // four writers: each batch its own transaction
+    let app = TestApp::spawn().await; // two writers: each batch its own transaction
     let client = app.tenant_client("acme").await;
     let gate = app.sql().await;
     gate.batch_execute(COMMIT_GATE).await.unwrap();
