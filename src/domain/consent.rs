@@ -44,23 +44,6 @@ pub enum Regime {
     Basic = 4,
 }
 
-macro_rules! numbered_enum {
-    ($name:ident { $($variant:ident = $n:literal),+ }) => {
-        impl $name {
-            pub fn from_number(n: i32) -> Option<Self> {
-                match n {
-                    $($n => Some(Self::$variant),)+
-                    _ => None,
-                }
-            }
-
-            pub fn number(self) -> i32 {
-                self as i32
-            }
-        }
-    };
-}
-
 numbered_enum!(Action { AcceptAll = 1, RejectAll = 2, Custom = 3 });
 numbered_enum!(Status { Accepted = 1, Partial = 2, Rejected = 3 });
 numbered_enum!(Regime { Gdpr = 1, Ccpa = 2, IabTcf = 3, Basic = 4 });

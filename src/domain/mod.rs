@@ -1,6 +1,24 @@
 //! Types that are valid by construction. No I/O happens here: `api` builds
 //! these from requests, `store` reads and writes them.
 
+/// `from_number` and `number` for an enum stored and sent as its number.
+macro_rules! numbered_enum {
+    ($name:ident { $($variant:ident = $n:literal),+ }) => {
+        impl $name {
+            pub fn from_number(n: i32) -> Option<Self> {
+                match n {
+                    $($n => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            pub fn number(self) -> i32 {
+                self as i32
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod auth;
 pub mod clock;

@@ -26,17 +26,12 @@ pub enum ChangeType {
     Expired = 4,
 }
 
-impl ChangeType {
-    pub fn from_number(n: i32) -> Option<Self> {
-        [Self::Added, Self::Removed, Self::RemovedAll, Self::Expired]
-            .into_iter()
-            .find(|t| *t as i32 == n)
-    }
-
-    pub fn number(self) -> i32 {
-        self as i32
-    }
-}
+numbered_enum!(ChangeType {
+    Added = 1,
+    Removed = 2,
+    RemovedAll = 3,
+    Expired = 4
+});
 
 /// Who made a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
 use tokio_postgres::{Row, Transaction};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     Error, Result, Store,
     audit::{AuditEntry, ErasedIdentifiers, Erasure, record_erasure},
-    consent::corrupt,
+    consent::{corrupt, micros},
     paging::{ExportChunks, Keyset, Page, Params},
 };
 use crate::domain::{
@@ -357,6 +357,17 @@ async fn expire_due(
         .get("expired"))
 }
 
+/// Options as the three parallel arrays the SQL takes.
+fn option_columns(options: &[OptionShown]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
+    let ids = options.iter().map(|o| o.id.as_ref()).collect();
+    let titles_en = options.iter().map(|o| o.title_en.as_str()).collect();
+    let titles_translated = options
+        .iter()
+        .map(|o| o.title_translated.as_str())
+        .collect();
+    (ids, titles_en, titles_translated)
+}
+
 async fn add_selections(
     transaction: &Transaction<'_>,
     owner: &Owner<'_>,
@@ -365,15 +376,8 @@ async fn add_selections(
     titles: &TopicTitles,
     options: &[OptionShown],
 ) -> Result<HashSet<String>> {
-    let ids: Vec<&str> = options.iter().map(|o| o.id.as_ref()).collect();
-    let titles_en: Vec<&str> = options.iter().map(|o| o.title_en.as_str()).collect();
-    let titles_translated: Vec<&str> = options
-        .iter()
-        .map(|o| o.title_translated.as_str())
-        .collect();
-    let lifetime = update
-        .selection_lifetime
-        .map(|l: Duration| l.as_micros() as i64);
+    let (ids, titles_en, titles_translated) = option_columns(options);
+    let lifetime = update.selection_lifetime.map(micros);
     let language = update.language.as_ref().map(AsRef::<str>::as_ref);
     let rows = transaction
         .query(
@@ -443,12 +447,7 @@ async fn insert_event(
     titles: &TopicTitles,
     options: &[OptionShown],
 ) -> Result<PreferenceEvent> {
-    let ids: Vec<&str> = options.iter().map(|o| o.id.as_ref()).collect();
-    let titles_en: Vec<&str> = options.iter().map(|o| o.title_en.as_str()).collect();
-    let titles_translated: Vec<&str> = options
-        .iter()
-        .map(|o| o.title_translated.as_str())
-        .collect();
+    let (ids, titles_en, titles_translated) = option_columns(options);
     let row = transaction
         .query_one(
             include_str!("sql/insert_preference_event.sql"),
