@@ -27,6 +27,17 @@ const COMMIT_GATE: &str = "
     CREATE CONSTRAINT TRIGGER commit_gate AFTER INSERT ON consent_records
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_at_gate();";
 
+/// Installs the gate and closes it: COMMITs wait until the returned
+/// connection runs `SELECT pg_advisory_unlock(4242)`.
+async fn close_commit_gate(app: &TestApp) -> tokio_postgres::Client {
+    let gate = app.sql().await;
+    gate.batch_execute(COMMIT_GATE).await.unwrap();
+    gate.execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .unwrap();
+    gate
+}
+
 async fn rows(app: &TestApp) -> i64 {
     app.sql()
         .await
@@ -56,11 +67,7 @@ fn spawn_record(
 async fn no_call_is_answered_before_its_commit() {
     let app = single_writer_app().await;
     let client = app.tenant_client("acme").await;
-    let gate = app.sql().await;
-    gate.batch_execute(COMMIT_GATE).await.unwrap();
-    gate.execute("SELECT pg_advisory_lock(4242)", &[])
-        .await
-        .unwrap();
+    let gate = close_commit_gate(&app).await;
 
     let call = spawn_record(&client, "waiting", "");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -82,11 +89,7 @@ async fn no_call_is_answered_before_its_commit() {
 async fn one_batch_holds_many_calls_and_a_request_id_twice_gives_one_row() {
     let app = single_writer_app().await;
     let client = app.tenant_client("acme").await;
-    let gate = app.sql().await;
-    gate.batch_execute(COMMIT_GATE).await.unwrap();
-    gate.execute("SELECT pg_advisory_lock(4242)", &[])
-        .await
-        .unwrap();
+    let gate = close_commit_gate(&app).await;
 
     // The writer is stuck committing this one while the others queue up.
     let first = spawn_record(&client, "first", "");
@@ -122,17 +125,13 @@ async fn one_batch_holds_many_calls_and_a_request_id_twice_gives_one_row() {
 async fn a_row_the_database_refuses_fails_only_its_own_call() {
     let app = single_writer_app().await;
     let client = app.tenant_client("acme").await;
-    let gate = app.sql().await;
-    gate.batch_execute(COMMIT_GATE).await.unwrap();
+    let gate = close_commit_gate(&app).await;
     // A constraint no validated request can foresee.
     gate.batch_execute(
         "ALTER TABLE consent_records ADD CONSTRAINT no_evil CHECK (subject_id <> 'evil')",
     )
     .await
     .unwrap();
-    gate.execute("SELECT pg_advisory_lock(4242)", &[])
-        .await
-        .unwrap();
 
     let first = spawn_record(&client, "first", "");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -198,11 +197,7 @@ async fn shutdown_answers_every_queued_call_and_keeps_every_acknowledged_record(
 async fn retries_in_concurrent_transactions_still_write_one_row() {
     let app = TestApp::spawn().await; // two writers: each batch its own transaction
     let client = app.tenant_client("acme").await;
-    let gate = app.sql().await;
-    gate.batch_execute(COMMIT_GATE).await.unwrap();
-    gate.execute("SELECT pg_advisory_lock(4242)", &[])
-        .await
-        .unwrap();
+    let gate = close_commit_gate(&app).await;
 
     // The first call holds its writer at COMMIT; the retries go to the other
     // writers, whose inserts wait on the unique index for its outcome.
