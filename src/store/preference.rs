@@ -315,6 +315,16 @@ impl Store {
     /// every replica at once: each selection expires exactly once.
     pub async fn expire_preferences(&self, now: SystemTime, batch: i64) -> Result<i64> {
         let mut client = self.pool.get().await?;
+        // Look before labelling as a writer: a labelled transaction holds
+        // back every list page (see consentd_write_watermark), so a worker
+        // with nothing to do must not take the label.
+        let due: bool = client
+            .query_one(include_str!("sql/any_due_selections.sql"), &[&now])
+            .await?
+            .get("due");
+        if !due {
+            return Ok(0);
+        }
         let transaction = client.transaction().await?;
         let expired = expire_due(&transaction, now, batch, None).await?;
         transaction.commit().await?;
