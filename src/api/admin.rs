@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiContext, Authenticator, Error,
-    convert::{present, required, time, timestamp},
+    convert::{duration, present, required, time, timestamp},
     paging::page_tokens,
     proto::{self, admin_service_server::AdminService},
 };
@@ -16,7 +16,7 @@ use crate::{
         auth::Scope,
         ids::{SiteId, WidgetId},
         page::{Cursor, PageSize},
-        site::{MAX_SETTING_DURATION, SiteSettings, SiteSettingsUpdate},
+        site::{SiteSettings, SiteSettingsUpdate, lifetime},
         validation::Violations,
     },
     store::{Changer, Store},
@@ -48,17 +48,6 @@ fn site_or_defaults(site_id: String, v: &mut Violations) -> String {
             .unwrap_or_default(),
         None => String::new(),
     }
-}
-
-fn duration(value: prost_types::Duration) -> Result<std::time::Duration, String> {
-    if value.seconds < 0 || !(0..1_000_000_000).contains(&value.nanos) {
-        return Err("must not be negative".into());
-    }
-    // Stored in microseconds: keep only those, so what is echoed is what is kept.
-    Ok(std::time::Duration::new(
-        value.seconds as u64,
-        value.nanos as u32 / 1000 * 1000,
-    ))
 }
 
 fn proto_duration(d: std::time::Duration) -> prost_types::Duration {
@@ -204,15 +193,9 @@ impl AdminService for AdminApi {
         let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
         let lifetime = v.check_optional(
             "settings.selection_lifetime",
-            r.settings.and_then(|s| s.selection_lifetime).map(|d| {
-                duration(d).and_then(|d| {
-                    if d < std::time::Duration::from_secs(1) || d > MAX_SETTING_DURATION {
-                        Err("must be between 1 second and 100 years".into())
-                    } else {
-                        Ok(d)
-                    }
-                })
-            }),
+            r.settings
+                .and_then(|s| s.selection_lifetime)
+                .map(|d| duration(d).and_then(lifetime)),
         );
         let widget_id = v
             .finish(|| widget_id.expect("checked"))

@@ -1,7 +1,7 @@
 //! Proto <-> domain. Requests are parsed here once, every bad field recorded
 //! under its proto name; past this point the handlers hold valid types.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use prost_types::Timestamp;
 use uuid::Uuid;
@@ -50,6 +50,18 @@ pub(super) fn time(value: Timestamp) -> Result<SystemTime, String> {
         ..value
     };
     SystemTime::try_from(value).map_err(|_| "must be a valid timestamp".to_string())
+}
+
+/// A google.protobuf.Duration, not negative, cut to microseconds as it is
+/// stored, so what is echoed back is what is kept.
+pub(super) fn duration(value: prost_types::Duration) -> Result<Duration, String> {
+    if value.seconds < 0 || !(0..1_000_000_000).contains(&value.nanos) {
+        return Err("must be a duration that is not negative".into());
+    }
+    Ok(Duration::new(
+        value.seconds as u64,
+        value.nanos as u32 / 1000 * 1000,
+    ))
 }
 
 pub(super) fn timestamp(value: SystemTime) -> Timestamp {

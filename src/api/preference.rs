@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     ApiContext, Authenticator, Error,
     consent::EXPORT_CHUNK_RECORDS,
-    convert::{enum_value, present, required, text, time, timestamp},
+    convert::{duration, enum_value, present, required, text, time, timestamp},
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, preference_service_server::PreferenceService},
 };
@@ -20,9 +20,10 @@ use crate::{
         page::{Cursor, PageSize},
         preference::{
             Author, Change, ChangeType, HistoryFilter, MAX_CHANGES, MAX_OPTIONS_PER_CHANGE,
-            MAX_SELECTION_LIFETIME, OptionShown, PreferenceEvent, PreferenceState,
-            PreferenceUpdate, TopicTitles, Unchanged, UpdateOutcome, title,
+            OptionShown, PreferenceEvent, PreferenceState, PreferenceUpdate, TopicTitles,
+            Unchanged, UpdateOutcome, title,
         },
+        site::lifetime,
         validation::{ValidationError, Violations},
         web::LanguageTag,
     },
@@ -244,8 +245,10 @@ fn update_request(
         ),
         n => v.check("author_type", Err(format!("unknown value {n}"))),
     };
-    let selection_lifetime =
-        v.check_optional("selection_lifetime", r.selection_lifetime.map(lifetime));
+    let selection_lifetime = v.check_optional(
+        "selection_lifetime",
+        r.selection_lifetime.map(|d| duration(d).and_then(lifetime)),
+    );
     if r.changes.is_empty() || r.changes.len() > MAX_CHANGES {
         v.add("changes", format!("must hold 1 to {MAX_CHANGES} changes"));
     }
@@ -266,24 +269,6 @@ fn update_request(
         author: author.expect("checked"),
         selection_lifetime,
     })
-}
-
-fn lifetime(value: prost_types::Duration) -> Result<std::time::Duration, String> {
-    let wrong = || {
-        format!(
-            "must be between 1 second and {} days",
-            MAX_SELECTION_LIFETIME.as_secs() / 86_400
-        )
-    };
-    if value.seconds < 1 || !(0..1_000_000_000).contains(&value.nanos) {
-        return Err(wrong());
-    }
-    let lifetime = std::time::Duration::new(value.seconds as u64, value.nanos as u32);
-    if lifetime > MAX_SELECTION_LIFETIME {
-        Err(wrong())
-    } else {
-        Ok(lifetime)
-    }
 }
 
 fn parse_change(

@@ -15,7 +15,6 @@ use super::{
 pub const MAX_CHANGES: usize = 100;
 pub const MAX_OPTIONS_PER_CHANGE: usize = 100;
 pub const MAX_TITLE_CHARS: usize = 512;
-pub const MAX_SELECTION_LIFETIME: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// What a change or an event does. Stored as its number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

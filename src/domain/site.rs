@@ -30,27 +30,36 @@ pub struct SiteSettingsUpdate {
     pub retention: Option<Duration>,
 }
 
-impl SiteSettingsUpdate {
-    /// Checks the ranges: a lifetime of at least a second, a retention of
-    /// zero or more, both at most 100 years. Returns the field that failed.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let limit = format!(
-            "must be at most {} days",
+/// The one rule for every lifetime (of a consent, of a preference
+/// selection): at least a second, at most 100 years.
+pub fn lifetime(value: Duration) -> Result<Duration, String> {
+    if value < Duration::from_secs(1) || value > MAX_SETTING_DURATION {
+        return Err(format!(
+            "must be between 1 second and {} days",
             MAX_SETTING_DURATION.as_secs() / 86_400
-        );
-        if let Some(lifetime) = self.consent_lifetime {
-            if lifetime < Duration::from_secs(1) {
-                return Err(("consent_lifetime", "must be at least one second".into()));
-            }
-            if lifetime > MAX_SETTING_DURATION {
-                return Err(("consent_lifetime", limit));
-            }
+        ));
+    }
+    Ok(value)
+}
+
+impl SiteSettingsUpdate {
+    /// Checks the ranges: a lifetime as [`lifetime`] allows, a retention of
+    /// zero to 100 years. Returns the field that failed.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(Err(problem)) = self.consent_lifetime.map(lifetime) {
+            return Err(("consent_lifetime", problem));
         }
         if self
             .retention
             .is_some_and(|retention| retention > MAX_SETTING_DURATION)
         {
-            return Err(("retention", limit));
+            return Err((
+                "retention",
+                format!(
+                    "must be at most {} days",
+                    MAX_SETTING_DURATION.as_secs() / 86_400
+                ),
+            ));
         }
         Ok(())
     }
