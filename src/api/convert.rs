@@ -366,14 +366,12 @@ pub(super) fn view(number: i32) -> Result<View, String> {
 
 /// A record with its signed receipt, rebuilt from the record and its seal.
 pub(super) fn with_receipt(record: ConsentRecord, tenant_id: Uuid) -> proto::ConsentRecord {
-    let token = record
+    let receipt = record
         .seal
         .as_ref()
-        .map(|seal| receipt::token(seal, tenant_id, &record));
+        .map(|seal| receipt::receipt(seal, tenant_id, &record));
     let mut message = proto::ConsentRecord::from(record);
-    message.receipt = token
-        .and_then(|token| Receipt::parse(&token).ok())
-        .map(Into::into);
+    message.receipt = receipt.map(Into::into);
     message
 }
 

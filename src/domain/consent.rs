@@ -283,7 +283,7 @@ pub struct ConsentRecord {
     pub record_time: SystemTime,
     pub expire_time: SystemTime,
     /// The receipt's key and signature; the token is rebuilt from the
-    /// record when a response carries it (see `receipt::token`).
+    /// record when a response carries it (see `receipt::receipt`).
     pub seal: Option<ReceiptSeal>,
 }
 

@@ -148,14 +148,13 @@ pub fn canonical_claims(tenant_id: Uuid, record: &ConsentRecord) -> Vec<u8> {
     serde_json::to_vec(&claims).expect("claims serialize")
 }
 
-fn signing_input(key_id: &str, tenant_id: Uuid, record: &ConsentRecord) -> String {
-    let payload = URL_SAFE_NO_PAD.encode(canonical_claims(tenant_id, record));
-    format!("{FORMAT}.{key_id}.{payload}")
+fn signing_input(key_id: &str, claims_json: &[u8]) -> String {
+    format!("{FORMAT}.{key_id}.{}", URL_SAFE_NO_PAD.encode(claims_json))
 }
 
 /// Signs a record's claims with the active key.
 pub fn sign(keyring: &SigningKeyring, tenant_id: Uuid, record: &ConsentRecord) -> ReceiptSeal {
-    let input = signing_input(keyring.active_id(), tenant_id, record);
+    let input = signing_input(keyring.active_id(), &canonical_claims(tenant_id, record));
     let (key_id, signature) = keyring.sign(input.as_bytes());
     ReceiptSeal {
         key_id: key_id.to_string(),
@@ -163,11 +162,18 @@ pub fn sign(keyring: &SigningKeyring, tenant_id: Uuid, record: &ConsentRecord) -
     }
 }
 
-/// The receipt token of a sealed record: its claims are rebuilt from the
-/// record, so a stored record needs only its seal.
-pub fn token(seal: &ReceiptSeal, tenant_id: Uuid, record: &ConsentRecord) -> String {
-    let input = signing_input(&seal.key_id, tenant_id, record);
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(seal.signature))
+/// The receipt of a sealed record: its claims are rebuilt from the record,
+/// so a stored record needs only its seal.
+pub fn receipt(seal: &ReceiptSeal, tenant_id: Uuid, record: &ConsentRecord) -> Receipt {
+    let claims_json = canonical_claims(tenant_id, record);
+    let signing_input = signing_input(&seal.key_id, &claims_json);
+    Receipt {
+        key_id: seal.key_id.clone(),
+        signature: seal.signature,
+        signing_input_len: signing_input.len(),
+        token: format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(seal.signature)),
+        claims_json,
+    }
 }
 
 /// A receipt token taken apart.
