@@ -14,12 +14,6 @@ pub struct AnonymizedIp {
 }
 
 impl AnonymizedIp {
-    /// Parses a raw address and drops its host bits. The raw address is not
-    /// kept, and not echoed in the error either.
-    pub fn from_raw(raw: &str) -> Result<Self, String> {
-        FullIp::parse(raw).map(|(_, masked)| masked)
-    }
-
     fn mask(ip: IpAddr) -> Self {
         let network = match ip {
             IpAddr::V4(v4) => {
@@ -83,24 +77,24 @@ impl fmt::Display for AnonymizedIp {
 mod tests {
     use super::*;
 
+    fn masked(raw: &str) -> Result<AnonymizedIp, String> {
+        FullIp::parse(raw).map(|(_, masked)| masked)
+    }
+
     #[test]
     fn masks_ipv4_to_24_and_ipv6_to_48() {
         assert_eq!(
-            AnonymizedIp::from_raw("203.0.113.77").unwrap().to_string(),
+            masked("203.0.113.77").unwrap().to_string(),
             "203.0.113.0/24"
         );
         assert_eq!(
-            AnonymizedIp::from_raw("2001:db8:abcd:12:1:2:3:4")
-                .unwrap()
-                .to_string(),
+            masked("2001:db8:abcd:12:1:2:3:4").unwrap().to_string(),
             "2001:db8:abcd::/48"
         );
         assert_eq!(
-            AnonymizedIp::from_raw("::ffff:198.51.100.9")
-                .unwrap()
-                .to_string(),
+            masked("::ffff:198.51.100.9").unwrap().to_string(),
             "198.51.100.0/24"
         );
-        assert!(AnonymizedIp::from_raw("999.1.1.1").is_err());
+        assert!(masked("999.1.1.1").is_err());
     }
 }
