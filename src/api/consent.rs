@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{
     ApiContext, Authenticator, Error, convert,
-    convert::{in_view, with_receipt},
+    convert::{in_view, record_message, with_receipt},
     convert::{present, required, timestamp},
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, consent_service_server::ConsentService},
@@ -60,13 +60,13 @@ impl ConsentService for ConsentApi {
     ) -> Result<Response<proto::RecordConsentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentWrite).await?;
         let decision = ConsentDecision::try_from(request.into_inner()).map_err(Error::from)?;
-        let record = self
+        let recorded = self
             .writer
             .record(caller.tenant_id, decision)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(proto::RecordConsentResponse {
-            record: Some(with_receipt(record, caller.tenant_id)),
+            record: Some(record_message(recorded.record, recorded.receipt)),
         }))
     }
 

@@ -370,6 +370,14 @@ pub(super) fn with_receipt(record: ConsentRecord, tenant_id: Uuid) -> proto::Con
         .seal
         .as_ref()
         .map(|seal| receipt::receipt(seal, tenant_id, &record));
+    record_message(record, receipt)
+}
+
+/// A record with a receipt already at hand.
+pub(super) fn record_message(
+    record: ConsentRecord,
+    receipt: Option<Receipt>,
+) -> proto::ConsentRecord {
     let mut message = proto::ConsentRecord::from(record);
     message.receipt = receipt.map(Into::into);
     message

@@ -152,26 +152,34 @@ fn signing_input(key_id: &str, claims_json: &[u8]) -> String {
     format!("{FORMAT}.{key_id}.{}", URL_SAFE_NO_PAD.encode(claims_json))
 }
 
-/// Signs a record's claims with the active key.
-pub fn sign(keyring: &SigningKeyring, tenant_id: Uuid, record: &ConsentRecord) -> ReceiptSeal {
-    let input = signing_input(keyring.active_id(), &canonical_claims(tenant_id, record));
+/// Signs a record's claims with the active key: the receipt to hand out
+/// now, and its seal to store.
+pub fn sign(keyring: &SigningKeyring, tenant_id: Uuid, record: &ConsentRecord) -> Receipt {
+    let claims_json = canonical_claims(tenant_id, record);
+    let input = signing_input(keyring.active_id(), &claims_json);
     let (key_id, signature) = keyring.sign(input.as_bytes());
-    ReceiptSeal {
-        key_id: key_id.to_string(),
-        signature,
-    }
+    assemble(key_id, signature, input, claims_json)
 }
 
 /// The receipt of a sealed record: its claims are rebuilt from the record,
 /// so a stored record needs only its seal.
 pub fn receipt(seal: &ReceiptSeal, tenant_id: Uuid, record: &ConsentRecord) -> Receipt {
     let claims_json = canonical_claims(tenant_id, record);
-    let signing_input = signing_input(&seal.key_id, &claims_json);
+    let input = signing_input(&seal.key_id, &claims_json);
+    assemble(&seal.key_id, seal.signature, input, claims_json)
+}
+
+fn assemble(
+    key_id: &str,
+    signature: [u8; 64],
+    signing_input: String,
+    claims_json: Vec<u8>,
+) -> Receipt {
     Receipt {
-        key_id: seal.key_id.clone(),
-        signature: seal.signature,
+        key_id: key_id.to_string(),
+        signature,
         signing_input_len: signing_input.len(),
-        token: format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(seal.signature)),
+        token: format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)),
         claims_json,
     }
 }
@@ -225,6 +233,14 @@ impl Receipt {
 
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// What a stored record keeps of its receipt.
+    pub fn seal(&self) -> ReceiptSeal {
+        ReceiptSeal {
+            key_id: self.key_id.clone(),
+            signature: self.signature,
+        }
     }
 }
 

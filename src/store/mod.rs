@@ -22,7 +22,7 @@ pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
 pub use preference::Idempotent;
 pub use site::Changer;
-pub use writer::{ConsentWriter, WriterConfig, WriterTasks};
+pub use writer::{ConsentWriter, Recorded, WriterConfig, WriterTasks};
 
 /// How long a call waits for a connection, or for Postgres to accept one,
 /// before it reports the database unavailable.

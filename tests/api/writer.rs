@@ -217,3 +217,45 @@ async fn retries_in_concurrent_transactions_still_write_one_row() {
     }
     assert_eq!(rows(&app).await, 1);
 }
+
+#[tokio::test]
+async fn a_batch_that_fails_midway_leaves_no_transaction_open() {
+    let app = single_writer_app().await;
+    let client = app.tenant_client("acme").await;
+    // Settings edited by hand past their constraint: the batch fails after
+    // BEGIN, while the record is being sealed.
+    let sql = app.sql().await;
+    sql.batch_execute(
+        "ALTER TABLE sites DROP CONSTRAINT sites_consent_lifetime_micros_check;
+         INSERT INTO sites (tenant_id, site_id, consent_lifetime_micros)
+         SELECT tenant_id, 'broken', -1 FROM tenants",
+    )
+    .await
+    .unwrap();
+
+    spawn_record(&client, "v", "")
+        .await
+        .unwrap()
+        .expect("another site is unaffected");
+    let refused = {
+        let mut client = client.clone();
+        client.record_consent(decision("broken", "v")).await
+    };
+    assert_eq!(refused.unwrap_err().code(), Code::Internal);
+
+    let open: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(open, 0, "no pooled connection is left inside a transaction");
+    spawn_record(&client, "after", "")
+        .await
+        .unwrap()
+        .expect("the writer goes on");
+    assert_eq!(rows(&app).await, 2);
+}
