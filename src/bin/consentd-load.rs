@@ -21,7 +21,8 @@ use consentd::api::proto::{
     ConsentAction, EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest,
     RecordConsentRequest, Regime, ServiceDecision, consent_service_client::ConsentServiceClient,
 };
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::{Request, Status, metadata::MetadataValue, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 #[derive(Parser)]
 struct Cli {
@@ -49,6 +50,14 @@ enum Rpc {
         count: Option<u64>,
         #[arg(long, default_value = "bench")]
         site: String,
+    },
+    /// grpc.health.v1.Health/Check: the cost of a call that touches no
+    /// database, the ceiling the transport alone allows.
+    Health {
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
     },
     /// One ExportConsents of a whole site.
     Export {
@@ -144,6 +153,57 @@ impl Tally {
     }
 }
 
+/// Runs `concurrency` callers, each making one call after another until the
+/// duration is up or `count` calls were made, and prints the tally.
+async fn drive<Call, Answer>(
+    what: &str,
+    concurrency: usize,
+    duration: u64,
+    count: Option<u64>,
+    call: Call,
+) -> Result<(), tokio::task::JoinError>
+where
+    Call: Fn(u64) -> Answer + Clone + Send + 'static,
+    Answer: Future<Output = Result<(), Status>> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(duration);
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let callers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (call, issued) = (call.clone(), issued.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                loop {
+                    let n = issued.fetch_add(1, Ordering::Relaxed);
+                    if count.map_or(Instant::now() >= deadline, |count| n >= count) {
+                        return tally;
+                    }
+                    let sent = Instant::now();
+                    match call(n).await {
+                        Ok(()) => tally.latencies.push(sent.elapsed()),
+                        Err(status) => {
+                            *tally
+                                .errors
+                                .entry(format!("{:?}", status.code()))
+                                .or_default() += 1
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for caller in callers {
+        tally.merge(caller.await?);
+    }
+    tally.report(
+        &format!("{what} concurrency={concurrency}"),
+        started.elapsed(),
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
@@ -155,46 +215,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             count,
             site,
         } => {
-            let deadline = Instant::now() + Duration::from_secs(duration);
-            let issued = Arc::new(AtomicU64::new(0));
-            let started = Instant::now();
-            let callers: Vec<_> = (0..concurrency)
-                .map(|_| {
-                    // A connection per few callers, as a fleet of clients would.
-                    let mut client = ConsentServiceClient::new(channel.clone());
-                    let (key, site, issued) = (cli.key.clone(), site.clone(), issued.clone());
-                    tokio::spawn(async move {
-                        let mut tally = Tally::default();
-                        loop {
-                            let n = issued.fetch_add(1, Ordering::Relaxed);
-                            if count.map_or(Instant::now() >= deadline, |count| n >= count) {
-                                return tally;
-                            }
-                            let sent = Instant::now();
-                            match client
-                                .record_consent(with_key(decision(&site, n), &key))
-                                .await
-                            {
-                                Ok(_) => tally.latencies.push(sent.elapsed()),
-                                Err(status) => {
-                                    *tally
-                                        .errors
-                                        .entry(format!("{:?}", status.code()))
-                                        .or_default() += 1
-                                }
-                            }
-                        }
-                    })
-                })
-                .collect();
-            let mut tally = Tally::default();
-            for caller in callers {
-                tally.merge(caller.await?);
-            }
-            tally.report(
-                &format!("record concurrency={concurrency}"),
-                started.elapsed(),
-            );
+            let client = ConsentServiceClient::new(channel);
+            let key = cli.key.clone();
+            drive("record", concurrency, duration, count, move |n| {
+                let (mut client, request) = (client.clone(), with_key(decision(&site, n), &key));
+                async move { client.record_consent(request).await.map(drop) }
+            })
+            .await?;
+        }
+        Rpc::Health {
+            concurrency,
+            duration,
+        } => {
+            let client = HealthClient::new(channel);
+            drive("health", concurrency, duration, None, move |_| {
+                let mut client = client.clone();
+                async move {
+                    client
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .map(drop)
+                }
+            })
+            .await?;
         }
         Rpc::Export { site } => {
             let mut client = ConsentServiceClient::new(channel).max_decoding_message_size(64 << 20);
