@@ -110,7 +110,7 @@ pub struct ServeConfig {
     #[arg(long, env = "CONSENTD_AUTH_CACHE_MS", default_value_t = 5_000)]
     pub auth_cache_ms: u64,
     /// RecordConsent writer tasks (each commits its own batches).
-    #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 4,
+    #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,
     /// Most records one writer commits in one transaction.

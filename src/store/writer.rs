@@ -42,7 +42,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         Self {
-            writers: 4,
+            writers: 2,
             max_batch: 256,
         }
     }
