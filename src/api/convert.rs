@@ -397,6 +397,11 @@ impl From<Receipt> for proto::ConsentReceipt {
             token: receipt.token().to_string(),
             claims_json: String::from_utf8_lossy(&receipt.claims_json).into_owned(),
             signature: receipt.signature.to_vec(),
+            proof: receipt
+                .inclusion
+                .as_ref()
+                .map(|inclusion| inclusion.to_bytes())
+                .unwrap_or_default(),
             key_id: receipt.key_id,
         }
     }

@@ -1,14 +1,28 @@
 //! Signed consent receipts that a third party verifies offline.
 //!
-//! A receipt is the token `cr1.KEY_ID.PAYLOAD.SIGNATURE`:
-//! - `cr1` names this format, version 1;
+//! Records are signed a batch at a time: one Ed25519 signature covers the
+//! Merkle tree (RFC 9162, section 2.1) of every claim a writer commits for
+//! a tenant in one transaction, and each receipt carries the audit path
+//! from its claims to that root. One signature per batch instead of one per
+//! record is what lets the write path keep up under load.
+//!
+//! A receipt is the token `cr2.KEY_ID.PAYLOAD.PROOF.SIGNATURE`:
+//! - `cr2` names this format, version 2;
 //! - `KEY_ID` names the Ed25519 key (served by ListSigningKeys);
 //! - `PAYLOAD` is base64url (no padding) of the canonical claims: UTF-8 JSON,
 //!   no whitespace, the keys in exactly the order of [`Claims`], absent
 //!   values as `null`, times as integer microseconds since the Unix epoch,
 //!   hashes in lower-case hex;
+//! - `PROOF` is base64url of the leaf index (u16, big-endian), the tree size
+//!   (u16, big-endian) and the audit path (32-byte SHA-256 hashes). The leaf
+//!   is SHA-256(0x00 || claims), an inner node SHA-256(0x01 || left ||
+//!   right); verification follows RFC 9162, section 2.1.3.2;
 //! - `SIGNATURE` is base64url of the Ed25519 signature of the ASCII bytes
-//!   `cr1.KEY_ID.PAYLOAD`, so version and key id are signed too.
+//!   `cr2.KEY_ID.SIZE.ROOT`: SIZE in decimal, ROOT the base64url tree root.
+//!
+//! Version 1 (`cr1.KEY_ID.PAYLOAD.SIGNATURE`, the signature over the ASCII
+//! bytes `cr1.KEY_ID.PAYLOAD`) signed each record alone. Records written
+//! then keep their cr1 receipts, which still verify.
 //!
 //! Mapping to Kantara Consent Receipt v1.1 / ISO/IEC TS 27560: `record_id`
 //! is the receipt id (consentReceiptID), `record_time_us` the consent
@@ -23,6 +37,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
@@ -31,7 +46,8 @@ use super::{
     page::micros_since_epoch,
 };
 
-const FORMAT: &str = "cr1";
+const SINGLE: &str = "cr1";
+const BATCH: &str = "cr2";
 
 /// The signed fields, in canonical order.
 #[derive(Serialize)]
@@ -148,39 +164,204 @@ pub fn canonical_claims(tenant_id: Uuid, record: &ConsentRecord) -> Vec<u8> {
     serde_json::to_vec(&claims).expect("claims serialize")
 }
 
-fn signing_input(key_id: &str, claims_json: &[u8]) -> String {
-    format!("{FORMAT}.{key_id}.{}", URL_SAFE_NO_PAD.encode(claims_json))
+/// Signs the records one writer commits for one tenant in one batch: one
+/// signature over the Merkle root of their claims. Receipts come back in
+/// the order of `records`.
+pub fn sign_batch(
+    keyring: &SigningKeyring,
+    tenant_id: Uuid,
+    records: &[&ConsentRecord],
+) -> Vec<Receipt> {
+    let claims = records
+        .iter()
+        .map(|record| canonical_claims(tenant_id, record))
+        .collect();
+    sign_claims(keyring, claims)
 }
 
-/// Signs a record's claims with the active key: the receipt to hand out
-/// now, and its seal to store.
-pub fn sign(keyring: &SigningKeyring, tenant_id: Uuid, record: &ConsentRecord) -> Receipt {
-    let claims_json = canonical_claims(tenant_id, record);
-    let input = signing_input(keyring.active_id(), &claims_json);
-    let (key_id, signature) = keyring.sign(input.as_bytes());
-    assemble(key_id, signature, input, claims_json)
+fn sign_claims(keyring: &SigningKeyring, claims: Vec<Vec<u8>>) -> Vec<Receipt> {
+    let size = u16::try_from(claims.len()).expect("a batch holds at most 4096 records");
+    let tree = MerkleTree::new(claims.iter().map(|c| leaf_hash(c)).collect());
+    let (key_id, signature) =
+        keyring.sign(root_message(keyring.active_id(), size, &tree.root()).as_bytes());
+    claims
+        .into_iter()
+        .enumerate()
+        .map(|(index, claims_json)| {
+            let inclusion = Inclusion {
+                index: index as u16,
+                size,
+                path: tree.path(index),
+            };
+            assemble(key_id, signature, claims_json, Some(inclusion))
+        })
+        .collect()
 }
 
 /// The receipt of a sealed record: its claims are rebuilt from the record,
 /// so a stored record needs only its seal.
 pub fn receipt(seal: &ReceiptSeal, tenant_id: Uuid, record: &ConsentRecord) -> Receipt {
-    let claims_json = canonical_claims(tenant_id, record);
-    let input = signing_input(&seal.key_id, &claims_json);
-    assemble(&seal.key_id, seal.signature, input, claims_json)
+    assemble(
+        &seal.key_id,
+        seal.signature,
+        canonical_claims(tenant_id, record),
+        seal.inclusion.clone(),
+    )
 }
 
 fn assemble(
     key_id: &str,
     signature: [u8; 64],
-    signing_input: String,
     claims_json: Vec<u8>,
+    inclusion: Option<Inclusion>,
 ) -> Receipt {
+    let payload = URL_SAFE_NO_PAD.encode(&claims_json);
+    let signature_text = URL_SAFE_NO_PAD.encode(signature);
+    let token = match &inclusion {
+        None => format!("{SINGLE}.{key_id}.{payload}.{signature_text}"),
+        Some(inclusion) => format!(
+            "{BATCH}.{key_id}.{payload}.{}.{signature_text}",
+            URL_SAFE_NO_PAD.encode(inclusion.to_bytes())
+        ),
+    };
     Receipt {
         key_id: key_id.to_string(),
-        signature,
-        signing_input_len: signing_input.len(),
-        token: format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)),
         claims_json,
+        signature,
+        inclusion,
+        token,
+    }
+}
+
+/// What the signature of a batch covers: its size and Merkle root.
+fn root_message(key_id: &str, size: u16, root: &[u8; 32]) -> String {
+    format!("{BATCH}.{key_id}.{size}.{}", URL_SAFE_NO_PAD.encode(root))
+}
+
+fn leaf_hash(claims_json: &[u8]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update([0])
+        .chain_update(claims_json)
+        .finalize()
+        .into()
+}
+
+fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update([1])
+        .chain_update(left)
+        .chain_update(right)
+        .finalize()
+        .into()
+}
+
+/// RFC 9162's tree, built level by level: neighbours pair up and a lone
+/// last node moves up unchanged, which gives the same root as splitting at
+/// the largest power of two below the size.
+struct MerkleTree {
+    levels: Vec<Vec<[u8; 32]>>,
+}
+
+impl MerkleTree {
+    fn new(leaves: Vec<[u8; 32]>) -> Self {
+        let mut levels = vec![leaves];
+        while let Some(level) = levels.last().filter(|level| level.len() > 1) {
+            let next = level
+                .chunks(2)
+                .map(|pair| match pair {
+                    [left, right] => node_hash(left, right),
+                    [lone] => *lone,
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+            levels.push(next);
+        }
+        Self { levels }
+    }
+
+    fn root(&self) -> [u8; 32] {
+        self.levels
+            .last()
+            .and_then(|top| top.first())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The audit path of a leaf, bottom up.
+    fn path(&self, mut index: usize) -> Vec<[u8; 32]> {
+        let mut path = Vec::new();
+        for level in &self.levels[..self.levels.len() - 1] {
+            if let Some(sibling) = level.get(index ^ 1) {
+                path.push(*sibling);
+            }
+            index >>= 1;
+        }
+        path
+    }
+}
+
+/// Where a receipt's claims sit in the batch its signature covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inclusion {
+    pub index: u16,
+    pub size: u16,
+    pub path: Vec<[u8; 32]>,
+}
+
+impl Inclusion {
+    /// Index and size big-endian, then the path.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(4 + 32 * self.path.len());
+        bytes.extend_from_slice(&self.index.to_be_bytes());
+        bytes.extend_from_slice(&self.size.to_be_bytes());
+        for hash in &self.path {
+            bytes.extend_from_slice(hash);
+        }
+        bytes
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let malformed = || "the proof is not an index, a size and 32-byte hashes".to_string();
+        let (head, hashes) = bytes.split_at_checked(4).ok_or_else(malformed)?;
+        if hashes.len() % 32 != 0 || hashes.len() / 32 > 16 {
+            return Err(malformed());
+        }
+        let inclusion = Self {
+            index: u16::from_be_bytes([head[0], head[1]]),
+            size: u16::from_be_bytes([head[2], head[3]]),
+            path: hashes
+                .chunks_exact(32)
+                .map(|hash| hash.try_into().expect("32 bytes"))
+                .collect(),
+        };
+        if inclusion.index >= inclusion.size {
+            return Err("the leaf index is outside the tree".into());
+        }
+        Ok(inclusion)
+    }
+
+    /// The root the path leads to from `leaf` (RFC 9162, 2.1.3.2), or none
+    /// when the path does not fit the index and size.
+    fn root_from(&self, leaf: [u8; 32]) -> Option<[u8; 32]> {
+        let (mut index, mut last) = (u32::from(self.index), u32::from(self.size) - 1);
+        let mut root = leaf;
+        for sibling in &self.path {
+            if last == 0 {
+                return None;
+            }
+            if index & 1 == 1 || index == last {
+                root = node_hash(sibling, &root);
+                while index & 1 == 0 && index != 0 {
+                    index >>= 1;
+                    last >>= 1;
+                }
+            } else {
+                root = node_hash(&root, sibling);
+            }
+            index >>= 1;
+            last >>= 1;
+        }
+        (last == 0).then_some(root)
     }
 }
 
@@ -189,8 +370,10 @@ fn assemble(
 pub struct Receipt {
     pub key_id: String,
     pub claims_json: Vec<u8>,
+    /// Over the claims alone (cr1) or over the batch's root (cr2).
     pub signature: [u8; 64],
-    signing_input_len: usize,
+    /// For cr2: the way from the claims to the signed root.
+    pub inclusion: Option<Inclusion>,
     token: String,
 }
 
@@ -198,12 +381,24 @@ impl Receipt {
     pub fn parse(token: &str) -> Result<Self, String> {
         let token = token.trim();
         let parts: Vec<&str> = token.split('.').collect();
-        let [format, key_id, payload, signature] = parts[..] else {
-            return Err("a receipt has four dot-separated parts".into());
+        let (key_id, payload, inclusion, signature) = match parts[..] {
+            [SINGLE, key_id, payload, signature] => (key_id, payload, None, signature),
+            [BATCH, key_id, payload, proof, signature] => {
+                let proof = URL_SAFE_NO_PAD
+                    .decode(proof)
+                    .map_err(|_| "the proof is not base64url")?;
+                (
+                    key_id,
+                    payload,
+                    Some(Inclusion::from_bytes(&proof)?),
+                    signature,
+                )
+            }
+            [format, ..] if format != SINGLE && format != BATCH => {
+                return Err(format!("unknown receipt format {format:?}"));
+            }
+            _ => return Err("a receipt has four (cr1) or five (cr2) dot-separated parts".into()),
         };
-        if format != FORMAT {
-            return Err(format!("unknown receipt format {format:?}"));
-        }
         let claims_json = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| "the payload is not base64url")?;
@@ -216,7 +411,7 @@ impl Receipt {
             key_id: key_id.to_string(),
             claims_json,
             signature,
-            signing_input_len: token.len() - token.rsplit('.').next().map_or(0, str::len) - 1,
+            inclusion,
             token: token.to_string(),
         })
     }
@@ -224,11 +419,20 @@ impl Receipt {
     /// Checks the signature with `public_key`.
     pub fn verify(&self, public_key: &[u8; 32]) -> Result<(), String> {
         let key = VerifyingKey::from_bytes(public_key).map_err(|_| "not an Ed25519 public key")?;
-        key.verify_strict(
-            &self.token.as_bytes()[..self.signing_input_len],
-            &Signature::from_bytes(&self.signature),
-        )
-        .map_err(|_| "the signature does not match".to_string())
+        let signed = match &self.inclusion {
+            None => {
+                let payload = URL_SAFE_NO_PAD.encode(&self.claims_json);
+                format!("{SINGLE}.{}.{payload}", self.key_id)
+            }
+            Some(inclusion) => {
+                let root = inclusion
+                    .root_from(leaf_hash(&self.claims_json))
+                    .ok_or("the proof does not fit its tree")?;
+                root_message(&self.key_id, inclusion.size, &root)
+            }
+        };
+        key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&self.signature))
+            .map_err(|_| "the signature does not match".to_string())
     }
 
     pub fn token(&self) -> &str {
@@ -240,6 +444,7 @@ impl Receipt {
         ReceiptSeal {
             key_id: self.key_id.clone(),
             signature: self.signature,
+            inclusion: self.inclusion.clone(),
         }
     }
 }
@@ -260,6 +465,85 @@ mod tests {
             URL_SAFE_NO_PAD.encode(keyring.sign(input.as_bytes()).1)
         );
         assert_eq!(Receipt::parse(&token).unwrap().verify(&public), Ok(()));
+        for i in 0..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            let verdict = Receipt::parse(&tampered).and_then(|r| r.verify(&public));
+            assert!(verdict.is_err(), "byte {i} changed and still verified");
+        }
+    }
+
+    /// RFC 9162's definition: split at the largest power of two below n.
+    fn reference_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+        if leaves.len() == 1 {
+            return leaves[0];
+        }
+        let split = leaves.len().next_power_of_two() / 2;
+        node_hash(
+            &reference_root(&leaves[..split]),
+            &reference_root(&leaves[split..]),
+        )
+    }
+
+    fn claims(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| format!(r#"{{"record":{i}}}"#).into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn every_receipt_of_a_batch_verifies_and_roots_match_rfc_9162() {
+        let keyring = SigningKeyring::parse(&generate_entry("k1")).unwrap();
+        let public = keyring.public_keys()[0].public_key;
+        for size in 1..=40 {
+            let claims = claims(size);
+            let leaves: Vec<[u8; 32]> = claims.iter().map(|c| leaf_hash(c)).collect();
+            assert_eq!(
+                MerkleTree::new(leaves.clone()).root(),
+                reference_root(&leaves),
+                "size {size}"
+            );
+            let receipts = sign_claims(&keyring, claims);
+            assert!(
+                receipts
+                    .iter()
+                    .all(|r| r.signature == receipts[0].signature)
+            );
+            for (i, receipt) in receipts.iter().enumerate() {
+                let parsed = Receipt::parse(receipt.token()).unwrap();
+                assert_eq!(&parsed, receipt);
+                assert_eq!(parsed.verify(&public), Ok(()), "leaf {i} of {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_path_proves_only_its_own_leaf() {
+        let keyring = SigningKeyring::parse(&generate_entry("k1")).unwrap();
+        let public = keyring.public_keys()[0].public_key;
+        let receipts = sign_claims(&keyring, claims(7));
+        for (i, receipt) in receipts.iter().enumerate() {
+            for (j, other) in receipts.iter().enumerate().filter(|(j, _)| *j != i) {
+                let mut swapped = receipt.clone();
+                swapped.claims_json = other.claims_json.clone();
+                assert!(
+                    swapped.verify(&public).is_err(),
+                    "leaf {j} with the path of {i}"
+                );
+                let mut moved = receipt.clone();
+                moved.inclusion.as_mut().unwrap().index = j as u16;
+                assert!(moved.verify(&public).is_err(), "leaf {i} claimed at {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_in_a_batch_receipt_fails_verification() {
+        let keyring = SigningKeyring::parse(&generate_entry("k1")).unwrap();
+        let public = keyring.public_keys()[0].public_key;
+        let token = sign_claims(&keyring, claims(5))[2].token().to_string();
+        assert!(token.starts_with("cr2.k1."));
         for i in 0..token.len() {
             let mut bytes = token.clone().into_bytes();
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };

@@ -21,6 +21,7 @@ use crate::domain::{
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::AnonymizedIp,
     page::{ConsentFilter, Cursor},
+    receipt::Inclusion,
     site::{ServerDefaults, SiteSettings},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
@@ -339,12 +340,16 @@ pub(super) fn record_from_row(row: &Row) -> Result<ConsentRecord> {
     };
     let key_id: Option<String> = row.try_get("receipt_key_id")?;
     let signature: Option<Vec<u8>> = row.try_get("receipt_signature")?;
+    let proof: Option<Vec<u8>> = row.try_get("receipt_proof")?;
     let seal = match (key_id, signature) {
         (Some(key_id), Some(signature)) => Some(ReceiptSeal {
             key_id,
             signature: signature
                 .try_into()
                 .map_err(|_| corrupt("receipt_signature"))?,
+            inclusion: proof
+                .map(|bytes| Inclusion::from_bytes(&bytes).map_err(|_| corrupt("receipt_proof")))
+                .transpose()?,
         }),
         _ => None,
     };

@@ -16,6 +16,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0002_preferences.sql"),
     ),
     (3, "proof", include_str!("migrations/0003_proof.sql")),
+    (
+        4,
+        "batch_receipts",
+        include_str!("migrations/0004_batch_receipts.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

@@ -229,6 +229,7 @@ impl Store {
                 seal(*tenant_id, (*decision).clone(), record_time, site, sealing)?,
             ));
         }
+        sign(&mut done, sealing);
         // Rows go in by request id, so two batches retrying the same ids take
         // their unique-index locks in one order and cannot deadlock.
         let mut order: Vec<usize> = (0..done.len()).collect();
@@ -255,7 +256,7 @@ impl Store {
                 sealed.record.decision.full_ip = None;
                 Recorded {
                     record: sealed.record,
-                    receipt: Some(sealed.receipt),
+                    receipt: sealed.receipt,
                 }
             })
             .collect();
@@ -360,7 +361,7 @@ impl Drop for OpenTransaction {
 }
 
 /// Builds the record a decision becomes under its site's settings: minimal
-/// without detailed logging, its receipt signed, its full IP encrypted.
+/// without detailed logging, its full IP encrypted. [`sign`] seals it.
 fn seal(
     tenant_id: Uuid,
     decision: ConsentDecision,
@@ -373,7 +374,7 @@ fn seal(
     } else {
         decision.minimized()
     };
-    let mut record = ConsentRecord {
+    let record = ConsentRecord {
         id: Uuid::now_v7(),
         status: decision.status(),
         record_time,
@@ -385,8 +386,6 @@ fn seal(
         seal: None,
         decision,
     };
-    let receipt = receipt::sign(&sealing.signing, tenant_id, &record);
-    record.seal = Some(receipt.seal());
     let encrypted = match (record.decision.full_ip, &sealing.ip_keys) {
         (Some(ip), Some(keys)) => {
             Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id)))
@@ -396,15 +395,33 @@ fn seal(
     Ok(Sealed {
         record,
         encrypted_ip: encrypted,
-        receipt,
+        receipt: None,
     })
+}
+
+/// Signs a batch: one signature per tenant over the Merkle root of its
+/// records' claims, so no tenant's receipt carries another's hashes.
+fn sign(batch: &mut [(Uuid, Sealed)], sealing: &Sealing) {
+    let mut by_tenant: HashMap<Uuid, Vec<usize>> = HashMap::new();
+    for (i, (tenant_id, _)) in batch.iter().enumerate() {
+        by_tenant.entry(*tenant_id).or_default().push(i);
+    }
+    for (tenant_id, members) in by_tenant {
+        let records: Vec<&ConsentRecord> = members.iter().map(|&i| &batch[i].1.record).collect();
+        let receipts = receipt::sign_batch(&sealing.signing, tenant_id, &records);
+        for (i, receipt) in members.into_iter().zip(receipts) {
+            let sealed = &mut batch[i].1;
+            sealed.record.seal = Some(receipt.seal());
+            sealed.receipt = Some(receipt);
+        }
+    }
 }
 
 /// A record ready to store, with what is stored of its secrets.
 struct Sealed {
     record: ConsentRecord,
     encrypted_ip: Option<EncryptedIp>,
-    receipt: Receipt,
+    receipt: Option<Receipt>,
 }
 
 /// One error for every call of a failed batch.
@@ -471,6 +488,7 @@ struct Columns {
     ip_key_id: Vec<Option<String>>,
     receipt_key_id: Vec<String>,
     receipt_signature: Vec<Vec<u8>>,
+    receipt_proof: Vec<Option<Vec<u8>>>,
 }
 
 fn text(value: Option<&impl AsRef<str>>) -> Option<String> {
@@ -532,9 +550,14 @@ impl Columns {
         let seal = record.seal.as_ref().expect("sealed records are signed");
         self.receipt_key_id.push(seal.key_id.clone());
         self.receipt_signature.push(seal.signature.to_vec());
+        self.receipt_proof.push(
+            seal.inclusion
+                .as_ref()
+                .map(|inclusion| inclusion.to_bytes()),
+        );
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 37] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 38] {
         [
             &self.tenant_id,
             &self.record_id,
@@ -573,6 +596,7 @@ impl Columns {
             &self.ip_key_id,
             &self.receipt_key_id,
             &self.receipt_signature,
+            &self.receipt_proof,
         ]
     }
 }

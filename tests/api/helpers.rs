@@ -7,8 +7,8 @@ use consentd::{
     api::{
         ApiContext,
         proto::{
-            ConsentAction, ConsentRecord, RecordConsentRequest, Regime, ServiceDecision,
-            consent_service_client::ConsentServiceClient,
+            ConsentAction, ConsentRecord, ListSigningKeysRequest, RecordConsentRequest, Regime,
+            ServiceDecision, consent_service_client::ConsentServiceClient,
             preference_service_client::PreferenceServiceClient,
         },
     },
@@ -319,4 +319,20 @@ fn pg_script(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// The public key consentd serves under `key_id`.
+pub async fn served_key(client: &mut ConsentClient, key_id: &str) -> [u8; 32] {
+    let keys = client
+        .list_signing_keys(ListSigningKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let key = keys
+        .iter()
+        .find(|k| k.key_id == key_id)
+        .expect("the receipt's key is served");
+    assert_eq!(key.algorithm, "Ed25519");
+    key.public_key.clone().try_into().unwrap()
 }

@@ -11,8 +11,8 @@ use base64::{
 use consentd::{
     api::proto::{
         ConsentRecord, EraseConsentsRequest, ExportConsentsRequest, GetConsentProofRequest,
-        GetConsentStatusRequest, GetNoticeRequest, ListAuditEventsRequest, ListSigningKeysRequest,
-        PutNoticeRequest, UpdateSiteSettingsRequest, admin_service_client::AdminServiceClient,
+        GetConsentStatusRequest, GetNoticeRequest, ListAuditEventsRequest, PutNoticeRequest,
+        UpdateSiteSettingsRequest, admin_service_client::AdminServiceClient,
     },
     domain::{
         auth::Scope,
@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::{
     helpers::{
-        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, settings,
-        violated_fields,
+        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, served_key,
+        settings, violated_fields,
     },
     round_trip::export_all,
 };
@@ -46,21 +46,6 @@ async fn record(client: &mut ConsentClient, subject: &str) -> ConsentRecord {
         .into_inner()
         .record
         .unwrap()
-}
-
-async fn served_key(client: &mut ConsentClient, key_id: &str) -> [u8; 32] {
-    let keys = client
-        .list_signing_keys(ListSigningKeysRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .keys;
-    let key = keys
-        .iter()
-        .find(|k| k.key_id == key_id)
-        .expect("the receipt's key is served");
-    assert_eq!(key.algorithm, "Ed25519");
-    key.public_key.clone().try_into().unwrap()
 }
 
 /// Records one consent, then restarts consentd on the same database with
@@ -138,14 +123,10 @@ async fn a_receipt_verifies_with_the_served_key_and_no_changed_byte_does() {
     }
     // A record changed after the fact: its claims no longer carry the signature.
     let forged_claims = receipt.claims_json.replace("\"PARTIAL\"", "\"ACCEPTED\"");
-    let parts: Vec<&str> = receipt.token.split('.').collect();
-    let forged = format!(
-        "{}.{}.{}.{}",
-        parts[0],
-        parts[1],
-        URL_SAFE_NO_PAD.encode(&forged_claims),
-        parts[3]
-    );
+    let mut parts: Vec<String> = receipt.token.split('.').map(str::to_string).collect();
+    assert_eq!(parts[0], "cr2", "signed as part of a batch");
+    parts[2] = URL_SAFE_NO_PAD.encode(&forged_claims);
+    let forged = parts.join(".");
     assert!(Receipt::parse(&forged).unwrap().verify(&public).is_err());
 
     // Offline, with the command line.
@@ -593,4 +574,45 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
         .await
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_record_signed_alone_before_batch_receipts_keeps_its_cr1_receipt() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let record = record(&mut client, "visitor-1").await;
+    let claims = record.receipt.unwrap().claims_json;
+
+    // What a row written before migration 0004 holds: a signature over its
+    // claims alone and no proof.
+    let payload = URL_SAFE_NO_PAD.encode(&claims);
+    let input = format!("cr1.sig-1.{payload}");
+    let (_, signature) = SigningKeyring::parse(SIGNING_KEYS)
+        .unwrap()
+        .sign(input.as_bytes());
+    app.sql()
+        .await
+        .execute(
+            "UPDATE consent_records SET receipt_signature = $1, receipt_proof = NULL",
+            &[&signature.to_vec()],
+        )
+        .await
+        .unwrap();
+
+    let proof = client
+        .get_consent_proof(GetConsentProofRequest {
+            record_id: record.id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let receipt = proof.record.unwrap().receipt.unwrap();
+    assert_eq!(
+        receipt.token,
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    );
+    assert!(receipt.proof.is_empty());
+    let public = served_key(&mut client, "sig-1").await;
+    assert!(verifies(&receipt.token, &public));
+    assert!(cli_verify(&receipt.token, &public));
 }

@@ -7,7 +7,9 @@ use consentd::store::WriterConfig;
 use futures::future::join_all;
 use tonic::Code;
 
-use crate::helpers::{ConsentClient, TestApp, cluster_url, decision, settings};
+use consentd::domain::receipt::Receipt;
+
+use crate::helpers::{ConsentClient, TestApp, cluster_url, decision, served_key, settings};
 
 /// One writer, so that calls queued behind a blocked commit form one batch.
 async fn single_writer_app() -> TestApp {
@@ -119,6 +121,21 @@ async fn one_batch_holds_many_calls_and_a_request_id_twice_gives_one_row() {
         "written in one batch"
     );
     assert_eq!(rows(&app).await, 1 + 8 + 1);
+
+    // One signature covers the batch; each receipt proves its own record.
+    let mut client = client.clone();
+    let public = served_key(&mut client, "sig-1").await;
+    let receipts: Vec<Receipt> = records
+        .iter()
+        .map(|r| Receipt::parse(&r.receipt.as_ref().unwrap().token).unwrap())
+        .collect();
+    for (record, receipt) in records.iter().zip(&receipts) {
+        assert_eq!(receipt.verify(&public), Ok(()));
+        let claims: serde_json::Value = serde_json::from_slice(&receipt.claims_json).unwrap();
+        assert_eq!(claims["record_id"], record.id);
+        assert_eq!(receipt.signature, receipts[0].signature, "one signature");
+        assert_eq!(receipt.inclusion.as_ref().unwrap().size, 10);
+    }
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ INSERT INTO consent_records (
     country_code, language_code, page_url,
     user_agent, device_type, os, browser, anonymized_ip,
     client_time, record_time, expire_time,
-    notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt_key_id, receipt_signature
+    notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt_key_id, receipt_signature, receipt_proof
 )
 SELECT
     tenant_id, record_id, request_id, site_id, subject_id, user_id,
@@ -22,7 +22,7 @@ SELECT
     country_code, language_code, page_url,
     user_agent, device_type, os, browser, anonymized_ip,
     client_time, record_time, expire_time,
-    notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt_key_id, receipt_signature
+    notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt_key_id, receipt_signature, receipt_proof
 FROM unnest(
     $1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
     $7::int2[], $8::int2[], $9::text[], $10::text[],
@@ -32,7 +32,7 @@ FROM unnest(
     $21::text[], $22::text[], $23::text[],
     $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
     $29::timestamptz[], $30::timestamptz[], $31::timestamptz[],
-    $32::text[], $33::bytea[], $34::bytea[], $35::text[], $36::text[], $37::bytea[]
+    $32::text[], $33::bytea[], $34::bytea[], $35::text[], $36::text[], $37::bytea[], $38::bytea[]
 ) AS r (
     tenant_id, record_id, request_id, site_id, subject_id, user_id,
     action, status, granted_categories, denied_categories,
@@ -42,7 +42,7 @@ FROM unnest(
     country_code, language_code, page_url,
     user_agent, device_type, os, browser, anonymized_ip,
     client_time, record_time, expire_time,
-    notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt_key_id, receipt_signature
+    notice_version, notice_sha256, ip_ciphertext, ip_key_id, receipt_key_id, receipt_signature, receipt_proof
 )
 ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
 RETURNING record_id
