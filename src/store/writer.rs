@@ -269,10 +269,16 @@ impl Store {
         // rollback: the INSERT's error is the one that tells.
         committed?;
         let client = transaction.ended();
-        let mut inserted = HashSet::with_capacity(items.len());
-        for row in rows? {
-            inserted.insert(row.try_get::<_, Uuid>("record_id")?);
-        }
+        let rows = rows?;
+        // Committed: from here a failure answers calls, never rewrites them.
+        let inserted: HashSet<Uuid> =
+            match rows.iter().map(|row| row.try_get("record_id")).collect() {
+                Ok(inserted) => inserted,
+                Err(error) => {
+                    let shared = Arc::new(Error::from(error));
+                    return Ok(items.iter().map(|_| Err(shared_error(&shared))).collect());
+                }
+            };
 
         // Request ids taken before (or earlier in this batch) inserted
         // nothing: their callers get the record stored first, read after
