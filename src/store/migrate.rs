@@ -44,9 +44,35 @@ async fn apply_pending(client: &mut Object) -> Result<()> {
     client
         .batch_execute(include_str!("sql/create_schema_migrations.sql"))
         .await?;
+    // A database a newer build migrated holds rows this build would read
+    // wrongly (a receipt it cannot rebuild, a column it does not know):
+    // refuse it rather than serve them.
+    let newest: Option<i32> = client
+        .query_one(
+            "SELECT max(version) FROM consentd_meta.schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let known = MIGRATIONS.last().map_or(0, |&(version, _, _)| version);
+    if let Some(newest) = newest.filter(|&newest| newest > known) {
+        return Err(Error::Internal(
+            format!(
+                "the database is at migration {newest}, this build knows only up to {known}: \
+                 run a build at least as new"
+            )
+            .into(),
+        ));
+    }
     for &(version, name, sql) in MIGRATIONS {
         let checksum = Sha256::digest(sql.as_bytes()).to_vec();
         let transaction = client.transaction().await?;
+        // A migration may need a lock a long export holds; waiting for it
+        // would queue every write behind the migration. Fail instead: the
+        // next start tries again.
+        transaction
+            .batch_execute("SET LOCAL lock_timeout = '5s'")
+            .await?;
         let applied: Option<Vec<u8>> = transaction
             .query_opt(include_str!("sql/applied_migration.sql"), &[&version])
             .await?

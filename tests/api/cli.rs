@@ -163,3 +163,22 @@ async fn migrate_is_idempotent_and_refuses_a_changed_migration() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("migration 1 (init) differs"));
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_build_is_refused() {
+    let app = TestApp::spawn().await;
+    let url = app.database_url.clone();
+    app.sql()
+        .await
+        .execute(
+            "INSERT INTO consentd_meta.schema_migrations (version, name, checksum)
+             VALUES (999, 'from the future', '\\x00')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = consentd(&url, &["migrate"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("at migration 999"), "{stderr}");
+}
