@@ -1,9 +1,11 @@
 //! Signed consent receipts that a third party verifies offline.
 //!
 //! Records are signed a batch at a time: one Ed25519 signature covers the
-//! Merkle tree (RFC 9162, section 2.1) of every claim a writer commits for
-//! a tenant in one transaction, and each receipt carries the audit path
-//! from its claims to that root. One signature per batch instead of one per
+//! Merkle tree (RFC 9162, section 2.1) of the claims a writer signs for one
+//! tenant in one transaction, and each receipt carries the audit path from
+//! its claims to that root. (A second call with a request id already in the
+//! batch is signed too, then stored as nothing: its caller gets the first
+//! record, whose receipt verifies; the spare leaf proves nothing.) One signature per batch instead of one per
 //! record is what lets the write path keep up under load.
 //!
 //! A receipt is the token `cr2.KEY_ID.PAYLOAD.PROOF.SIGNATURE`:
@@ -13,12 +15,14 @@
 //!   no whitespace, the keys in exactly the order of [`Claims`], absent
 //!   values as `null`, times as integer microseconds since the Unix epoch,
 //!   hashes in lower-case hex;
-//! - `PROOF` is base64url of the leaf index (u16, big-endian), the tree size
-//!   (u16, big-endian) and the audit path (32-byte SHA-256 hashes). The leaf
-//!   is SHA-256(0x00 || claims), an inner node SHA-256(0x01 || left ||
-//!   right); verification follows RFC 9162, section 2.1.3.2;
-//! - `SIGNATURE` is base64url of the Ed25519 signature of the ASCII bytes
-//!   `cr2.KEY_ID.SIZE.ROOT`: SIZE in decimal, ROOT the base64url tree root.
+//! - `PROOF` is base64url (no padding) of the leaf index (u16, big-endian),
+//!   the tree size (u16, big-endian) and the audit path (32-byte SHA-256
+//!   hashes, from the leaf's sibling up). The leaf is SHA-256(0x00 ||
+//!   claims), an inner node SHA-256(0x01 || left || right); verification
+//!   follows RFC 9162, section 2.1.3.2;
+//! - `SIGNATURE` is base64url (no padding) of the Ed25519 signature of the
+//!   ASCII bytes `cr2.KEY_ID.SIZE.ROOT`: SIZE in decimal, ROOT the tree root
+//!   in base64url (no padding).
 //!
 //! Version 1 (`cr1.KEY_ID.PAYLOAD.SIGNATURE`, the signature over the ASCII
 //! bytes `cr1.KEY_ID.PAYLOAD`) signed each record alone. Records written
@@ -343,6 +347,9 @@ impl Inclusion {
     /// The root the path leads to from `leaf` (RFC 9162, 2.1.3.2), or none
     /// when the path does not fit the index and size.
     fn root_from(&self, leaf: [u8; 32]) -> Option<[u8; 32]> {
+        if self.index >= self.size {
+            return None;
+        }
         let (mut index, mut last) = (u32::from(self.index), u32::from(self.size) - 1);
         let mut root = leaf;
         for sibling in &self.path {
