@@ -260,15 +260,24 @@ async fn a_batch_that_fails_midway_leaves_no_transaction_open() {
     };
     assert_eq!(refused.unwrap_err().code(), Code::Internal);
 
-    let open: i64 = sql
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    // A closed connection's backend leaves pg_stat_activity once it has
+    // seen the close: give it a moment.
+    let mut open: i64 = -1;
+    for _ in 0..50 {
+        open = sql
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(open, 0, "no pooled connection is left inside a transaction");
     spawn_record(&client, "after", "")
         .await
