@@ -3,9 +3,8 @@
 //! Records are signed a batch at a time: one Ed25519 signature covers the
 //! Merkle tree (RFC 9162, section 2.1) of the claims a writer signs for one
 //! tenant in one transaction, and each receipt carries the audit path from
-//! its claims to that root. (A second call with a request id already in the
-//! batch is signed too, then stored as nothing: its caller gets the first
-//! record, whose receipt verifies; the spare leaf proves nothing.) One signature per batch instead of one per
+//! its claims to that root. Only records the batch stores are in the tree:
+//! a call repeating a request id in the batch shares the first one's leaf. One signature per batch instead of one per
 //! record is what lets the write path keep up under load.
 //!
 //! A receipt is the token `cr2.KEY_ID.PAYLOAD.PROOF.SIGNATURE`:

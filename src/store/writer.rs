@@ -55,6 +55,7 @@ struct Job {
 }
 
 /// A stored record with its receipt.
+#[derive(Clone)]
 pub struct Recorded {
     pub record: ConsentRecord,
     pub receipt: Option<Receipt>,
@@ -168,11 +169,55 @@ impl Store {
         }
     }
 
-    /// Writes records in one transaction of two round trips: BEGIN with the
-    /// batch's clock and settings, then the INSERT with COMMIT. An error
-    /// means nothing was committed; once committed, each call gets its own
-    /// answer in input order.
+    /// Writes records in one transaction and answers each call, in input
+    /// order. An error means nothing was committed. A call repeating a
+    /// request id already in the batch gets the first one's answer: one
+    /// row, one receipt, and no leaf in the signed tree for a record that
+    /// is never stored.
     async fn insert_consents(
+        &self,
+        items: &[(Uuid, &ConsentDecision)],
+        defaults: ServerDefaults,
+        sealing: &Sealing,
+    ) -> Result<Vec<Result<Recorded>>> {
+        let mut first_of: HashMap<(Uuid, &str), usize> = HashMap::new();
+        let mut unique = Vec::with_capacity(items.len());
+        let slots: Vec<usize> = items
+            .iter()
+            .map(|&(tenant_id, decision)| {
+                let fresh = unique.len();
+                let slot = match decision.request_id.as_ref() {
+                    Some(request_id) => *first_of
+                        .entry((tenant_id, request_id.as_ref()))
+                        .or_insert(fresh),
+                    None => fresh,
+                };
+                if slot == fresh {
+                    unique.push((tenant_id, decision));
+                }
+                slot
+            })
+            .collect();
+        if unique.len() == items.len() {
+            return self.insert_unique(items, defaults, sealing).await;
+        }
+        let answers: Vec<Result<Recorded, Arc<Error>>> = self
+            .insert_unique(&unique, defaults, sealing)
+            .await?
+            .into_iter()
+            .map(|answer| answer.map_err(Arc::new))
+            .collect();
+        Ok(slots
+            .into_iter()
+            .map(|slot| answers[slot].clone().map_err(|error| shared_error(&error)))
+            .collect())
+    }
+
+    /// Writes records with distinct request ids in one transaction of two
+    /// round trips: BEGIN with the batch's clock and settings, then the
+    /// INSERT with COMMIT. An error means nothing was committed; once
+    /// committed, each call gets its own answer in input order.
+    async fn insert_unique(
         &self,
         items: &[(Uuid, &ConsentDecision)],
         defaults: ServerDefaults,
@@ -280,9 +325,9 @@ impl Store {
                 }
             };
 
-        // Request ids taken before (or earlier in this batch) inserted
-        // nothing: their callers get the record stored first, read after
-        // COMMIT. A failure here fails only those calls, never rewrites.
+        // Request ids taken before inserted nothing: their callers get the
+        // record stored first, read after COMMIT. A failure here fails only
+        // those calls, never rewrites.
         let retried: Vec<(Uuid, &str)> = items
             .iter()
             .zip(&sealed)
