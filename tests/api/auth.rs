@@ -71,7 +71,8 @@ async fn each_rpc_needs_its_scope() {
             .code(),
         Code::PermissionDenied
     );
-    reader.get_consent_status(status_request).await.unwrap();
+    let status = reader.get_consent_status(status_request).await.unwrap();
+    assert_eq!(status.into_inner().record.unwrap().subject_id, "v");
     let list = ListConsentsRequest {
         site_id: "shop".into(),
         ..Default::default()
@@ -80,24 +81,41 @@ async fn each_rpc_needs_its_scope() {
         writer.list_consents(list.clone()).await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    reader.list_consents(list).await.unwrap();
+    assert_eq!(
+        reader
+            .list_consents(list)
+            .await
+            .unwrap()
+            .into_inner()
+            .records
+            .len(),
+        1
+    );
     let export = ExportConsentsRequest {
         site_id: "shop".into(),
         filter: None,
         view: 0,
     };
-    assert_eq!(
-        reader.export_consents(export).await.unwrap_err().code(),
-        Code::PermissionDenied
-    );
+    let denied = reader.export_consents(export.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(denied.message().contains("consent:export"));
+    let mut exporter = app
+        .client(Some(&app.key("acme", &[Scope::ConsentExport]).await))
+        .await;
+    let exported = crate::round_trip::export_all(&mut exporter, export).await;
+    assert_eq!(exported.len(), 1);
     let erase = EraseConsentsRequest {
         subject_id: "v".into(),
         ..Default::default()
     };
-    assert_eq!(
-        reader.erase_consents(erase).await.unwrap_err().code(),
-        Code::PermissionDenied
-    );
+    let denied = reader.erase_consents(erase.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(denied.message().contains("consent:erase"));
+    let mut eraser = app
+        .client(Some(&app.key("acme", &[Scope::ConsentErase]).await))
+        .await;
+    let erased = eraser.erase_consents(erase).await.unwrap().into_inner();
+    assert_eq!(erased.erased_count, 1);
 }
 
 #[tokio::test]

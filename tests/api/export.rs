@@ -116,6 +116,7 @@ async fn lists_and_exports_carry_receipts_only_in_the_full_view() {
             .await
             .unwrap()
             .into_inner();
+        assert_eq!(page.records.len(), 3, "{view:?}");
         assert!(
             page.records
                 .iter()
