@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use consentd::{
     config::{DatabaseConfig, DefaultsConfig, ServeConfig},
     domain::{auth::Scope, keyring::generate_entry, receipt::Receipt, site::SiteSettingsUpdate},
-    server, store, telemetry,
+    server, store,
+    telemetry::{self, error_chain},
 };
 use uuid::Uuid;
 
@@ -120,7 +121,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let open = |database: &DatabaseConfig| {
-        store::Store::new(&database.database_url, database.pool_size).map_err(|e| chain(&e))
+        store::Store::new(&database.database_url, database.pool_size).map_err(|e| error_chain(&e))
     };
     match cli.command {
         Command::Serve(config) => {
@@ -129,14 +130,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             store
                 .migrate()
                 .await
-                .map_err(|e| format!("cannot migrate the database: {}", chain(&e)))?;
+                .map_err(|e| format!("cannot migrate the database: {}", error_chain(&e)))?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
             tracing::info!(listen = %config.listen, "serving consent.v1");
             server::run(listener, store, settings, shutdown_signal())
                 .await
-                .map_err(|e| chain(&e))
+                .map_err(|e| error_chain(&e))
         }
         Command::Verify {
             receipt,
@@ -157,7 +158,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     (tenant, site)
                 }
             };
-            let tenant_id = store.tenant_id(tenant).await.map_err(|e| chain(&e))?;
+            let tenant_id = store.tenant_id(tenant).await.map_err(|e| error_chain(&e))?;
             let settings = match command {
                 SitesCommand::Set {
                     detailed_logging,
@@ -185,7 +186,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .await
                 }
             }
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| error_chain(&e))?;
             println!("detailed_logging: {}", settings.detailed_logging);
             println!(
                 "consent_lifetime_days: {}",
@@ -194,7 +195,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("retention_days: {}", settings.retention.as_secs() / 86_400);
             Ok(())
         }
-        Command::Migrate(database) => open(&database)?.migrate().await.map_err(|e| chain(&e)),
+        Command::Migrate(database) => open(&database)?
+            .migrate()
+            .await
+            .map_err(|e| error_chain(&e)),
         Command::Keys { database, command } => {
             let store = open(&database)?;
             match command {
@@ -202,7 +206,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     let created = store
                         .create_key(&tenant, &scopes)
                         .await
-                        .map_err(|e| chain(&e))?;
+                        .map_err(|e| error_chain(&e))?;
                     println!("tenant_id: {}", created.tenant_id);
                     println!("key_id: {}", created.key_id);
                     println!("{}", created.secret.expose());
@@ -210,10 +214,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 KeysCommand::Revoke { key_id } => match store.revoke_key(key_id).await {
                     Ok(()) => println!("revoked {key_id}"),
                     Err(store::Error::NotFound) => return Err(format!("no key with id {key_id}")),
-                    Err(e) => return Err(chain(&e)),
+                    Err(e) => return Err(error_chain(&e)),
                 },
                 KeysCommand::List => {
-                    for key in store.list_keys().await.map_err(|e| chain(&e))? {
+                    for key in store.list_keys().await.map_err(|e| error_chain(&e))? {
                         let state = if key.revoked_at.is_some() {
                             "revoked"
                         } else {
@@ -259,10 +263,6 @@ fn verify(receipt: &Path, public_key: &Path) -> Result<(), String> {
     println!("valid receipt, signed by key {}", receipt.key_id);
     println!("{}", String::from_utf8_lossy(&receipt.claims_json));
     Ok(())
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    consentd::api::error_chain(error)
 }
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.

@@ -10,7 +10,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     api::{
-        AdminApi, ApiContext, Authenticator, ConsentApi, PreferenceApi, error_chain,
+        AdminApi, ApiContext, Authenticator, ConsentApi, PreferenceApi,
         proto::{
             admin_service_server::AdminServiceServer, consent_service_server::ConsentServiceServer,
             preference_service_server::PreferenceServiceServer,
@@ -204,7 +204,7 @@ where
                 Ok(true) if !*stopped.borrow() => continue,
                 Ok(_) => break,
                 Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "background batch failed");
+                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "background batch failed");
                     break;
                 }
             }

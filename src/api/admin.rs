@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{
-    ApiContext, Authenticator, Error,
+    ApiContext, Authenticator,
     convert::{duration, present, required, time, timestamp},
     paging::page_tokens,
     proto::{self, admin_service_server::AdminService},
@@ -75,12 +75,11 @@ impl AdminService for AdminApi {
         let caller = self.auth.authorize(&request, Scope::Admin).await?;
         let mut v = Violations::new();
         let site_id = site_or_defaults(request.into_inner().site_id, &mut v);
-        v.finish(|| ()).map_err(Error::from)?;
+        v.finish(|| ())?;
         let settings = self
             .store
             .site_settings(caller.tenant_id, &site_id, self.context.defaults)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::GetSiteSettingsResponse {
             site_id,
             settings: Some(settings_response(settings)),
@@ -105,7 +104,7 @@ impl AdminService for AdminApi {
         if let Err((field, description)) = update.check() {
             v.add(field, description);
         }
-        v.finish(|| ()).map_err(Error::from)?;
+        v.finish(|| ())?;
         let settings = self
             .store
             .update_site_settings(
@@ -114,8 +113,7 @@ impl AdminService for AdminApi {
                 update,
                 self.context.defaults,
             )
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::UpdateSiteSettingsResponse {
             site_id,
             settings: Some(settings_response(settings)),
@@ -139,14 +137,11 @@ impl AdminService for AdminApi {
             "page_token",
             present(r.page_token).map(|t| Cursor::from_token(&t, &filter)),
         );
-        let page_size = v
-            .finish(|| page_size.expect("checked"))
-            .map_err(Error::from)?;
+        let page_size = v.finish(|| page_size.expect("checked"))?;
         let page = self
             .store
             .list_audit_events(caller.tenant_id, &filter, after, page_size.get())
-            .await
-            .map_err(Error::from)?;
+            .await?;
         let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListAuditEventsResponse {
             events: page.items.into_iter().map(Into::into).collect(),
@@ -166,14 +161,11 @@ impl AdminService for AdminApi {
             "widget_id",
             required(request.into_inner().widget_id).and_then(WidgetId::parse),
         );
-        let widget_id = v
-            .finish(|| widget_id.expect("checked"))
-            .map_err(Error::from)?;
+        let widget_id = v.finish(|| widget_id.expect("checked"))?;
         let lifetime = self
             .store
             .widget_lifetime(caller.tenant_id, &widget_id)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::GetWidgetSettingsResponse {
             widget_id: widget_id.into_inner(),
             settings: Some(proto::WidgetSettings {
@@ -197,13 +189,10 @@ impl AdminService for AdminApi {
                 .and_then(|s| s.selection_lifetime)
                 .map(|d| duration(d).and_then(lifetime)),
         );
-        let widget_id = v
-            .finish(|| widget_id.expect("checked"))
-            .map_err(Error::from)?;
+        let widget_id = v.finish(|| widget_id.expect("checked"))?;
         self.store
             .update_widget_lifetime(&caller, &widget_id, lifetime)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::UpdateWidgetSettingsResponse {
             widget_id: widget_id.into_inner(),
             settings: Some(proto::WidgetSettings {

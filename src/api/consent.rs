@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    ApiContext, Authenticator, Error, convert,
+    ApiContext, Authenticator, convert,
     convert::{in_view, record_message, with_receipt},
     convert::{present, required, timestamp},
     paging::{ExportStream, export_stream, page_tokens},
@@ -59,12 +59,8 @@ impl ConsentService for ConsentApi {
         request: Request<proto::RecordConsentRequest>,
     ) -> Result<Response<proto::RecordConsentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentWrite).await?;
-        let decision = ConsentDecision::try_from(request.into_inner()).map_err(Error::from)?;
-        let recorded = self
-            .writer
-            .record(caller.tenant_id, decision)
-            .await
-            .map_err(Error::from)?;
+        let decision = ConsentDecision::try_from(request.into_inner())?;
+        let recorded = self.writer.record(caller.tenant_id, decision).await?;
         Ok(Response::new(proto::RecordConsentResponse {
             record: Some(record_message(recorded.record, recorded.receipt)),
         }))
@@ -76,8 +72,7 @@ impl ConsentService for ConsentApi {
         request: Request<proto::GetConsentStatusRequest>,
     ) -> Result<Response<proto::GetConsentStatusResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let (site_id, subject_id) =
-            convert::status_request(request.into_inner()).map_err(Error::from)?;
+        let (site_id, subject_id) = convert::status_request(request.into_inner())?;
         let record = self
             .store
             .consent_status(
@@ -86,8 +81,7 @@ impl ConsentService for ConsentApi {
                 &subject_id,
                 (self.context.clock)(),
             )
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::GetConsentStatusResponse {
             record: Some(with_receipt(record, caller.tenant_id)),
         }))
@@ -99,13 +93,11 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ListConsentsRequest>,
     ) -> Result<Response<proto::ListConsentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let (filter, after, page_size, view) =
-            convert::list_request(request.into_inner()).map_err(Error::from)?;
+        let (filter, after, page_size, view) = convert::list_request(request.into_inner())?;
         let page = self
             .store
             .list_consents(caller.tenant_id, &filter, after, page_size.get())
-            .await
-            .map_err(Error::from)?;
+            .await?;
         let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListConsentsResponse {
             records: page
@@ -126,7 +118,7 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ExportConsentsRequest>,
     ) -> Result<Response<Self::ExportConsentsStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentExport).await?;
-        let (filter, view) = convert::export_request(request.into_inner()).map_err(Error::from)?;
+        let (filter, view) = convert::export_request(request.into_inner())?;
         let chunks = self
             .store
             .export_consents(&caller, &filter, EXPORT_CHUNK_RECORDS);
@@ -147,12 +139,11 @@ impl ConsentService for ConsentApi {
         request: Request<proto::EraseConsentsRequest>,
     ) -> Result<Response<proto::EraseConsentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentErase).await?;
-        let erase = convert::erase_request(request.into_inner()).map_err(Error::from)?;
+        let erase = convert::erase_request(request.into_inner())?;
         let erasure = self
             .store
             .erase_consents(&caller, &erase, &self.context.audit_key)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         tracing::info!(erased_count = erasure.erased_count, audit_id = %erasure.audit_id, "erased consents");
         Ok(Response::new(proto::EraseConsentsResponse {
             erased_count: erasure.erased_count,
@@ -173,14 +164,11 @@ impl ConsentService for ConsentApi {
                 Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())
             }),
         );
-        let record_id = v
-            .finish(|| record_id.expect("checked"))
-            .map_err(Error::from)?;
+        let record_id = v.finish(|| record_id.expect("checked"))?;
         let (record, notice_on_file) = self
             .store
             .consent_proof(caller.tenant_id, record_id)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::GetConsentProofResponse {
             notice_sha256: record
                 .decision
@@ -215,12 +203,11 @@ impl ConsentService for ConsentApi {
         {
             v.add("expected_sha256", "does not match the SHA-256 of text");
         }
-        v.finish(|| ()).map_err(Error::from)?;
+        v.finish(|| ())?;
         let created = self
             .store
             .put_notice(caller.tenant_id, &hash, &r.text)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::PutNoticeResponse {
             sha256: hash.to_hex(),
             created,
@@ -238,12 +225,8 @@ impl ConsentService for ConsentApi {
             "sha256",
             required(request.into_inner().sha256).and_then(|h| NoticeHash::parse(&h)),
         );
-        let hash = v.finish(|| hash.expect("checked")).map_err(Error::from)?;
-        let (text, stored) = self
-            .store
-            .notice(caller.tenant_id, &hash)
-            .await
-            .map_err(Error::from)?;
+        let hash = v.finish(|| hash.expect("checked"))?;
+        let (text, stored) = self.store.notice(caller.tenant_id, &hash).await?;
         Ok(Response::new(proto::GetNoticeResponse {
             text,
             create_time: Some(timestamp(stored)),

@@ -366,10 +366,7 @@ pub(super) fn view(number: i32) -> Result<View, String> {
 
 /// A record with its signed receipt, rebuilt from the record and its seal.
 pub(super) fn with_receipt(record: ConsentRecord, tenant_id: Uuid) -> proto::ConsentRecord {
-    let receipt = record
-        .seal
-        .as_ref()
-        .map(|seal| receipt::receipt(seal, tenant_id, &record));
+    let receipt = receipt::receipt(tenant_id, &record);
     record_message(record, receipt)
 }
 

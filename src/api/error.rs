@@ -8,6 +8,7 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use crate::{
     domain::{auth::Scope, validation::ValidationError},
     store,
+    telemetry::error_chain,
 };
 
 /// `ErrorInfo.domain` of our errors (AIP-193).
@@ -23,6 +24,20 @@ pub enum Error {
     PermissionDenied(Scope),
     #[error(transparent)]
     Store(#[from] store::Error),
+}
+
+// Handlers use `?` on validation and store results alike; each goes
+// through the one mapping below.
+impl From<ValidationError> for Status {
+    fn from(error: ValidationError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+impl From<store::Error> for Status {
+    fn from(error: store::Error) -> Self {
+        Error::from(error).into()
+    }
 }
 
 impl From<Error> for Status {
@@ -93,16 +108,4 @@ fn with_reason(
         message,
         ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
     )
-}
-
-/// "outer: inner: root" — the whole cause chain on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }

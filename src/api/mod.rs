@@ -12,7 +12,7 @@ mod preference;
 pub use admin::AdminApi;
 pub use auth::Authenticator;
 pub use consent::ConsentApi;
-pub use error::{Error, error_chain};
+pub use error::Error;
 pub use preference::PreferenceApi;
 
 /// What every service needs besides the store.

@@ -58,7 +58,7 @@ impl PreferenceService for PreferenceApi {
             .auth
             .authorize(&request, Scope::PreferenceWrite)
             .await?;
-        let update = update_request(request.into_inner(), caller.key_id).map_err(Error::from)?;
+        let update = update_request(request.into_inner(), caller.key_id)?;
         let outcome = self
             .store
             .update_preferences(
@@ -67,8 +67,7 @@ impl PreferenceService for PreferenceApi {
                 (self.context.clock)(),
                 |outcome| update_response(outcome.clone()).encode_to_vec(),
             )
-            .await
-            .map_err(Error::from)?;
+            .await?;
         let response = match outcome {
             Idempotent::Fresh(outcome) => update_response(outcome),
             Idempotent::Replayed(encoded) => {
@@ -89,9 +88,8 @@ impl PreferenceService for PreferenceApi {
         let mut v = Violations::new();
         let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
         let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
-        let (widget_id, user_id) = v
-            .finish(|| (widget_id.expect("checked"), user_id.expect("checked")))
-            .map_err(Error::from)?;
+        let (widget_id, user_id) =
+            v.finish(|| (widget_id.expect("checked"), user_id.expect("checked")))?;
         let state = self
             .store
             .preference_state(
@@ -100,8 +98,7 @@ impl PreferenceService for PreferenceApi {
                 &user_id,
                 (self.context.clock)(),
             )
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(Response::new(proto::GetPreferencesResponse {
             state: Some(state.into()),
         }))
@@ -124,14 +121,12 @@ impl PreferenceService for PreferenceApi {
             }
             _ => None,
         };
-        let (filter, page_size) = v
-            .finish(|| (filter.expect("checked"), page_size.expect("checked")))
-            .map_err(Error::from)?;
+        let (filter, page_size) =
+            v.finish(|| (filter.expect("checked"), page_size.expect("checked")))?;
         let page = self
             .store
             .list_preference_history(caller.tenant_id, &filter, after, page_size.get())
-            .await
-            .map_err(Error::from)?;
+            .await?;
         let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListPreferenceHistoryResponse {
             events: page.items.into_iter().map(Into::into).collect(),
@@ -154,7 +149,7 @@ impl PreferenceService for PreferenceApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let filter = history_filter(r.widget_id, None, r.start_time, r.end_time, &mut v);
-        let filter = v.finish(|| filter.expect("checked")).map_err(Error::from)?;
+        let filter = v.finish(|| filter.expect("checked"))?;
         let chunks = self
             .store
             .export_preference_history(&caller, &filter, EXPORT_CHUNK_RECORDS);
@@ -178,9 +173,7 @@ impl PreferenceService for PreferenceApi {
         let mut v = Violations::new();
         let widget_id = v.check_optional("widget_id", present(r.widget_id).map(WidgetId::parse));
         let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
-        let user_id = v
-            .finish(|| user_id.expect("checked"))
-            .map_err(Error::from)?;
+        let user_id = v.finish(|| user_id.expect("checked"))?;
         let (erased_selections, erased_events, erasure) = self
             .store
             .erase_preferences(
@@ -189,8 +182,7 @@ impl PreferenceService for PreferenceApi {
                 &user_id,
                 &self.context.audit_key,
             )
-            .await
-            .map_err(Error::from)?;
+            .await?;
         tracing::info!(erased_selections, erased_events, audit_id = %erasure.audit_id, "erased preferences");
         Ok(Response::new(proto::ErasePreferencesResponse {
             erased_selections,

@@ -201,15 +201,16 @@ fn sign_claims(keyring: &SigningKeyring, claims: Vec<Vec<u8>>) -> Vec<Receipt> {
         .collect()
 }
 
-/// The receipt of a sealed record: its claims are rebuilt from the record,
-/// so a stored record needs only its seal.
-pub fn receipt(seal: &ReceiptSeal, tenant_id: Uuid, record: &ConsentRecord) -> Receipt {
-    assemble(
+/// The receipt of a sealed record (none for an unsealed one): its claims
+/// are rebuilt from the record, so a stored record needs only its seal.
+pub fn receipt(tenant_id: Uuid, record: &ConsentRecord) -> Option<Receipt> {
+    let seal = record.seal.as_ref()?;
+    Some(assemble(
         &seal.key_id,
         seal.signature,
         canonical_claims(tenant_id, record),
         seal.inclusion.clone(),
-    )
+    ))
 }
 
 fn assemble(

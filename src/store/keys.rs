@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{Error, Result, Store, audit::AuditEntry};
@@ -32,13 +33,7 @@ impl Store {
     pub async fn create_key(&self, tenant: &str, scopes: &[Scope]) -> Result<CreatedKey> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
-        let tenant_id: Uuid = transaction
-            .query_one(
-                include_str!("sql/upsert_tenant.sql"),
-                &[&Uuid::now_v7(), &tenant],
-            )
-            .await?
-            .get(0);
+        let tenant_id = upsert_tenant(&transaction, tenant).await?;
         let secret = ApiKey::generate();
         let key_id = Uuid::now_v7();
         let scopes: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
@@ -80,14 +75,7 @@ impl Store {
 
     /// The id of a tenant, created when new.
     pub async fn tenant_id(&self, tenant: &str) -> Result<Uuid> {
-        let client = self.pool.get().await?;
-        Ok(client
-            .query_one(
-                include_str!("sql/upsert_tenant.sql"),
-                &[&Uuid::now_v7(), &tenant],
-            )
-            .await?
-            .get(0))
+        upsert_tenant(&self.pool.get().await?, tenant).await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
@@ -126,4 +114,15 @@ impl Store {
             }
         }))
     }
+}
+
+/// The id of a tenant, created when new.
+async fn upsert_tenant(client: &impl GenericClient, tenant: &str) -> Result<Uuid> {
+    Ok(client
+        .query_one(
+            include_str!("sql/upsert_tenant.sql"),
+            &[&Uuid::now_v7(), &tenant],
+        )
+        .await?
+        .get(0))
 }

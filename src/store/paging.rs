@@ -131,7 +131,7 @@ impl Store {
                 let _ = failed.send(Err(error)).await;
             }
             if let Err(error) = store.write_audit(audit).await {
-                tracing::error!(error = %crate::api::error_chain(&error), "cannot audit an export");
+                tracing::error!(error = %crate::telemetry::error_chain(&error), "cannot audit an export");
             }
         });
         receiver

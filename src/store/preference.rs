@@ -326,22 +326,23 @@ impl Store {
             return Ok(0);
         }
         let transaction = client.transaction().await?;
+        transaction
+            .batch_execute(include_str!("sql/mark_writer.sql"))
+            .await?;
         let expired = expire_due(&transaction, now, batch, None).await?;
         transaction.commit().await?;
         Ok(expired)
     }
 }
 
-/// Removes due selections (of one owner, or all) with their EXPIRED events.
+/// Removes due selections (of one owner, or all) with their EXPIRED events,
+/// in a transaction already labelled as a writer.
 async fn expire_due(
     transaction: &Transaction<'_>,
     now: SystemTime,
     batch: i64,
     owner: Option<&Owner<'_>>,
 ) -> Result<i64> {
-    transaction
-        .batch_execute(include_str!("sql/mark_writer.sql"))
-        .await?;
     if let Some(owner) = owner {
         transaction
             .execute(

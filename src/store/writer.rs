@@ -39,15 +39,6 @@ pub struct WriterConfig {
     pub max_batch: usize,
 }
 
-impl Default for WriterConfig {
-    fn default() -> Self {
-        Self {
-            writers: 2,
-            max_batch: 256,
-        }
-    }
-}
-
 struct Job {
     tenant_id: Uuid,
     decision: ConsentDecision,
@@ -154,14 +145,14 @@ impl Store {
             Err(Error::Internal(_)) if batch.len() > 1 => {
                 for job in batch {
                     let answer = self
-                        .insert_consents(&[(job.tenant_id, &job.decision)], defaults, sealing)
+                        .insert_unique(&[(job.tenant_id, &job.decision)], defaults, sealing)
                         .await
                         .and_then(|mut answers| answers.remove(0));
                     let _ = job.reply.send(answer);
                 }
             }
             Err(error) => {
-                let shared = std::sync::Arc::new(error);
+                let shared = Arc::new(error);
                 for job in batch {
                     let _ = job.reply.send(Err(shared_error(&shared)));
                 }
@@ -354,10 +345,7 @@ impl Store {
                     .and_then(|r| earlier.get(&(*tenant_id, r.to_string())))
                     .cloned()
                     .ok_or_else(|| Error::Internal("retried record not found".into()))?;
-                let receipt = record
-                    .seal
-                    .as_ref()
-                    .map(|seal| receipt::receipt(seal, *tenant_id, &record));
+                let receipt = receipt::receipt(*tenant_id, &record);
                 Ok(Recorded { record, receipt })
             })
             .collect())
@@ -371,13 +359,10 @@ async fn earlier_records(
 ) -> Result<HashMap<(Uuid, String), ConsentRecord>> {
     let (tenants, request_ids): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
     let mut earlier = HashMap::new();
-    for row in client
-        .query(
-            include_str!("sql/consents_by_request_ids.sql"),
-            &[&tenants, &request_ids],
-        )
-        .await?
-    {
+    let statement = client
+        .prepare_cached(include_str!("sql/consents_by_request_ids.sql"))
+        .await?;
+    for row in client.query(&statement, &[&tenants, &request_ids]).await? {
         earlier.insert(
             (row.try_get("tenant_id")?, row.try_get("request_id")?),
             record_from_row(&row)?,
@@ -492,7 +477,7 @@ impl std::fmt::Display for SharedCause {
         write!(
             f,
             "batch write failed: {}",
-            crate::api::error_chain(self.0.as_ref())
+            crate::telemetry::error_chain(self.0.as_ref())
         )
     }
 }

@@ -1,6 +1,7 @@
 -- A whole batch in one statement: one array per column, one element per
 -- record. Array columns travel as comma-joined text (names cannot hold ',').
--- A request id taken earlier, or earlier in this batch, inserts nothing;
+-- A request id taken earlier inserts nothing (the writer merges repeats
+-- within a batch before this runs);
 -- only the ids of the rows inserted come back.
 INSERT INTO consent_records (
     tenant_id, record_id, request_id, site_id, subject_id, user_id,
