@@ -298,7 +298,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let median = |slice: &[f64]| {
                 let mut sorted = slice.to_vec();
                 sorted.sort_by(f64::total_cmp);
-                sorted[sorted.len() / 2]
+                sorted.get(sorted.len() / 2).copied().unwrap_or_default()
             };
             println!(
                 "list: pages={} page_size={page_size} first_{window}_pages_p50_ms={:.2} last_{window}_pages_p50_ms={:.2} depth_at_end={}",
