@@ -6,7 +6,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{OwnCluster, TestApp, decision};
+use crate::helpers::{OwnCluster, TestApp, decision, recorded};
 
 async fn health(app: &TestApp, service: &str) -> ServingStatus {
     let mut client = HealthClient::new(app.channel().await);
@@ -38,10 +38,7 @@ async fn postgres_down_means_unavailable_and_not_serving_until_it_returns() {
     let app = TestApp::spawn_on(&cluster.url).await;
     let mut client = app.tenant_client("acme").await;
     wait_for_health(&app, ServingStatus::Serving).await;
-    client
-        .record_consent(decision("shop", "before"))
-        .await
-        .unwrap();
+    let acknowledged = recorded(&mut client, decision("shop", "before")).await;
 
     cluster.stop();
     wait_for_health(&app, ServingStatus::NotServing).await;
@@ -72,8 +69,9 @@ async fn postgres_down_means_unavailable_and_not_serving_until_it_returns() {
         })
         .await
         .unwrap();
-    assert!(
-        before.into_inner().record.is_some(),
+    assert_eq!(
+        before.into_inner().record,
+        Some(acknowledged),
         "the acknowledged record survived the restart"
     );
     app.stop().await;

@@ -238,6 +238,17 @@ pub fn decision(site: &str, subject: &str) -> RecordConsentRequest {
     }
 }
 
+/// Records one decision and returns the stored record.
+pub async fn recorded(client: &mut ConsentClient, request: RecordConsentRequest) -> ConsentRecord {
+    client
+        .record_consent(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap()
+}
+
 /// Records `count` decisions on `site` (subjects `subject-0`...), with
 /// `concurrency` calls in flight, and returns the records.
 pub async fn record_many(
@@ -250,15 +261,7 @@ pub async fn record_many(
         .map(|i| {
             let mut client = client.clone();
             let request = decision(site, &format!("subject-{i}"));
-            async move {
-                client
-                    .record_consent(request)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .record
-                    .unwrap()
-            }
+            async move { recorded(&mut client, request).await }
         })
         .buffer_unordered(concurrency)
         .collect()

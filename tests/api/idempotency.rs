@@ -1,6 +1,6 @@
 use futures::future::join_all;
 
-use crate::helpers::{TestApp, decision};
+use crate::helpers::{TestApp, decision, recorded};
 
 #[tokio::test]
 async fn a_request_id_sent_twice_and_twenty_times_concurrently_writes_one_row() {
@@ -31,15 +31,7 @@ async fn a_request_id_sent_twice_and_twenty_times_concurrently_writes_one_row() 
     let answers = join_all((0..20).map(|_| {
         let mut client = client.clone();
         let request = request.clone();
-        async move {
-            client
-                .record_consent(request)
-                .await
-                .unwrap()
-                .into_inner()
-                .record
-                .unwrap()
-        }
+        async move { recorded(&mut client, request).await }
     }))
     .await;
     assert!(

@@ -1,4 +1,4 @@
-use crate::helpers::{TestApp, decision};
+use crate::helpers::{TestApp, decision, recorded};
 
 #[tokio::test]
 async fn only_the_anonymised_network_of_an_ip_is_stored_or_returned() {
@@ -15,13 +15,7 @@ async fn only_the_anonymised_network_of_an_ip_is_stored_or_returned() {
     for (subject, raw, masked) in cases {
         let mut request = decision("shop", subject);
         request.ip_address = raw.into();
-        let record = client
-            .record_consent(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .record
-            .unwrap();
+        let record = recorded(&mut client, request).await;
         assert_eq!(record.anonymized_ip, masked);
     }
 

@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::{
     helpers::{
-        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, served_key,
-        settings, violated_fields,
+        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, recorded,
+        served_key, settings, violated_fields,
     },
     round_trip::export_all,
 };
@@ -39,13 +39,7 @@ async fn admin_client(app: &TestApp, key: &str) -> AdminClient {
 }
 
 async fn record(client: &mut ConsentClient, subject: &str) -> ConsentRecord {
-    client
-        .record_consent(decision("shop", subject))
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap()
+    recorded(client, decision("shop", subject)).await
 }
 
 /// Records one consent, then restarts consentd on the same database with
@@ -151,13 +145,7 @@ async fn a_receipt_verifies_with_the_served_key_and_no_changed_byte_does() {
         seconds: 1_790_000_000,
         nanos: 123_456_789,
     });
-    let issued = client
-        .record_consent(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
+    let issued = recorded(&mut client, request).await;
     let proof = client
         .get_consent_proof(GetConsentProofRequest {
             record_id: issued.id.clone(),
@@ -257,13 +245,7 @@ async fn without_detailed_logging_no_agent_url_or_ip_is_stored() {
         .await
         .unwrap();
     let mut client = app.client(Some(&key)).await;
-    let minimal = client
-        .record_consent(decision("minimal-site", "v"))
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
+    let minimal = recorded(&mut client, decision("minimal-site", "v")).await;
     assert!(
         minimal.user_agent.is_empty()
             && minimal.page_url.is_empty()
@@ -327,13 +309,7 @@ async fn records_past_lifetime_plus_retention_are_deleted_and_expiry_ends_the_st
         .await
         .unwrap();
     let mut client = app.client(Some(&key)).await;
-    let short = client
-        .record_consent(decision("short", "v"))
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
+    let short = recorded(&mut client, decision("short", "v")).await;
     assert_eq!(
         short.expire_time.unwrap().seconds - short.record_time.unwrap().seconds,
         86_400
@@ -507,17 +483,11 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
     let mut with_notice = decision("shop", "v");
     with_notice.notice_version = "banner-7".into();
     with_notice.notice_sha256 = put.sha256.to_uppercase();
-    let recorded = client
-        .record_consent(with_notice)
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
-    assert_eq!(recorded.notice_sha256, put.sha256);
+    let with_notice = recorded(&mut client, with_notice).await;
+    assert_eq!(with_notice.notice_sha256, put.sha256);
     let proof = client
         .get_consent_proof(GetConsentProofRequest {
-            record_id: recorded.id.clone(),
+            record_id: with_notice.id.clone(),
         })
         .await
         .unwrap()
@@ -531,13 +501,7 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
 
     let mut unknown = decision("shop", "w");
     unknown.notice_sha256 = "ab".repeat(32);
-    let unknown = client
-        .record_consent(unknown)
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
+    let unknown = recorded(&mut client, unknown).await;
     let proof = client
         .get_consent_proof(GetConsentProofRequest {
             record_id: unknown.id,
@@ -568,7 +532,7 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
     assert_eq!(hidden.code(), Code::NotFound);
     let hidden = stranger
         .get_consent_proof(GetConsentProofRequest {
-            record_id: recorded.id,
+            record_id: with_notice.id,
         })
         .await
         .unwrap_err();

@@ -7,7 +7,7 @@ use consentd::{
 };
 use tonic::Code;
 
-use crate::helpers::{AUDIT_KEY, TestApp, decision};
+use crate::helpers::{AUDIT_KEY, TestApp, decision, recorded};
 
 #[tokio::test]
 async fn record_status_list_export_erase_round_trip() {
@@ -15,13 +15,7 @@ async fn record_status_list_export_erase_round_trip() {
     let mut client = app.tenant_client("acme").await;
 
     let sent = decision("shop", "visitor-42");
-    let recorded = client
-        .record_consent(sent.clone())
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
+    let recorded = recorded(&mut client, sent.clone()).await;
     assert_eq!(recorded.subject_id, "visitor-42");
     assert_eq!(recorded.status, ConsentStatus::Partial as i32);
     assert_eq!(recorded.granted_categories, sent.granted_categories);
