@@ -202,7 +202,7 @@ impl Store {
                 }
             }
         }
-        let state = state_of(&transaction, &owner, now).await?;
+        let state = state_of(&*transaction, &owner, now).await?;
         let outcome = UpdateOutcome {
             state,
             events,
@@ -228,16 +228,13 @@ impl Store {
         user_id: &UserId,
         now: SystemTime,
     ) -> Result<PreferenceState> {
-        let mut client = self.pool.get().await?;
-        let transaction = client.transaction().await?;
         let owner = Owner {
             tenant_id,
             widget_id: widget_id.as_ref(),
             user_id: user_id.as_ref(),
         };
-        let state = state_of(&transaction, &owner, now).await?;
-        transaction.commit().await?;
-        Ok(state)
+        // One statement reads one snapshot: no transaction around it.
+        state_of(&**self.pool.get().await?, &owner, now).await
     }
 
     pub async fn list_preference_history(
@@ -484,11 +481,11 @@ async fn insert_event(
 }
 
 async fn state_of(
-    transaction: &Transaction<'_>,
+    client: &impl tokio_postgres::GenericClient,
     owner: &Owner<'_>,
     now: SystemTime,
 ) -> Result<PreferenceState> {
-    let rows = transaction
+    let rows = client
         .query(
             include_str!("sql/preference_state.sql"),
             &[&owner.tenant_id, &owner.widget_id, &owner.user_id, &now],
