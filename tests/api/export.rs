@@ -1,16 +1,13 @@
 use consentd::api::proto::{ExportConsentsRequest, ListConsentsRequest};
 
-use crate::helpers::{POOL_SIZE, TestApp, record_many};
+use crate::helpers::{POOL_SIZE, TestApp, keyset_order, record_many};
 
 #[tokio::test]
 async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
     let mut recorded = record_many(&client, "shop", 20_000, 32).await;
-    recorded.sort_by_key(|r| {
-        let t = r.record_time.unwrap();
-        (t.seconds, t.nanos, r.id.clone())
-    });
+    keyset_order(&mut recorded);
 
     let mut stream = client
         .export_consents(ExportConsentsRequest {

@@ -179,6 +179,16 @@ impl TestApp {
         connect(&self.database_url).await
     }
 
+    /// How many consent records the database holds, every tenant's.
+    pub async fn stored_records(&self) -> i64 {
+        self.sql()
+            .await
+            .query_one("SELECT count(*) FROM consent_records", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// Stops the server the way SIGTERM does, and waits for it to drain.
     pub async fn stop(mut self) {
         let _ = self.shutdown.take().unwrap().send(());
@@ -236,6 +246,15 @@ pub fn decision(site: &str, subject: &str) -> RecordConsentRequest {
         notice_version: String::new(),
         notice_sha256: String::new(),
     }
+}
+
+/// Sorts records the way lists and exports return them: by record time,
+/// then id.
+pub fn keyset_order(records: &mut [ConsentRecord]) {
+    records.sort_by_key(|r| {
+        let t = r.record_time.unwrap();
+        (t.seconds, t.nanos, r.id.clone())
+    });
 }
 
 /// Records one decision and returns the stored record.

@@ -40,12 +40,6 @@ async fn a_request_id_sent_twice_and_twenty_times_concurrently_writes_one_row() 
     );
     assert_eq!(answers[0].request_id, "concurrent-retries");
 
-    let rows: i64 = app
-        .sql()
-        .await
-        .query_one("SELECT count(*) FROM consent_records", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = app.stored_records().await;
     assert_eq!(rows, 2, "one row per request id");
 }

@@ -1,14 +1,7 @@
 use consentd::api::proto::{ConsentFilter, ConsentRecord, ListConsentsRequest};
 use tonic::Code;
 
-use crate::helpers::{TestApp, record_many, violated_fields};
-
-fn keyset_order(records: &mut [ConsentRecord]) {
-    records.sort_by_key(|r| {
-        let t = r.record_time.unwrap();
-        (t.seconds, t.nanos, r.id.clone())
-    });
-}
+use crate::helpers::{TestApp, keyset_order, record_many, violated_fields};
 
 #[tokio::test]
 async fn pages_of_100_return_2500_records_exactly_once_in_order() {

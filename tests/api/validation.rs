@@ -116,13 +116,7 @@ async fn every_validation_rule_names_its_field_and_writes_nothing() {
         vec!["site_id", "country_code", "page_url", "ip_address"]
     );
 
-    let rows: i64 = app
-        .sql()
-        .await
-        .query_one("SELECT count(*) FROM consent_records", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = app.stored_records().await;
     assert_eq!(rows, 0, "nothing written");
 }
 

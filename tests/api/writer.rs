@@ -40,15 +40,6 @@ async fn close_commit_gate(app: &TestApp) -> tokio_postgres::Client {
     gate
 }
 
-async fn rows(app: &TestApp) -> i64 {
-    app.sql()
-        .await
-        .query_one("SELECT count(*) FROM consent_records", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 fn spawn_record(
     client: &ConsentClient,
     subject: &str,
@@ -77,14 +68,18 @@ async fn no_call_is_answered_before_its_commit() {
         !call.is_finished(),
         "answered while its COMMIT was still waiting"
     );
-    assert_eq!(rows(&app).await, 0, "nothing visible before the commit");
+    assert_eq!(
+        app.stored_records().await,
+        0,
+        "nothing visible before the commit"
+    );
 
     gate.execute("SELECT pg_advisory_unlock(4242)", &[])
         .await
         .unwrap();
     let record = call.await.unwrap().unwrap();
     assert_eq!(record.subject_id, "waiting");
-    assert_eq!(rows(&app).await, 1);
+    assert_eq!(app.stored_records().await, 1);
 }
 
 #[tokio::test]
@@ -120,7 +115,7 @@ async fn one_batch_holds_many_calls_and_a_request_id_twice_gives_one_row() {
             .all(|r| r.record_time == records[0].record_time),
         "written in one batch"
     );
-    assert_eq!(rows(&app).await, 1 + 8 + 1);
+    assert_eq!(app.stored_records().await, 1 + 8 + 1);
 
     // One signature covers the batch; each receipt proves its own record.
     let mut client = client.clone();
@@ -175,7 +170,7 @@ async fn a_row_the_database_refuses_fails_only_its_own_call() {
         "no database text: {}",
         refused.message()
     );
-    assert_eq!(rows(&app).await, 7);
+    assert_eq!(app.stored_records().await, 7);
 }
 
 #[tokio::test]
@@ -240,7 +235,7 @@ async fn retries_in_concurrent_transactions_still_write_one_row() {
     for retry in join_all(retries).await {
         assert_eq!(retry.unwrap().unwrap(), first);
     }
-    assert_eq!(rows(&app).await, 1);
+    assert_eq!(app.stored_records().await, 1);
 }
 
 #[tokio::test]
@@ -291,5 +286,5 @@ async fn a_batch_that_fails_midway_leaves_no_transaction_open() {
         .await
         .unwrap()
         .expect("the writer goes on");
-    assert_eq!(rows(&app).await, 2);
+    assert_eq!(app.stored_records().await, 2);
 }
