@@ -1,13 +1,14 @@
 use consentd::{
     api::proto::{
-        EraseConsentsRequest, ExportConsentsRequest, GetConsentStatusRequest, ListConsentsRequest,
+        ConsentRecord, EraseConsentsRequest, ExportConsentsRequest, GetConsentStatusRequest,
+        ListConsentsRequest,
     },
     domain::auth::Scope,
 };
 use tonic::Code;
 
 use crate::{
-    helpers::{TestApp, decision, record_many},
+    helpers::{TestApp, decision, keyset_order, record_many},
     round_trip::export_all,
 };
 
@@ -123,7 +124,8 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
     let app = TestApp::spawn().await;
     let mut tenant_a = app.tenant_client("tenant-a").await;
     let mut tenant_b = app.tenant_client("tenant-b").await;
-    record_many(&tenant_a, "shop", 3, 1).await;
+    let mut recorded = record_many(&tenant_a, "shop", 3, 1).await;
+    keyset_order(&mut recorded);
 
     let status = tenant_b
         .get_consent_status(GetConsentStatusRequest {
@@ -171,7 +173,8 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.records.len(), 3);
+    let ids = |records: &[ConsentRecord]| records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&listed.records), ids(&recorded));
 }
 
 #[tokio::test]

@@ -91,21 +91,25 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
     assert!(!clamped.next_page_token.is_empty());
 }
 
-#[tokio::test]
-async fn a_poller_resumes_and_sees_only_new_records() {
-    let app = TestApp::spawn().await;
-    let mut client = app.tenant_client("acme").await;
-    record_many(&client, "shop", 30, 4).await;
-    let request = |token: String| ListConsentsRequest {
+/// A page of up to 1000 of site "shop"'s records after `token`.
+fn shop_page(token: String) -> ListConsentsRequest {
+    ListConsentsRequest {
         site_id: "shop".into(),
         page_size: 1000,
         page_token: token,
         filter: None,
         view: 0,
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_poller_resumes_and_sees_only_new_records() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    record_many(&client, "shop", 30, 4).await;
 
     let first = client
-        .list_consents(request(String::new()))
+        .list_consents(shop_page(String::new()))
         .await
         .unwrap()
         .into_inner();
@@ -114,7 +118,7 @@ async fn a_poller_resumes_and_sees_only_new_records() {
     assert!(!first.resume_page_token.is_empty());
 
     let nothing_new = client
-        .list_consents(request(first.resume_page_token.clone()))
+        .list_consents(shop_page(first.resume_page_token.clone()))
         .await
         .unwrap()
         .into_inner();
@@ -123,7 +127,7 @@ async fn a_poller_resumes_and_sees_only_new_records() {
 
     let later = record_many(&client, "shop", 5, 1).await;
     let resumed = client
-        .list_consents(request(first.resume_page_token))
+        .list_consents(shop_page(first.resume_page_token))
         .await
         .unwrap()
         .into_inner();
@@ -161,15 +165,8 @@ async fn a_page_never_passes_a_record_still_being_written() {
         .unwrap();
     let after = record_many(&client, "shop", 1, 1).await.remove(0);
 
-    let request = |token: String| ListConsentsRequest {
-        site_id: "shop".into(),
-        page_size: 1000,
-        page_token: token,
-        filter: None,
-        view: 0,
-    };
     let page = client
-        .list_consents(request(String::new()))
+        .list_consents(shop_page(String::new()))
         .await
         .unwrap()
         .into_inner();
@@ -181,7 +178,7 @@ async fn a_page_never_passes_a_record_still_being_written() {
 
     slow_writer.commit().await.unwrap();
     let resumed = client
-        .list_consents(request(page.resume_page_token))
+        .list_consents(shop_page(page.resume_page_token))
         .await
         .unwrap()
         .into_inner();
