@@ -19,34 +19,33 @@ pub const MAX_TCF_CHARS: usize = 8192;
 pub const MAX_GPP_CHARS: usize = 8192;
 pub const MAX_GOOGLE_AC_CHARS: usize = 4096;
 
-/// What the visitor did on the banner. Stored as its number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    AcceptAll = 1,
-    RejectAll = 2,
-    Custom = 3,
+numbered_enum! {
+    /// What the visitor did on the banner. Stored as its number.
+    pub enum Action {
+        AcceptAll = 1,
+        RejectAll = 2,
+        Custom = 3,
+    }
 }
 
-/// The outcome, derived from the action and the categories.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Accepted = 1,
-    Partial = 2,
-    Rejected = 3,
+numbered_enum! {
+    /// The outcome, derived from the action and the categories.
+    pub enum Status {
+        Accepted = 1,
+        Partial = 2,
+        Rejected = 3,
+    }
 }
 
-/// The legal framework the banner ran under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Regime {
-    Gdpr = 1,
-    Ccpa = 2,
-    IabTcf = 3,
-    Basic = 4,
+numbered_enum! {
+    /// The legal framework the banner ran under.
+    pub enum Regime {
+        Gdpr = 1,
+        Ccpa = 2,
+        IabTcf = 3,
+        Basic = 4,
+    }
 }
-
-numbered_enum!(Action { AcceptAll = 1, RejectAll = 2, Custom = 3 });
-numbered_enum!(Status { Accepted = 1, Partial = 2, Rejected = 3 });
-numbered_enum!(Regime { Gdpr = 1, Ccpa = 2, IabTcf = 3, Basic = 4 });
 
 /// A consent category or service name: 1-64 of `[A-Za-z0-9_.-]`. The charset
 /// keeps `/` free, which the store uses to join a category to its service.

@@ -1,9 +1,19 @@
 //! Types that are valid by construction. No I/O happens here: `api` builds
 //! these from requests, `store` reads and writes them.
 
-/// `from_number` and `number` for an enum stored and sent as its number.
+/// Declares an enum stored and sent as its number, with `from_number` and
+/// `number`: each number is written once, in the declaration.
 macro_rules! numbered_enum {
-    ($name:ident { $($variant:ident = $n:literal),+ }) => {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident { $($variant:ident = $n:literal),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $name {
+            $($variant = $n),+
+        }
+
         impl $name {
             pub fn from_number(n: i32) -> Option<Self> {
                 match n {

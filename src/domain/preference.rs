@@ -16,21 +16,15 @@ pub const MAX_CHANGES: usize = 100;
 pub const MAX_OPTIONS_PER_CHANGE: usize = 100;
 pub const MAX_TITLE_CHARS: usize = 512;
 
-/// What a change or an event does. Stored as its number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeType {
-    Added = 1,
-    Removed = 2,
-    RemovedAll = 3,
-    Expired = 4,
+numbered_enum! {
+    /// What a change or an event does. Stored as its number.
+    pub enum ChangeType {
+        Added = 1,
+        Removed = 2,
+        RemovedAll = 3,
+        Expired = 4,
+    }
 }
-
-numbered_enum!(ChangeType {
-    Added = 1,
-    Removed = 2,
-    RemovedAll = 3,
-    Expired = 4
-});
 
 /// Who made a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
