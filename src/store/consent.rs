@@ -33,13 +33,15 @@ pub(super) fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// A stored duration in microseconds; a negative one is corrupt.
+pub(super) fn duration_of(column: &str, micros: i64) -> Result<Duration> {
+    u64::try_from(micros)
+        .map(Duration::from_micros)
+        .map_err(|_| corrupt(column.to_string()))
+}
+
 pub(super) fn settings_from_row(row: &Row) -> Result<SiteSettings> {
-    let duration = |column: &str| -> Result<Duration> {
-        let micros: i64 = row.try_get(column)?;
-        u64::try_from(micros)
-            .map(Duration::from_micros)
-            .map_err(|_| corrupt(column.to_string()))
-    };
+    let duration = |column: &str| duration_of(column, row.try_get(column)?);
     Ok(SiteSettings {
         detailed_logging: row.try_get("detailed_logging")?,
         consent_lifetime: duration("consent_lifetime_micros")?,

@@ -428,22 +428,23 @@ async fn remove_selections(
             ],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                TopicId::parse(row.try_get("topic_id")?).map_err(corrupt)?,
-                TopicTitles {
-                    en: row.try_get("topic_title_en")?,
-                    translated: row.try_get("topic_title_translated")?,
-                },
-                OptionShown {
-                    id: OptionId::parse(row.try_get("option_id")?).map_err(corrupt)?,
-                    title_en: row.try_get("option_title_en")?,
-                    title_translated: row.try_get("option_title_translated")?,
-                },
-            ))
-        })
-        .collect()
+    rows.iter().map(selection_of).collect()
+}
+
+/// The topic, its titles and the option of a `preference_selections` row.
+fn selection_of(row: &Row) -> Result<(TopicId, TopicTitles, OptionShown)> {
+    Ok((
+        TopicId::parse(row.try_get("topic_id")?).map_err(corrupt)?,
+        TopicTitles {
+            en: row.try_get("topic_title_en")?,
+            translated: row.try_get("topic_title_translated")?,
+        },
+        OptionShown {
+            id: OptionId::parse(row.try_get("option_id")?).map_err(corrupt)?,
+            title_en: row.try_get("option_title_en")?,
+            title_translated: row.try_get("option_title_translated")?,
+        },
+    ))
 }
 
 async fn insert_event(
@@ -494,17 +495,9 @@ async fn state_of(
     let mut topics: Vec<TopicState> = Vec::new();
     // Rows come ordered by topic, then option.
     for row in &rows {
-        let topic_id = TopicId::parse(row.try_get("topic_id")?).map_err(corrupt)?;
-        let titles = TopicTitles {
-            en: row.try_get("topic_title_en")?,
-            translated: row.try_get("topic_title_translated")?,
-        };
+        let (topic_id, titles, option) = selection_of(row)?;
         let selection = Selection {
-            option: OptionShown {
-                id: OptionId::parse(row.try_get("option_id")?).map_err(corrupt)?,
-                title_en: row.try_get("option_title_en")?,
-                title_translated: row.try_get("option_title_translated")?,
-            },
+            option,
             language: language(row.try_get("language_code")?)?,
             add_time: row.try_get("add_time")?,
             expire_time: row.try_get("expire_time")?,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     Result, Store,
     audit::AuditEntry,
-    consent::{micros, settings_from_row},
+    consent::{duration_of, micros, settings_from_row},
 };
 use crate::domain::{
     audit::AuditAction,
@@ -121,7 +121,9 @@ impl Store {
             .map(|row| row.try_get("selection_lifetime_micros"))
             .transpose()?
             .flatten();
-        Ok(micros.map(|m| Duration::from_micros(m.unsigned_abs())))
+        micros
+            .map(|m| duration_of("selection_lifetime_micros", m))
+            .transpose()
     }
 
     /// Sets a widget's default selection lifetime, audited.
