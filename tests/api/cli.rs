@@ -88,6 +88,8 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
         ],
     );
     assert!(!unknown_scope.status.success());
+    let stderr = String::from_utf8_lossy(&unknown_scope.stderr);
+    assert!(stderr.contains("consent:everything"), "{stderr}");
 }
 
 #[tokio::test]
@@ -116,6 +118,14 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
     assert!(
         set.contains("consent_lifetime_days: 365"),
         "unset values inherit: {set}"
+    );
+    let stored = stdout(&consentd(
+        &url,
+        &["sites", "get", "--tenant", "acme", "--site", "shop"],
+    ));
+    assert!(
+        stored.contains("detailed_logging: false") && stored.contains("retention_days: 30"),
+        "what was set is read back: {stored}"
     );
     let got = stdout(&consentd(
         &url,
