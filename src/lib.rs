@@ -12,6 +12,8 @@
 //!   the one mapping from errors to `tonic::Status`. No SQL.
 //! - [`server`]: assembles tonic with health, reflection and the services,
 //!   watches the database, and drains on shutdown.
+//! - [`transport`]: the server's connections, which send answers ready
+//!   together in one write.
 //! - [`config`]: the settings, from flags and environment.
 //! - [`telemetry`]: tracing setup; nothing personal is ever recorded.
 //!
@@ -23,3 +25,4 @@ pub mod domain;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod transport;

@@ -5,6 +5,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::StreamExt;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -17,6 +18,7 @@ use crate::{
         },
     },
     store::{ConsentWriter, Store, WriterConfig},
+    transport::CoalescedWrites,
 };
 
 /// What the server needs beyond the store and the socket.
@@ -140,7 +142,9 @@ pub async fn run(
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a unary answer can wait ~40 ms for the
             // client's delayed ACK.
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map(|connection| connection.map(CoalescedWrites::new)),
             drain,
         )
         .await;
