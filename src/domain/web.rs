@@ -1,5 +1,10 @@
 //! What the browser tells about the visitor: country, language, page, agent.
 
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex, PoisonError},
+};
+
 use super::validation::bounded_text;
 
 pub const MAX_LANGUAGE_CHARS: usize = 35;
@@ -99,14 +104,7 @@ pub struct UserAgent {
 impl UserAgent {
     pub fn parse(raw: String) -> Result<Self, String> {
         bounded_text(&raw, MAX_USER_AGENT_CHARS)?;
-        let (device_type, os, browser) = match woothee::parser::Parser::new().parse(&raw) {
-            Some(found) => (
-                found.category.to_string(),
-                known(found.os),
-                known(found.name),
-            ),
-            None => ("unknown".to_string(), String::new(), String::new()),
-        };
+        let (device_type, os, browser) = recently_parsed(&raw);
         Ok(Self {
             raw,
             device_type,
@@ -126,6 +124,39 @@ impl UserAgent {
     }
 }
 
+/// What woothee found in the agents seen lately. A site's visitors send few
+/// distinct agents, and parsing one cost about a twentieth of a
+/// RecordConsent's CPU.
+type Found = (String, String, String);
+static RECENTLY_PARSED: LazyLock<Mutex<HashMap<String, Found>>> = LazyLock::new(Default::default);
+/// Bounds the memory of the cache at a few MiB: it starts over when full.
+const RECENTLY_PARSED_AGENTS: usize = 4096;
+
+fn recently_parsed(raw: &str) -> Found {
+    let cache = || {
+        RECENTLY_PARSED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    if let Some(found) = cache().get(raw) {
+        return found.clone();
+    }
+    let found = match woothee::parser::Parser::new().parse(raw) {
+        Some(found) => (
+            found.category.to_string(),
+            known(found.os),
+            known(found.name),
+        ),
+        None => ("unknown".to_string(), String::new(), String::new()),
+    };
+    let mut cache = cache();
+    if cache.len() >= RECENTLY_PARSED_AGENTS {
+        cache.clear();
+    }
+    cache.insert(raw.to_owned(), found.clone());
+    found
+}
+
 fn known(value: &str) -> String {
     if value == woothee::woothee::VALUE_UNKNOWN {
         String::new()
@@ -137,5 +168,31 @@ fn known(value: &str) -> String {
 impl AsRef<str> for UserAgent {
     fn as_ref(&self) -> &str {
         &self.raw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_seen_before_read_as_parsed_and_the_cache_stays_bounded() {
+        let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
+                     (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+        let first = UserAgent::parse(phone.into()).unwrap();
+        assert_eq!(
+            (
+                first.device_type.as_str(),
+                first.os.as_str(),
+                first.browser.as_str()
+            ),
+            ("smartphone", "iPhone", "Safari")
+        );
+        for n in 0..=RECENTLY_PARSED_AGENTS {
+            UserAgent::parse(format!("probe/{n}")).unwrap();
+        }
+        assert!(RECENTLY_PARSED.lock().unwrap().len() <= RECENTLY_PARSED_AGENTS);
+        assert_eq!(UserAgent::parse(phone.into()).unwrap(), first);
+        assert_eq!(UserAgent::parse(phone.into()).unwrap(), first);
     }
 }
