@@ -392,13 +392,16 @@ impl From<Receipt> for proto::ConsentReceipt {
     fn from(receipt: Receipt) -> Self {
         proto::ConsentReceipt {
             token: receipt.token().to_string(),
-            claims_json: String::from_utf8_lossy(&receipt.claims_json).into_owned(),
             signature: receipt.signature.to_vec(),
             proof: receipt
                 .inclusion
                 .as_ref()
                 .map(|inclusion| inclusion.to_bytes())
                 .unwrap_or_default(),
+            // Claims are serde_json's output, so always UTF-8: moved, not
+            // copied.
+            claims_json: String::from_utf8(receipt.claims_json)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             key_id: receipt.key_id,
         }
     }
