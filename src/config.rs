@@ -21,7 +21,8 @@ pub struct DatabaseConfig {
     /// Postgres connection URL, e.g. postgres://user:pass@host:5432/consentd.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Most connections the pool opens.
+    /// Most connections the pool opens (the RecordConsent writers and the
+    /// health probe have their own).
     #[arg(long, env = "CONSENTD_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,
 }
@@ -109,7 +110,8 @@ pub struct ServeConfig {
     /// again, in ms; a revocation takes effect within this time. 0: always ask.
     #[arg(long, env = "CONSENTD_AUTH_CACHE_MS", default_value_t = 5_000)]
     pub auth_cache_ms: u64,
-    /// RecordConsent writer tasks (each commits its own batches).
+    /// RecordConsent writer tasks, each committing its own batches on a
+    /// connection of its own, outside the pool.
     #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,
@@ -142,12 +144,6 @@ impl ServeConfig {
         let ip_keys = keyring_spec(&self.ip_keys, &self.ip_keys_file, "IP keys")?
             .map(|spec| IpKeyring::parse(&spec).map_err(|e| format!("IP keys: {e}")))
             .transpose()?;
-        if usize::from(self.writers) >= self.database.pool_size {
-            return Err(format!(
-                "--writers ({}) must be below --pool-size ({}): writers hold connections while they commit",
-                self.writers, self.database.pool_size
-            ));
-        }
         let millis = |ms: u64| Duration::from_millis(ms.max(50));
         Ok(ServerSettings {
             api: ApiContext {

@@ -137,7 +137,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(listen = %config.listen, "serving consent.v1");
             server::run(listener, store, settings, shutdown_signal())
                 .await
-                .map_err(|e| error_chain(&e))
+                .map_err(|e| error_chain(&*e))
         }
         Command::Verify {
             receipt,

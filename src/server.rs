@@ -53,7 +53,7 @@ pub async fn run(
     store: Store,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
 
@@ -109,11 +109,12 @@ pub async fn run(
 
     let auth = Authenticator::new(store.clone(), context.auth_cache_ttl);
     let (writer, writer_tasks) = ConsentWriter::start(
-        store.clone(),
+        &store,
         context.defaults,
         context.sealing.clone(),
         settings.writer,
-    );
+    )
+    .map_err(|error| format!("cannot start the RecordConsent writers: {error}"))?;
 
     let drain_health = health.clone();
     let drain = async move {
@@ -154,7 +155,7 @@ pub async fn run(
     for worker in workers {
         worker.abort();
     }
-    served
+    Ok(served?)
 }
 
 async fn set_health(health: &HealthReporter, status: ServingStatus) {

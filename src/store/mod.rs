@@ -43,6 +43,16 @@ impl Store {
             .map_err(|error| Error::Internal(format!("invalid database URL: {error}").into()))?;
         config.connect_timeout(CONNECTION_TIMEOUT);
         config.application_name("consentd");
+        Self::with_config(config, pool_size)
+    }
+
+    /// The same database through a pool of its own.
+    pub fn with_pool_size(&self, pool_size: usize) -> Self {
+        Self::with_config(self.config.clone(), pool_size)
+            .expect("a pool builds from a config that built one before")
+    }
+
+    fn with_config(config: tokio_postgres::Config, pool_size: usize) -> Result<Self> {
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
