@@ -111,7 +111,8 @@ pub struct ServeConfig {
     #[arg(long, env = "CONSENTD_AUTH_CACHE_MS", default_value_t = 5_000)]
     pub auth_cache_ms: u64,
     /// RecordConsent writer tasks, each committing its own batches on a
-    /// connection of its own, outside the pool.
+    /// connection of its own, outside the pool. They share one thread:
+    /// more writers overlap more waits on Postgres, not more CPU.
     #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,

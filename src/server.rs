@@ -114,6 +114,7 @@ pub async fn run(
         context.sealing.clone(),
         settings.writer,
     )
+    .await
     .map_err(|error| format!("cannot start the RecordConsent writers: {error}"))?;
 
     let drain_health = health.clone();

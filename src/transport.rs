@@ -3,9 +3,14 @@
 //! h2 hands each DATA frame longer than 256 bytes to the socket on its own
 //! and flushes before it takes the next one, so every RecordConsent answer
 //! cost a `writev` of its own, although the batch writer answers a whole
-//! batch at once. `CoalescedWrites` keeps what h2 writes and, the first time
-//! h2 flushes it, lets the tasks still answering calls run before sending:
-//! their frames join the same write.
+//! batch at once. `CoalescedWrites` keeps what h2 writes and, while more
+//! keeps arriving, lets a flush pass without sending: the tasks still
+//! answering calls add their frames to the same write.
+//!
+//! Built for h2 and only for it: its `poll_flush` may return Ready with
+//! bytes still held. That is safe because h2 flushes again at the end of
+//! every poll of its connection, and the deferring flush wakes that task;
+//! a caller that takes Ready from a flush as "sent" must not use it.
 
 use std::{
     io,
@@ -20,8 +25,10 @@ use tonic::transport::server::Connected;
 /// large export streams as before.
 const HELD_BYTES: usize = 64 * 1024;
 
-/// A steady trickle of answers still goes out after this many rounds of
-/// the scheduler.
+/// Held bytes go out at the latest at the flush after this many deferred
+/// ones. h2 flushes before each large frame and at the end of each poll,
+/// so this bounds both how many answers share a write and how many
+/// scheduler rounds the first of them waits.
 const MAX_DEFERRALS: u32 = 8;
 
 pub struct CoalescedWrites<T> {
@@ -58,7 +65,12 @@ impl<T: AsyncWrite + Unpin> CoalescedWrites<T> {
             self.sent += n;
         }
         self.held.clear();
+        if self.held.capacity() > HELD_BYTES {
+            self.held.shrink_to(HELD_BYTES);
+        }
         self.sent = 0;
+        self.deferred = 0;
+        self.held_when_deferred = 0;
         Poll::Ready(Ok(()))
     }
 
@@ -108,10 +120,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescedWrites<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // Hold on while the tasks that ran since the last flush added
-        // frames: more answers are being written. h2 flushes at the end of
-        // every poll of the connection, so waking it guarantees another
-        // flush, and the tasks already queued run before it.
+        // Hold on while frames keep arriving between flushes: more answers
+        // are being written. Waking the task guarantees h2 another flush,
+        // and the tasks already queued run before it.
         let growing = this.held.len() > this.held_when_deferred;
         if growing && this.held.len() < HELD_BYTES / 2 && this.deferred < MAX_DEFERRALS {
             this.deferred += 1;
@@ -120,8 +131,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescedWrites<T> {
             return Poll::Ready(Ok(()));
         }
         ready!(this.poll_send_held(cx))?;
-        this.deferred = 0;
-        this.held_when_deferred = 0;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
@@ -185,6 +194,40 @@ mod tests {
 
         fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             self.get_mut().shut = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A socket that takes at most 5 bytes a call and refuses every other
+    /// call, waking the writer as a real one would.
+    #[derive(Default)]
+    struct SlowSocket {
+        received: Vec<u8>,
+        calls: usize,
+    }
+
+    impl AsyncWrite for SlowSocket {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            this.calls += 1;
+            if this.calls % 2 == 1 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(5);
+            this.received.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
     }
@@ -277,5 +320,36 @@ mod tests {
         ready(pinned.as_mut().poll_shutdown(&mut cx));
         assert_eq!(pinned.inner.writes.last().unwrap(), b"last;");
         assert!(pinned.inner.shut);
+    }
+
+    #[test]
+    fn partial_and_refused_writes_deliver_every_byte_in_order() {
+        let waker = Arc::new(Wakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut connection = CoalescedWrites::new(SlowSocket::default());
+        let mut pinned = Pin::new(&mut connection);
+        let mut expected = Vec::new();
+        for n in 0..20 {
+            let answer = format!("answer {n};");
+            let parts = [
+                io::IoSlice::new(b"head:"),
+                io::IoSlice::new(answer.as_bytes()),
+            ];
+            let len = ready(pinned.as_mut().poll_write_vectored(&mut cx, &parts));
+            assert_eq!(len, 5 + answer.len());
+            expected.extend_from_slice(b"head:");
+            expected.extend_from_slice(answer.as_bytes());
+            let _ = pinned.as_mut().poll_flush(&mut cx);
+        }
+        let large = vec![b'x'; HELD_BYTES + 3];
+        let mut written = 0;
+        while written < large.len() {
+            if let Poll::Ready(n) = pinned.as_mut().poll_write(&mut cx, &large[written..]) {
+                written += n.unwrap();
+            }
+        }
+        expected.extend_from_slice(&large);
+        while pinned.as_mut().poll_flush(&mut cx).is_pending() || !pinned.held.is_empty() {}
+        assert_eq!(pinned.inner.received, expected);
     }
 }

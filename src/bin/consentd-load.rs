@@ -214,8 +214,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // generator takes less of the CPU it shares with what it measures.
     let channel = Channel::from_shared(cli.addr.clone())?
         .connect_with_connector(tower::service_fn(|uri: Uri| async move {
-            let authority = uri.authority().ok_or("the address has no host")?.as_str();
-            let socket = TcpStream::connect(authority).await?;
+            let host = uri.host().ok_or("the address has no host")?;
+            let socket = TcpStream::connect((host, uri.port_u16().unwrap_or(80))).await?;
             socket.set_nodelay(true)?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(TokioIo::new(CoalescedWrites::new(
                 socket,

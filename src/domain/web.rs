@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    hash::{BuildHasher, RandomState},
     sync::{LazyLock, Mutex, PoisonError},
 };
 
@@ -126,19 +127,28 @@ impl UserAgent {
 
 /// What woothee found in the agents seen lately. A site's visitors send few
 /// distinct agents, and parsing one cost about a twentieth of a
-/// RecordConsent's CPU.
+/// RecordConsent's CPU. Agents are kept only as a 128-bit keyed hash: a
+/// site that does not log agents must not have them linger here.
 type Found = (String, String, String);
-static RECENTLY_PARSED: LazyLock<Mutex<HashMap<String, Found>>> = LazyLock::new(Default::default);
-/// Bounds the memory of the cache at a few MiB: it starts over when full.
+static RECENTLY_PARSED: LazyLock<Mutex<HashMap<u128, Found>>> = LazyLock::new(Default::default);
+static AGENT_HASHERS: LazyLock<(RandomState, RandomState)> =
+    LazyLock::new(|| (RandomState::new(), RandomState::new()));
+/// Bounds the cache at a few hundred KiB: it starts over when full.
 const RECENTLY_PARSED_AGENTS: usize = 4096;
 
+fn agent_key(raw: &str) -> u128 {
+    let (high, low) = &*AGENT_HASHERS;
+    (u128::from(high.hash_one(raw)) << 64) | u128::from(low.hash_one(raw))
+}
+
 fn recently_parsed(raw: &str) -> Found {
+    let key = agent_key(raw);
     let cache = || {
         RECENTLY_PARSED
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     };
-    if let Some(found) = cache().get(raw) {
+    if let Some(found) = cache().get(&key) {
         return found.clone();
     }
     let found = match woothee::parser::Parser::new().parse(raw) {
@@ -153,7 +163,7 @@ fn recently_parsed(raw: &str) -> Found {
     if cache.len() >= RECENTLY_PARSED_AGENTS {
         cache.clear();
     }
-    cache.insert(raw.to_owned(), found.clone());
+    cache.insert(key, found.clone());
     found
 }
 
@@ -175,8 +185,9 @@ impl AsRef<str> for UserAgent {
 mod tests {
     use super::*;
 
+    // The only test that parses agents in this binary: it owns the cache.
     #[test]
-    fn agents_seen_before_read_as_parsed_and_the_cache_stays_bounded() {
+    fn agents_seen_lately_are_not_parsed_again_and_the_cache_stays_bounded() {
         let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
                      (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
         let first = UserAgent::parse(phone.into()).unwrap();
@@ -188,11 +199,27 @@ mod tests {
             ),
             ("smartphone", "iPhone", "Safari")
         );
-        for n in 0..=RECENTLY_PARSED_AGENTS {
+        assert_eq!(UserAgent::parse(phone.into()).unwrap(), first);
+
+        // A planted answer proves the second parse reads the cache.
+        let planted = ("planted".to_string(), String::new(), String::new());
+        RECENTLY_PARSED
+            .lock()
+            .unwrap()
+            .insert(agent_key(phone), planted.clone());
+        assert_eq!(
+            UserAgent::parse(phone.into()).unwrap().device_type,
+            "planted"
+        );
+
+        for n in 0..RECENTLY_PARSED_AGENTS {
             UserAgent::parse(format!("probe/{n}")).unwrap();
         }
-        assert!(RECENTLY_PARSED.lock().unwrap().len() <= RECENTLY_PARSED_AGENTS);
-        assert_eq!(UserAgent::parse(phone.into()).unwrap(), first);
+        assert_eq!(
+            RECENTLY_PARSED.lock().unwrap().len(),
+            1,
+            "full, so it started over"
+        );
         assert_eq!(UserAgent::parse(phone.into()).unwrap(), first);
     }
 }

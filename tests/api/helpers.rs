@@ -69,7 +69,7 @@ pub fn settings() -> ServerSettings {
         health_check_interval: Duration::from_millis(100),
         expiry_interval: Duration::from_millis(50),
         retention_interval: Duration::from_millis(50),
-        // Below POOL_SIZE, as `consentd serve` requires.
+        // As `consentd serve` defaults: batches from several writers.
         writer: WriterConfig {
             writers: 2,
             max_batch: 256,
