@@ -171,42 +171,18 @@ mod tests {
 
     use super::*;
 
-    /// A socket that keeps each write apart.
+    /// A socket that keeps each write apart. A slow one takes at most 5
+    /// bytes a call and refuses every other call, waking the writer as a
+    /// real one would.
     #[derive(Default)]
     struct Socket {
         writes: Vec<Vec<u8>>,
         shut: bool,
-    }
-
-    impl AsyncWrite for Socket {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            self.get_mut().writes.push(buf.to_vec());
-            Poll::Ready(Ok(buf.len()))
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.get_mut().shut = true;
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    /// A socket that takes at most 5 bytes a call and refuses every other
-    /// call, waking the writer as a real one would.
-    #[derive(Default)]
-    struct SlowSocket {
-        received: Vec<u8>,
+        slow: bool,
         calls: usize,
     }
 
-    impl AsyncWrite for SlowSocket {
+    impl AsyncWrite for Socket {
         fn poll_write(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
@@ -214,12 +190,16 @@ mod tests {
         ) -> Poll<io::Result<usize>> {
             let this = self.get_mut();
             this.calls += 1;
-            if this.calls % 2 == 1 {
+            if this.slow && this.calls % 2 == 1 {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            let n = buf.len().min(5);
-            this.received.extend_from_slice(&buf[..n]);
+            let n = if this.slow {
+                buf.len().min(5)
+            } else {
+                buf.len()
+            };
+            this.writes.push(buf[..n].to_vec());
             Poll::Ready(Ok(n))
         }
 
@@ -228,6 +208,7 @@ mod tests {
         }
 
         fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().shut = true;
             Poll::Ready(Ok(()))
         }
     }
@@ -326,7 +307,10 @@ mod tests {
     fn partial_and_refused_writes_deliver_every_byte_in_order() {
         let waker = Arc::new(Wakes::default()).into();
         let mut cx = Context::from_waker(&waker);
-        let mut connection = CoalescedWrites::new(SlowSocket::default());
+        let mut connection = CoalescedWrites::new(Socket {
+            slow: true,
+            ..Socket::default()
+        });
         let mut pinned = Pin::new(&mut connection);
         let mut expected = Vec::new();
         for n in 0..20 {
@@ -350,6 +334,6 @@ mod tests {
         }
         expected.extend_from_slice(&large);
         while pinned.as_mut().poll_flush(&mut cx).is_pending() || !pinned.held.is_empty() {}
-        assert_eq!(pinned.inner.received, expected);
+        assert_eq!(pinned.inner.writes.concat(), expected);
     }
 }
