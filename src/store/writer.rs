@@ -13,7 +13,7 @@ use std::{
 
 use deadpool_postgres::Object;
 use tokio::{
-    sync::{Mutex, mpsc, oneshot},
+    sync::{Mutex, OwnedMutexGuard, mpsc, oneshot},
     task::JoinSet,
 };
 use tokio_postgres::types::ToSql;
@@ -110,8 +110,10 @@ impl ConsentWriter {
                         let (store, queue, sealing) =
                             (store.clone(), queue.clone(), sealing.clone());
                         tasks.spawn(async move {
-                            while let Some(batch) = next_batch(&queue, config.max_batch).await {
-                                store.write_batch(batch, defaults, &sealing).await;
+                            while let Some((batch, turn)) =
+                                next_batch(&queue, config.max_batch).await
+                            {
+                                store.write_batch(batch, turn, defaults, &sealing).await;
                             }
                         });
                     }
@@ -143,10 +145,21 @@ impl ConsentWriter {
     }
 }
 
-/// Waits for one job, then takes whatever else is queued, up to `max`.
-/// One writer at a time collects, so batches grow while others commit.
-async fn next_batch(queue: &Mutex<mpsc::Receiver<Job>>, max: usize) -> Option<Vec<Job>> {
-    let mut queue = queue.lock().await;
+/// The queue, and with it the turn to collect the next batch.
+type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
+
+/// A writer's turn to collect: held from taking a batch until that batch's
+/// INSERT is sent. The next writer then begins its batch while this one's
+/// INSERT and COMMIT run, so the two round trips of two batches overlap
+/// and each batch gathers the calls of a whole round trip.
+struct Turn {
+    _queue: OwnedMutexGuard<mpsc::Receiver<Job>>,
+}
+
+/// Waits for the turn and one job, then takes whatever else is queued, up
+/// to `max`.
+async fn next_batch(queue: &Queue, max: usize) -> Option<(Vec<Job>, Turn)> {
+    let mut queue = queue.clone().lock_owned().await;
     let first = queue.recv().await?;
     let mut batch = vec![first];
     while batch.len() < max {
@@ -155,16 +168,24 @@ async fn next_batch(queue: &Mutex<mpsc::Receiver<Job>>, max: usize) -> Option<Ve
             Err(_) => break,
         }
     }
-    Some(batch)
+    Some((batch, Turn { _queue: queue }))
 }
 
 impl Store {
-    async fn write_batch(&self, batch: Vec<Job>, defaults: ServerDefaults, sealing: &Sealing) {
+    async fn write_batch(
+        &self,
+        batch: Vec<Job>,
+        turn: Turn,
+        defaults: ServerDefaults,
+        sealing: &Sealing,
+    ) {
         let items: Vec<(Uuid, &ConsentDecision)> = batch
             .iter()
             .map(|job| (job.tenant_id, &job.decision))
             .collect();
-        let outcome = self.insert_consents(&items, defaults, sealing).await;
+        let outcome = self
+            .insert_consents(&items, Some(turn), defaults, sealing)
+            .await;
         match outcome {
             Ok(answers) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
@@ -177,7 +198,7 @@ impl Store {
             Err(Error::Internal(_)) if batch.len() > 1 => {
                 for job in batch {
                     let answer = self
-                        .insert_unique(&[(job.tenant_id, &job.decision)], defaults, sealing)
+                        .insert_unique(&[(job.tenant_id, &job.decision)], None, defaults, sealing)
                         .await
                         .and_then(|mut answers| answers.remove(0));
                     let _ = job.reply.send(answer);
@@ -200,6 +221,7 @@ impl Store {
     async fn insert_consents(
         &self,
         items: &[(Uuid, &ConsentDecision)],
+        turn: Option<Turn>,
         defaults: ServerDefaults,
         sealing: &Sealing,
     ) -> Result<Vec<Result<Recorded>>> {
@@ -222,10 +244,10 @@ impl Store {
             })
             .collect();
         if unique.len() == items.len() {
-            return self.insert_unique(items, defaults, sealing).await;
+            return self.insert_unique(items, turn, defaults, sealing).await;
         }
         let answers: Vec<Result<Recorded, Arc<Error>>> = self
-            .insert_unique(&unique, defaults, sealing)
+            .insert_unique(&unique, turn, defaults, sealing)
             .await?
             .into_iter()
             .map(|answer| answer.map_err(Arc::new))
@@ -243,6 +265,7 @@ impl Store {
     async fn insert_unique(
         &self,
         items: &[(Uuid, &ConsentDecision)],
+        turn: Option<Turn>,
         defaults: ServerDefaults,
         sealing: &Sealing,
     ) -> Result<Vec<Result<Recorded>>> {
@@ -329,6 +352,7 @@ impl Store {
             })
             .collect();
         let params = columns.params();
+        drop(turn);
         let (rows, committed) = tokio::join!(
             transaction.client().query(&insert, &params),
             transaction.client().batch_execute("COMMIT")
