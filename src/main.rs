@@ -1,5 +1,13 @@
 //! The `consentd` command: parses flags and hands over to the library.
 
+// Records are built by the server's workers and freed by the writer thread,
+// and the reverse. Under glibc's malloc, allocating, freeing and
+// consolidating chunks took almost half of the writer thread's samples at 64
+// callers; with mimalloc, consentd's CPU per record fell by about 12%
+// (3 interleaved pairs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
