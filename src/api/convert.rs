@@ -391,7 +391,7 @@ pub(super) fn in_view(record: ConsentRecord, view: View, tenant_id: Uuid) -> pro
 impl From<Receipt> for proto::ConsentReceipt {
     fn from(receipt: Receipt) -> Self {
         proto::ConsentReceipt {
-            token: receipt.token().to_string(),
+            token: receipt.token(),
             signature: receipt.signature.to_vec(),
             proof: receipt
                 .inclusion

@@ -219,21 +219,11 @@ fn assemble(
     claims_json: Vec<u8>,
     inclusion: Option<Inclusion>,
 ) -> Receipt {
-    let payload = URL_SAFE_NO_PAD.encode(&claims_json);
-    let signature_text = URL_SAFE_NO_PAD.encode(signature);
-    let token = match &inclusion {
-        None => format!("{SINGLE}.{key_id}.{payload}.{signature_text}"),
-        Some(inclusion) => format!(
-            "{BATCH}.{key_id}.{payload}.{}.{signature_text}",
-            URL_SAFE_NO_PAD.encode(inclusion.to_bytes())
-        ),
-    };
     Receipt {
         key_id: key_id.to_string(),
         claims_json,
         signature,
         inclusion,
-        token,
     }
 }
 
@@ -381,7 +371,6 @@ pub struct Receipt {
     pub signature: [u8; 64],
     /// For cr2: the way from the claims to the signed root.
     pub inclusion: Option<Inclusion>,
-    token: String,
 }
 
 impl Receipt {
@@ -419,7 +408,6 @@ impl Receipt {
             claims_json,
             signature,
             inclusion,
-            token: token.to_string(),
         })
     }
 
@@ -442,8 +430,19 @@ impl Receipt {
             .map_err(|_| "the signature does not match".to_string())
     }
 
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The receipt as one token. Built when asked for, not when signed:
+    /// the writer signs while its batch's callers wait, and encoding is
+    /// work the server's workers can do as they answer.
+    pub fn token(&self) -> String {
+        let (key_id, signature) = (&self.key_id, URL_SAFE_NO_PAD.encode(self.signature));
+        let payload = URL_SAFE_NO_PAD.encode(&self.claims_json);
+        match &self.inclusion {
+            None => format!("{SINGLE}.{key_id}.{payload}.{signature}"),
+            Some(inclusion) => format!(
+                "{BATCH}.{key_id}.{payload}.{}.{signature}",
+                URL_SAFE_NO_PAD.encode(inclusion.to_bytes())
+            ),
+        }
     }
 
     /// What a stored record keeps of its receipt.
@@ -522,8 +521,10 @@ mod tests {
                     .all(|r| r.signature == receipts[0].signature)
             );
             for (i, receipt) in receipts.iter().enumerate() {
-                let parsed = Receipt::parse(receipt.token()).unwrap();
+                let token = receipt.token();
+                let parsed = Receipt::parse(&token).unwrap();
                 assert_eq!(&parsed, receipt);
+                assert_eq!(parsed.token(), token);
                 assert_eq!(parsed.verify(&public), Ok(()), "leaf {i} of {size}");
             }
         }
@@ -553,7 +554,7 @@ mod tests {
     fn a_flipped_byte_anywhere_in_a_batch_receipt_fails_verification() {
         let keyring = SigningKeyring::parse(&generate_entry("k1")).unwrap();
         let public = keyring.public_keys()[0].public_key;
-        let token = sign_claims(&keyring, claims(5))[2].token().to_string();
+        let token = sign_claims(&keyring, claims(5))[2].token();
         assert!(token.starts_with("cr2.k1."));
         assert_no_flipped_byte_verifies(&token, &public);
     }
