@@ -111,8 +111,9 @@ pub struct ServeConfig {
     #[arg(long, env = "CONSENTD_AUTH_CACHE_MS", default_value_t = 5_000)]
     pub auth_cache_ms: u64,
     /// RecordConsent writer tasks, each committing its own batches on a
-    /// connection of its own, outside the pool. They share one thread:
-    /// more writers overlap more waits on Postgres, not more CPU.
+    /// connection of its own, outside the pool. They share one thread and
+    /// take turns to begin batches, so a second writer overlaps one batch's
+    /// INSERT and COMMIT with the next one's start; more add little.
     #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,

@@ -8,7 +8,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use deadpool_postgres::Object;
@@ -148,12 +148,34 @@ impl ConsentWriter {
 /// The queue, and with it the turn to collect the next batch.
 type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
 
-/// A writer's turn to collect: held from taking a batch until that batch's
-/// INSERT is sent. The next writer then begins its batch while this one's
-/// INSERT and COMMIT run, so the two round trips of two batches overlap
-/// and each batch gathers the calls of a whole round trip.
+/// A writer's turn to collect: held while it waits for a job, takes its
+/// batch, gets its connection and makes its first round trip, and passed
+/// on as it sends that batch's INSERT. The next writer then begins its
+/// batch while this one's INSERT and COMMIT run, so the two round trips of
+/// two batches overlap and each batch gathers the calls of a whole round
+/// trip. First round trips take turns, so more than two writers add little.
 struct Turn {
     _queue: OwnedMutexGuard<mpsc::Receiver<Job>>,
+}
+
+/// Longest a writer keeps the turn between taking its batch and sending its
+/// INSERT. A first round trip takes about a millisecond; one that does not
+/// come back (a connection being opened, a server that stopped answering)
+/// would otherwise stop every writer, not only its own.
+const TURN_LIMIT: Duration = Duration::from_millis(50);
+
+/// Runs `work`, and passes the turn on if `work` is still running after
+/// [`TURN_LIMIT`].
+async fn passing_turn_after_limit<F: Future>(turn: &mut Option<Turn>, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    if turn.is_some() {
+        tokio::select! {
+            biased;
+            output = &mut work => return output,
+            () = tokio::time::sleep(TURN_LIMIT) => *turn = None,
+        }
+    }
+    work.await
 }
 
 /// Waits for the turn and one job, then takes whatever else is queued, up
@@ -265,18 +287,10 @@ impl Store {
     async fn insert_unique(
         &self,
         items: &[(Uuid, &ConsentDecision)],
-        turn: Option<Turn>,
+        mut turn: Option<Turn>,
         defaults: ServerDefaults,
         sealing: &Sealing,
     ) -> Result<Vec<Result<Recorded>>> {
-        let client = self.pool.get().await?;
-        let begin = client
-            .prepare_cached(include_str!("sql/begin_consent_batch.sql"))
-            .await?;
-        let insert = client
-            .prepare_cached(include_str!("sql/insert_consents.sql"))
-            .await?;
-
         let mut keys: Vec<(Uuid, &str)> = items
             .iter()
             .map(|(t, d)| (*t, d.site_id.as_ref()))
@@ -284,22 +298,32 @@ impl Store {
         keys.sort_unstable();
         keys.dedup();
         let (tenants, sites): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
-        let transaction = OpenTransaction(Some(client));
         let (lifetime, retention) = (
             micros(defaults.consent_lifetime),
             micros(defaults.retention),
         );
         let begin_params: [&(dyn ToSql + Sync); 4] = [&tenants, &sites, &lifetime, &retention];
-        let (began, begun) = tokio::join!(
-            // The same two statements run for every batch: planning them
-            // once, not per call, halves the server's work per batch.
-            transaction
-                .client()
-                .batch_execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"),
-            transaction.client().query(&begin, &begin_params)
-        );
-        began?;
-        let begun = begun?;
+        let (transaction, insert, begun) = passing_turn_after_limit(&mut turn, async {
+            let client = self.pool.get().await?;
+            let begin = client
+                .prepare_cached(include_str!("sql/begin_consent_batch.sql"))
+                .await?;
+            let insert = client
+                .prepare_cached(include_str!("sql/insert_consents.sql"))
+                .await?;
+            let transaction = OpenTransaction(Some(client));
+            let (began, begun) = tokio::join!(
+                // The same two statements run for every batch: planning them
+                // once, not per call, halves the server's work per batch.
+                transaction
+                    .client()
+                    .batch_execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"),
+                transaction.client().query(&begin, &begin_params)
+            );
+            began?;
+            Ok::<_, Error>((transaction, insert, begun?))
+        })
+        .await?;
         let record_time: SystemTime = begun
             .first()
             .ok_or_else(|| Error::Internal("no settings".into()))?
@@ -352,10 +376,12 @@ impl Store {
             })
             .collect();
         let params = columns.params();
-        drop(turn);
-        let (rows, committed) = tokio::join!(
+        let (rows, committed, ()) = tokio::join!(
             transaction.client().query(&insert, &params),
-            transaction.client().batch_execute("COMMIT")
+            transaction.client().batch_execute("COMMIT"),
+            // Last, so the INSERT and COMMIT are queued before the next
+            // writer runs.
+            async { drop(turn) }
         );
         // After a failed INSERT the server answers this COMMIT with a
         // rollback: the INSERT's error is the one that tells.
@@ -690,5 +716,44 @@ impl Columns {
             &self.receipt_signature,
             &self.receipt_proof,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> Queue {
+        Arc::new(Mutex::new(mpsc::channel(1).1))
+    }
+
+    #[tokio::test]
+    async fn a_writer_stuck_in_its_first_round_trip_passes_the_turn_on() {
+        let queue = queue();
+        let mut turn = Some(Turn {
+            _queue: queue.clone().lock_owned().await,
+        });
+        // Work that can finish only once another writer has had the turn:
+        // without the limit, this would wait forever.
+        let other_writer = queue.clone();
+        let work = async move {
+            drop(other_writer.lock().await);
+            "done"
+        };
+        let output =
+            tokio::time::timeout(TURN_LIMIT * 20, passing_turn_after_limit(&mut turn, work)).await;
+        assert_eq!(output, Ok("done"));
+        assert!(turn.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_quick_first_round_trip_keeps_the_turn() {
+        let queue = queue();
+        let mut turn = Some(Turn {
+            _queue: queue.clone().lock_owned().await,
+        });
+        assert_eq!(passing_turn_after_limit(&mut turn, async { 7 }).await, 7);
+        assert!(turn.is_some());
+        assert!(queue.try_lock().is_err(), "the turn is still held");
     }
 }
