@@ -1,16 +1,5 @@
 //! The `consentd` command: parses flags and hands over to the library.
 
-// Records are built by the server's workers and freed by the writer thread,
-// and the reverse. Under glibc's malloc, allocating, freeing and
-// consolidating chunks took almost half of the writer thread's samples at 64
-// callers; with mimalloc, consentd's CPU per record fell by about 12%
-// (3 interleaved pairs). Version 2, the long-proven line: it also keeps less
-// memory than version 3 after a burst (peak RSS exporting 100k records after
-// the bench's RecordConsent steps: 47 MiB, against 70 MiB with v3 and 26 MiB
-// with glibc).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
