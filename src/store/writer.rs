@@ -158,10 +158,10 @@ struct Turn {
     _queue: OwnedMutexGuard<mpsc::Receiver<Job>>,
 }
 
-/// Longest a writer keeps the turn between taking its batch and sending its
-/// INSERT. A first round trip takes about a millisecond; one that does not
-/// come back (a connection being opened, a server that stopped answering)
-/// would otherwise stop every writer, not only its own.
+/// Longest a writer keeps the turn while it waits on its connection: getting
+/// it, and the first round trip. That takes about a millisecond; a
+/// connection that does not answer (being opened, a server that stopped
+/// answering) would otherwise stop every writer, not only its own.
 const TURN_LIMIT: Duration = Duration::from_millis(50);
 
 /// Runs `work`, and passes the turn on if `work` is still running after
