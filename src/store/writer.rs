@@ -283,7 +283,8 @@ impl Store {
     /// Writes records with distinct request ids in one transaction of two
     /// round trips: BEGIN with the batch's clock and settings, then the
     /// INSERT with COMMIT. An error means nothing was committed; once
-    /// committed, each call gets its own answer in input order.
+    /// committed, each call gets its own answer in input order. A `turn`
+    /// given is passed on as the INSERT goes out, or after [`TURN_LIMIT`].
     async fn insert_unique(
         &self,
         items: &[(Uuid, &ConsentDecision)],
