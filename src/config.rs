@@ -1,20 +1,18 @@
-//! Settings, from flags with environment equivalents (12-factor). Secrets
-//! come from the environment or files in practice; clap never echoes their
-//! values.
+//! Settings, from flags with environment equivalents (12-factor): plain
+//! data that `server` and `main.rs` turn into what each layer takes. It
+//! depends on nothing but the limits the domain sets.
+//!
+//! The flag `--foo-bar` is read from `CONSENTD_FOO_BAR` when not given.
+//! Durations are written as humantime strings: "500ms", "2s", "5m", "365d".
+//! A value out of its range is refused, with the flag, the variable and the
+//! range in the message, never moved into the range. Secrets come from the
+//! environment or files in practice; clap never echoes their values.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{ffi::OsStr, net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::{
-    api::ApiContext,
-    domain::{
-        clock::system_clock,
-        erasure::AuditKey,
-        keyring::{IpKeyring, Sealing, SigningKeyring},
-        site::ServerDefaults,
-    },
-    server::ServerSettings,
-    store::WriterConfig,
-};
+use clap::{builder::TypedValueParser, error::ErrorKind};
+
+use crate::domain::site::{DAY, MAX_SETTING_DURATION, MIN_LIFETIME};
 
 #[derive(clap::Args, Clone)]
 pub struct DatabaseConfig {
@@ -22,32 +20,25 @@ pub struct DatabaseConfig {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Most connections the pool opens (the RecordConsent writers and the
-    /// health probe have their own).
-    #[arg(long, env = "CONSENTD_POOL_SIZE", default_value_t = 16)]
+    /// health probe have their own); 1 to 1024.
+    #[arg(long, env = "CONSENTD_POOL_SIZE", default_value = "16",
+          value_parser = within(1usize, 1024))]
     pub pool_size: usize,
 }
 
 /// The defaults sites inherit unless they or their tenant set their own.
 #[derive(clap::Args, Clone)]
 pub struct DefaultsConfig {
-    /// Default consent lifetime, in days: expire time = record time + this.
-    #[arg(long, env = "CONSENTD_CONSENT_LIFETIME_DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36_500))]
-    pub consent_lifetime_days: u32,
-    /// Default retention, in days: how long a record is kept after it expires.
-    #[arg(long, env = "CONSENTD_RETENTION_DAYS", default_value_t = 1095,
-          value_parser = clap::value_parser!(u32).range(0..=36_500))]
-    pub retention_days: u32,
-}
-
-impl DefaultsConfig {
-    pub fn defaults(&self) -> ServerDefaults {
-        let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
-        ServerDefaults {
-            consent_lifetime: days(self.consent_lifetime_days),
-            retention: days(self.retention_days),
-        }
-    }
+    /// Default consent lifetime: expire time = record time + this; 1s to
+    /// 36500d.
+    #[arg(long, env = "CONSENTD_CONSENT_LIFETIME", default_value = "365d",
+          value_parser = within(MIN_LIFETIME, MAX_SETTING_DURATION))]
+    pub consent_lifetime: Duration,
+    /// Default retention: how long a record is kept after it expires; 0s to
+    /// 36500d.
+    #[arg(long, env = "CONSENTD_RETENTION", default_value = "1095d",
+          value_parser = within(Duration::ZERO, MAX_SETTING_DURATION))]
+    pub retention: Duration,
 }
 
 #[derive(clap::Args, Clone)]
@@ -89,79 +80,215 @@ pub struct ServeConfig {
     /// A file holding the IP data keys, one `ID=BASE64` per line.
     #[arg(long, env = "CONSENTD_IP_KEYS_FILE")]
     pub ip_keys_file: Option<PathBuf>,
-    /// How often the database is checked for the health service, in ms.
-    #[arg(
-        long,
-        env = "CONSENTD_HEALTH_CHECK_INTERVAL_MS",
-        default_value_t = 2000
-    )]
-    pub health_check_interval_ms: u64,
-    /// How often expired preference selections are removed, in ms.
-    #[arg(long, env = "CONSENTD_EXPIRY_INTERVAL_MS", default_value_t = 30_000)]
-    pub expiry_interval_ms: u64,
-    /// How often records past their retention are deleted, in ms.
-    #[arg(
-        long,
-        env = "CONSENTD_RETENTION_INTERVAL_MS",
-        default_value_t = 300_000
-    )]
-    pub retention_interval_ms: u64,
+    /// How often the database is checked for the health service; 50ms to 1h.
+    #[arg(long, env = "CONSENTD_HEALTH_CHECK_INTERVAL", default_value = "2s",
+          value_parser = within(Duration::from_millis(50), Duration::from_secs(3600)))]
+    pub health_check_interval: Duration,
+    /// How often expired preference selections are removed; 50ms to 1d.
+    #[arg(long, env = "CONSENTD_EXPIRY_INTERVAL", default_value = "30s",
+          value_parser = within(Duration::from_millis(50), DAY))]
+    pub expiry_interval: Duration,
+    /// How often records past their retention are deleted; 50ms to 1d.
+    #[arg(long, env = "CONSENTD_RETENTION_INTERVAL", default_value = "5m",
+          value_parser = within(Duration::from_millis(50), DAY))]
+    pub retention_interval: Duration,
     /// How long a known API key is trusted without asking the database
-    /// again, in ms; a revocation takes effect within this time. 0: always ask.
-    #[arg(long, env = "CONSENTD_AUTH_CACHE_MS", default_value_t = 5_000)]
-    pub auth_cache_ms: u64,
+    /// again; a revocation takes effect within this time. 0s (always ask)
+    /// to 1h.
+    #[arg(long, env = "CONSENTD_AUTH_CACHE_TTL", default_value = "5s",
+          value_parser = within(Duration::ZERO, Duration::from_secs(3600)))]
+    pub auth_cache_ttl: Duration,
     /// RecordConsent writer tasks, each committing its own batches on a
-    /// connection of its own, outside the pool. They share one thread and
-    /// take turns to begin batches, so a second writer overlaps one batch's
-    /// INSERT and COMMIT with the next one's start; more add little.
-    #[arg(long, env = "CONSENTD_WRITERS", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub writers: u16,
-    /// Most records one writer commits in one transaction.
-    #[arg(long, env = "CONSENTD_MAX_BATCH", default_value_t = 256,
-          value_parser = clap::value_parser!(u16).range(1..=4096))]
-    pub max_batch: u16,
+    /// connection of its own, outside the pool; 1 to 64. They share one
+    /// thread and take turns to begin batches, so a second writer overlaps
+    /// one batch's INSERT and COMMIT with the next one's start; more add
+    /// little.
+    #[arg(long, env = "CONSENTD_WRITERS", default_value = "2",
+          value_parser = within(1usize, 64))]
+    pub writers: usize,
+    /// Most records one writer commits in one transaction; 1 to 4096.
+    #[arg(long, env = "CONSENTD_MAX_BATCH", default_value = "256",
+          value_parser = within(1usize, 4096))]
+    pub max_batch: usize,
 }
 
-/// A keyring given inline or in a file.
-fn keyring_spec(
-    inline: &Option<String>,
-    file: &Option<PathBuf>,
-    what: &str,
-) -> Result<Option<String>, String> {
-    match (inline, file) {
-        (Some(spec), _) => Ok(Some(spec.clone())),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(Some)
-            .map_err(|error| format!("cannot read the {what} file {}: {error}", path.display())),
-        (None, None) => Ok(None),
+/// How a setting is named in messages: `--foo-bar (CONSENTD_FOO_BAR)`.
+pub fn setting_name(flag: &str) -> String {
+    format!(
+        "--{flag} (CONSENTD_{})",
+        flag.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// A duration in the form the flags take, in whole units: "365d",
+/// "1h 30m", "50ms".
+pub fn format_duration(value: Duration) -> String {
+    const UNITS: [(&str, Duration); 7] = [
+        ("d", DAY),
+        ("h", Duration::from_secs(3600)),
+        ("m", Duration::from_secs(60)),
+        ("s", Duration::from_secs(1)),
+        ("ms", Duration::from_millis(1)),
+        ("us", Duration::from_micros(1)),
+        ("ns", Duration::from_nanos(1)),
+    ];
+    let mut rest = value.as_nanos();
+    let mut parts = Vec::new();
+    for (unit, size) in UNITS {
+        let count = rest / size.as_nanos();
+        if count > 0 {
+            parts.push(format!("{count}{unit}"));
+            rest -= count * size.as_nanos();
+        }
+    }
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
     }
 }
 
-impl ServeConfig {
-    pub fn server_settings(&self) -> Result<ServerSettings, String> {
-        let signing = keyring_spec(&self.signing_keys, &self.signing_keys_file, "signing keys")?
-            .ok_or("signing keys are required: set CONSENTD_SIGNING_KEYS or CONSENTD_SIGNING_KEYS_FILE")?;
-        let signing = SigningKeyring::parse(&signing).map_err(|e| format!("signing keys: {e}"))?;
-        let ip_keys = keyring_spec(&self.ip_keys, &self.ip_keys_file, "IP keys")?
-            .map(|spec| IpKeyring::parse(&spec).map_err(|e| format!("IP keys: {e}")))
-            .transpose()?;
-        let millis = |ms: u64| Duration::from_millis(ms.max(50));
-        Ok(ServerSettings {
-            api: ApiContext {
-                audit_key: AuditKey::new(self.audit_key.as_bytes())?,
-                defaults: self.defaults.defaults(),
-                sealing: Sealing { signing, ip_keys },
-                clock: system_clock(),
-                auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
-            },
-            health_check_interval: millis(self.health_check_interval_ms),
-            expiry_interval: millis(self.expiry_interval_ms),
-            retention_interval: millis(self.retention_interval_ms),
-            writer: WriterConfig {
-                writers: self.writers.into(),
-                max_batch: self.max_batch.into(),
-            },
+/// A duration such as "500ms", "2s" or "365d", of any length.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|error| format!("{error}; write a duration such as 500ms, 2s, 5m or 365d"))
+}
+
+/// What a bounded setting holds: read from its text, shown as it is written.
+pub trait SettingValue: Copy + PartialOrd + Send + Sync + 'static {
+    fn parse(text: &str) -> Result<Self, String>;
+    fn show(&self) -> String;
+}
+
+impl SettingValue for Duration {
+    fn parse(text: &str) -> Result<Self, String> {
+        parse_duration(text)
+    }
+
+    fn show(&self) -> String {
+        format_duration(*self)
+    }
+}
+
+impl SettingValue for usize {
+    fn parse(text: &str) -> Result<Self, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| "must be a whole number".to_string())
+    }
+
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// The clap parser of a setting that must lie in `min..=max`.
+#[derive(Clone, Copy)]
+pub struct Within<T> {
+    min: T,
+    max: T,
+}
+
+pub const fn within<T>(min: T, max: T) -> Within<T> {
+    Within { min, max }
+}
+
+impl<T: SettingValue> Within<T> {
+    /// The value, or why it is refused.
+    pub fn check(&self, text: &str) -> Result<T, String> {
+        let value = T::parse(text)?;
+        if value < self.min || value > self.max {
+            return Err(format!(
+                "must be between {} and {}",
+                self.min.show(),
+                self.max.show()
+            ));
+        }
+        Ok(value)
+    }
+}
+
+impl<T: SettingValue> TypedValueParser for Within<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        self.check(&text).map_err(|problem| {
+            // clap's own message names the flag only, although the value
+            // may have come from the environment.
+            let name = arg.map_or_else(
+                || "a setting".to_string(),
+                |arg| {
+                    let flag = arg
+                        .get_long()
+                        .map_or_else(|| arg.get_id().to_string(), |long| format!("--{long}"));
+                    match arg.get_env() {
+                        Some(env) => format!("{flag} ({})", env.to_string_lossy()),
+                        None => flag,
+                    }
+                },
+            );
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("invalid value '{text}' for {name}: {problem}\n"),
+            )
+            .with_cmd(cmd)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_shown_in_a_form_they_are_read_back_from() {
+        for (text, shown) in [
+            ("365d", "365d"),
+            ("2s", "2s"),
+            ("90m", "1h 30m"),
+            ("1500ms", "1s 500ms"),
+            ("0s", "0s"),
+            ("400d 12h", "400d 12h"),
+        ] {
+            let value = parse_duration(text).unwrap();
+            assert_eq!(format_duration(value), shown);
+            assert_eq!(parse_duration(shown).unwrap(), value);
+        }
+        assert_eq!(
+            parse_duration("365d").unwrap(),
+            Duration::from_secs(365 * DAY.as_secs())
+        );
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused_not_clamped() {
+        let interval = within(Duration::from_millis(50), Duration::from_secs(3600));
+        assert_eq!(interval.check("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(interval.check("50ms"), Ok(Duration::from_millis(50)));
+        assert_eq!(
+            interval.check("10ms"),
+            Err("must be between 50ms and 1h".to_string())
+        );
+        assert!(interval.check("2h").is_err());
+        assert!(interval.check("2").unwrap_err().contains("500ms, 2s"));
+        assert_eq!(
+            within(1usize, 64).check("65"),
+            Err("must be between 1 and 64".into())
+        );
+        assert!(within(1usize, 64).check("two").is_err());
+    }
+
+    #[test]
+    fn settings_are_named_by_flag_and_variable() {
+        assert_eq!(
+            setting_name("signing-keys-file"),
+            "--signing-keys-file (CONSENTD_SIGNING_KEYS_FILE)"
+        );
     }
 }

@@ -8,9 +8,15 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use consentd::{
-    config::{DatabaseConfig, DefaultsConfig, ServeConfig},
-    domain::{auth::Scope, keyring::generate_entry, receipt::Receipt, site::SiteSettingsUpdate},
-    server, store,
+    config::{DatabaseConfig, DefaultsConfig, ServeConfig, format_duration, within},
+    domain::{
+        auth::Scope,
+        keyring::{check_key_id, generate_entry},
+        receipt::Receipt,
+        site::{MAX_SETTING_DURATION, MIN_LIFETIME, SiteSettingsUpdate},
+    },
+    server::{self, ServerSettings},
+    store,
     telemetry::{self, error_chain},
 };
 use uuid::Uuid;
@@ -44,8 +50,8 @@ enum Command {
     /// Prints a new random key entry `ID=BASE64` for CONSENTD_SIGNING_KEYS,
     /// CONSENTD_IP_KEYS or CONSENTD_AUDIT_KEY.
     GenerateKey {
-        /// The id the entry gets.
-        #[arg(long, default_value = "k1")]
+        /// The id the entry gets: 1-64 of [A-Za-z0-9_-].
+        #[arg(long, default_value = "k1", value_parser = key_id)]
         id: String,
     },
     /// Manages site settings (the tenant's defaults with `--site ''`).
@@ -91,12 +97,17 @@ enum SitesCommand {
         tenant: String,
         #[arg(long)]
         site: String,
+        /// Off keeps no user agent, page URL or IP of any form.
         #[arg(long)]
         detailed_logging: Option<bool>,
-        #[arg(long)]
-        consent_lifetime_days: Option<u32>,
-        #[arg(long)]
-        retention_days: Option<u32>,
+        /// How long a consent holds, e.g. 180d or 12h; 1s to 36500d, as
+        /// UpdateSiteSettings takes it.
+        #[arg(long, value_parser = within(MIN_LIFETIME, MAX_SETTING_DURATION))]
+        consent_lifetime: Option<Duration>,
+        /// How long a record is kept after it expires, e.g. 730d; 0s to
+        /// 36500d.
+        #[arg(long, value_parser = within(Duration::ZERO, MAX_SETTING_DURATION))]
+        retention: Option<Duration>,
     },
     /// Prints the settings in force for a site.
     Get {
@@ -125,7 +136,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     match cli.command {
         Command::Serve(config) => {
-            let settings = config.server_settings()?;
+            let settings = ServerSettings::from_config(&config)?;
             let store = open(&config.database)?;
             store
                 .migrate()
@@ -162,37 +173,41 @@ async fn run(cli: Cli) -> Result<(), String> {
             let settings = match command {
                 SitesCommand::Set {
                     detailed_logging,
-                    consent_lifetime_days,
-                    retention_days,
+                    consent_lifetime,
+                    retention,
                     ..
                 } => {
-                    let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
                     let update = SiteSettingsUpdate {
                         detailed_logging,
-                        consent_lifetime: consent_lifetime_days.map(days),
-                        retention: retention_days.map(days),
+                        consent_lifetime,
+                        retention,
                     };
                     update
                         .check()
                         .map_err(|(field, problem)| format!("{field} {problem}"))?;
                     let changer = store::Changer::CommandLine { tenant_id };
                     store
-                        .update_site_settings(changer, site, update, defaults.defaults())
+                        .update_site_settings(
+                            changer,
+                            site,
+                            update,
+                            server::site_defaults(&defaults),
+                        )
                         .await
                 }
                 SitesCommand::Get { .. } => {
                     store
-                        .site_settings(tenant_id, site, defaults.defaults())
+                        .site_settings(tenant_id, site, server::site_defaults(&defaults))
                         .await
                 }
             }
             .map_err(|e| error_chain(&e))?;
             println!("detailed_logging: {}", settings.detailed_logging);
             println!(
-                "consent_lifetime_days: {}",
-                settings.consent_lifetime.as_secs() / 86_400
+                "consent_lifetime: {}",
+                format_duration(settings.consent_lifetime)
             );
-            println!("retention_days: {}", settings.retention.as_secs() / 86_400);
+            println!("retention: {}", format_duration(settings.retention));
             Ok(())
         }
         Command::Migrate(database) => open(&database)?
@@ -236,6 +251,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn key_id(id: &str) -> Result<String, String> {
+    check_key_id(id).map(|()| id.to_string())
 }
 
 /// `consentd verify`: the verdict goes to stdout, the exit code says it.

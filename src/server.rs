@@ -2,7 +2,7 @@
 //! services behind API keys, background workers (database health,
 //! preference expiry, consent retention), and a drain on shutdown.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::StreamExt;
@@ -16,6 +16,13 @@ use crate::{
             admin_service_server::AdminServiceServer, consent_service_server::ConsentServiceServer,
             preference_service_server::PreferenceServiceServer,
         },
+    },
+    config::{DefaultsConfig, ServeConfig, setting_name},
+    domain::{
+        clock::system_clock,
+        erasure::AuditKey,
+        keyring::{IpKeyring, Sealing, SigningKeyring},
+        site::ServerDefaults,
     },
     store::{ConsentWriter, Store, WriterConfig},
     transport::CoalescedWrites,
@@ -219,5 +226,73 @@ where
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.changed() => return,
         }
+    }
+}
+
+impl ServerSettings {
+    /// What `consentd serve` was configured with, keys parsed; an error
+    /// names the setting at fault.
+    pub fn from_config(config: &ServeConfig) -> Result<Self, String> {
+        let signing = keyring(
+            "signing-keys",
+            &config.signing_keys,
+            &config.signing_keys_file,
+        )?
+        .ok_or_else(|| {
+            format!(
+                "signing keys are required: set {} or {}",
+                setting_name("signing-keys"),
+                setting_name("signing-keys-file")
+            )
+        })?;
+        let signing =
+            SigningKeyring::parse(&signing.1).map_err(|e| format!("{}: {e}", signing.0))?;
+        let ip_keys = keyring("ip-keys", &config.ip_keys, &config.ip_keys_file)?
+            .map(|(name, spec)| IpKeyring::parse(&spec).map_err(|e| format!("{name}: {e}")))
+            .transpose()?;
+        Ok(Self {
+            api: ApiContext {
+                audit_key: AuditKey::new(config.audit_key.as_bytes())
+                    .map_err(|e| format!("{}: {e}", setting_name("audit-key")))?,
+                defaults: site_defaults(&config.defaults),
+                sealing: Sealing { signing, ip_keys },
+                clock: system_clock(),
+                auth_cache_ttl: config.auth_cache_ttl,
+            },
+            health_check_interval: config.health_check_interval,
+            expiry_interval: config.expiry_interval,
+            retention_interval: config.retention_interval,
+            writer: WriterConfig {
+                writers: config.writers,
+                max_batch: config.max_batch,
+            },
+        })
+    }
+}
+
+/// The defaults sites inherit, as configured.
+pub fn site_defaults(config: &DefaultsConfig) -> ServerDefaults {
+    ServerDefaults {
+        consent_lifetime: config.consent_lifetime,
+        retention: config.retention,
+    }
+}
+
+/// A keyring given inline (`--FLAG`) or in a file (`--FLAG-file`), with the
+/// name of the setting it came from.
+fn keyring(
+    flag: &str,
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<(String, String)>, String> {
+    match (inline, file) {
+        (Some(spec), _) => Ok(Some((setting_name(flag), spec.clone()))),
+        (None, Some(path)) => {
+            let name = setting_name(&format!("{flag}-file"));
+            std::fs::read_to_string(path)
+                .map(|spec| Some((name.clone(), spec)))
+                .map_err(|error| format!("{name}: cannot read {}: {error}", path.display()))
+        }
+        (None, None) => Ok(None),
     }
 }

@@ -24,13 +24,7 @@ fn parse_entries(spec: &str) -> Result<Vec<(String, [u8; 32])>, String> {
         let (id, key) = entry
             .split_once('=')
             .ok_or_else(|| "each key must be written ID=BASE64".to_string())?;
-        let id_ok = (1..=64).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
-        if !id_ok {
-            return Err(format!("key id {id:?} must be 1-64 of [A-Za-z0-9_-]"));
-        }
+        check_key_id(id)?;
         let bytes: [u8; 32] = STANDARD
             .decode(key.trim())
             .ok()
@@ -47,7 +41,19 @@ fn parse_entries(spec: &str) -> Result<Vec<(String, [u8; 32])>, String> {
     Ok(entries)
 }
 
-/// A new random key entry, `ID=BASE64`.
+/// A key id is 1-64 of [A-Za-z0-9_-], so an entry reads back unambiguously.
+pub fn check_key_id(id: &str) -> Result<(), String> {
+    let id_ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if !id_ok {
+        return Err(format!("key id {id:?} must be 1-64 of [A-Za-z0-9_-]"));
+    }
+    Ok(())
+}
+
+/// A new random key entry, `ID=BASE64`, for an id [`check_key_id`] accepts.
 pub fn generate_entry(id: &str) -> String {
     let bytes: [u8; 32] = rand::random();
     format!("{id}={}", STANDARD.encode(bytes))

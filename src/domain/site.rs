@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
-/// The longest lifetime or retention a site may set.
-pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+/// The unit the limits are stated in; the one place days become seconds.
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+/// The shortest lifetime (of a consent, of a preference selection).
+pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
+/// The longest lifetime or retention a site may set: 100 years.
+pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(36_500 * DAY.as_secs());
 
 /// The settings in force for a site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,10 +39,10 @@ pub struct SiteSettingsUpdate {
 /// The one rule for every lifetime (of a consent, of a preference
 /// selection): at least a second, at most 100 years.
 pub fn lifetime(value: Duration) -> Result<Duration, String> {
-    if value < Duration::from_secs(1) || value > MAX_SETTING_DURATION {
+    if value < MIN_LIFETIME || value > MAX_SETTING_DURATION {
         return Err(format!(
             "must be between 1 second and {} days",
-            MAX_SETTING_DURATION.as_secs() / 86_400
+            MAX_SETTING_DURATION.as_secs() / DAY.as_secs()
         ));
     }
     Ok(value)
@@ -57,7 +63,7 @@ impl SiteSettingsUpdate {
                 "retention",
                 format!(
                     "must be at most {} days",
-                    MAX_SETTING_DURATION.as_secs() / 86_400
+                    MAX_SETTING_DURATION.as_secs() / DAY.as_secs()
                 ),
             ));
         }

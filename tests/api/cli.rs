@@ -1,6 +1,9 @@
-use std::process::{Command, Output};
+use std::{
+    process::{Command, Output},
+    time::Duration,
+};
 
-use consentd::api::proto::GetConsentStatusRequest;
+use consentd::{api::proto::GetConsentStatusRequest, domain::site::DAY};
 use tonic::Code;
 
 use crate::helpers::{TestApp, decision};
@@ -107,16 +110,16 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
             "shop",
             "--detailed-logging",
             "false",
-            "--retention-days",
-            "30",
+            "--retention",
+            "30d",
         ],
     ));
     assert!(
-        set.contains("detailed_logging: false") && set.contains("retention_days: 30"),
+        set.contains("detailed_logging: false") && set.contains("retention: 30d"),
         "{set}"
     );
     assert!(
-        set.contains("consent_lifetime_days: 365"),
+        set.contains("consent_lifetime: 365d"),
         "unset values inherit: {set}"
     );
     let stored = stdout(&consentd(
@@ -124,7 +127,7 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
         &["sites", "get", "--tenant", "acme", "--site", "shop"],
     ));
     assert!(
-        stored.contains("detailed_logging: false") && stored.contains("retention_days: 30"),
+        stored.contains("detailed_logging: false") && stored.contains("retention: 30d"),
         "what was set is read back: {stored}"
     );
     let got = stdout(&consentd(
@@ -132,7 +135,7 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
         &["sites", "get", "--tenant", "acme", "--site", "other"],
     ));
     assert!(
-        got.contains("detailed_logging: true") && got.contains("retention_days: 1095"),
+        got.contains("detailed_logging: true") && got.contains("retention: 1095d"),
         "{got}"
     );
     let audited: i64 = app
@@ -191,4 +194,172 @@ async fn a_database_migrated_by_a_newer_build_is_refused() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("at migration 999"), "{stderr}");
+}
+
+/// `consentd` with `env` set and nothing else from this process's
+/// environment that configures it.
+fn consentd_with(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_consentd"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CONSENTD_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn refused(output: &Output) -> String {
+    assert!(!output.status.success(), "accepted: {output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// What `serve` needs besides the setting under test; the database is
+/// never reached, nothing listens on port 1.
+const SERVE_ENV: [(&str, &str); 3] = [
+    ("DATABASE_URL", "postgres://consentd@127.0.0.1:1/consentd"),
+    (
+        "CONSENTD_AUDIT_KEY",
+        "test-audit-key-that-is-long-enough-0123456789",
+    ),
+    ("CONSENTD_SIGNING_KEYS", crate::helpers::SIGNING_KEYS),
+];
+
+#[test]
+fn serve_refuses_a_duration_it_cannot_read_naming_the_flag_and_variable() {
+    let mut env = SERVE_ENV.to_vec();
+    env.push(("CONSENTD_HEALTH_CHECK_INTERVAL", "2000"));
+    let stderr = refused(&consentd_with(&env, &["serve"]));
+    assert!(
+        stderr.contains("--health-check-interval")
+            && stderr.contains("CONSENTD_HEALTH_CHECK_INTERVAL")
+            && stderr.contains("'2000'"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("migrate"),
+        "refused before any database work: {stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_value_out_of_range_rather_than_clamping_it() {
+    let stderr = refused(&consentd_with(
+        &SERVE_ENV,
+        &["serve", "--expiry-interval", "10ms"],
+    ));
+    assert!(
+        stderr.contains("--expiry-interval (CONSENTD_EXPIRY_INTERVAL)")
+            && stderr.contains("must be between 50ms and 1d"),
+        "{stderr}"
+    );
+    let stderr = refused(&consentd_with(
+        &SERVE_ENV,
+        &["serve", "--consent-lifetime", "36501d"],
+    ));
+    assert!(
+        stderr.contains("--consent-lifetime (CONSENTD_CONSENT_LIFETIME)")
+            && stderr.contains("must be between 1s and 36500d"),
+        "{stderr}"
+    );
+    let mut env = SERVE_ENV.to_vec();
+    env.push(("CONSENTD_WRITERS", "0"));
+    let stderr = refused(&consentd_with(&env, &["serve"]));
+    assert!(
+        stderr.contains("--writers (CONSENTD_WRITERS)") && stderr.contains("between 1 and 64"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_names_the_setting_of_a_bad_key() {
+    let mut env = SERVE_ENV.to_vec();
+    env[1] = ("CONSENTD_AUDIT_KEY", "short");
+    let stderr = refused(&consentd_with(&env, &["serve"]));
+    assert!(
+        stderr.contains("--audit-key (CONSENTD_AUDIT_KEY)"),
+        "{stderr}"
+    );
+    let mut env = SERVE_ENV.to_vec();
+    env[2] = ("CONSENTD_SIGNING_KEYS_FILE", "/nonexistent/signing-keys");
+    let stderr = refused(&consentd_with(&env, &["serve"]));
+    assert!(
+        stderr.contains("--signing-keys-file (CONSENTD_SIGNING_KEYS_FILE)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sites_take_durations_as_the_api_does_within_its_limits() {
+    let app = TestApp::spawn().await;
+    let url = app.database_url.clone();
+    let site = ["sites", "set", "--tenant", "acme", "--site", "shop"];
+    let set = stdout(&consentd(
+        &url,
+        &[
+            &site[..],
+            &["--consent-lifetime", "400d 12h", "--retention", "12h"],
+        ]
+        .concat(),
+    ));
+    assert!(
+        set.contains("consent_lifetime: 400d 12h") && set.contains("retention: 12h"),
+        "{set}"
+    );
+    let stored = app
+        .store
+        .site_settings(
+            app.store.tenant_id("acme").await.unwrap(),
+            "shop",
+            crate::helpers::settings().api.defaults,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.consent_lifetime,
+        DAY * 400 + Duration::from_secs(12 * 3600)
+    );
+    assert_eq!(stored.retention, Duration::from_secs(12 * 3600));
+
+    for (flag, value, problem) in [
+        ("--consent-lifetime", "0s", "must be between 1s and 36500d"),
+        (
+            "--consent-lifetime",
+            "36501d",
+            "must be between 1s and 36500d",
+        ),
+        ("--retention", "36501d", "must be between 0s and 36500d"),
+        ("--retention", "30", "time unit needed"),
+    ] {
+        let stderr = refused(&consentd(&url, &[&site[..], &[flag, value]].concat()));
+        assert!(
+            stderr.contains(flag) && stderr.contains(problem),
+            "{flag} {value}: {stderr}"
+        );
+    }
+    let kept = stdout(&consentd(
+        &url,
+        &["sites", "get", "--tenant", "acme", "--site", "shop"],
+    ));
+    assert!(
+        kept.contains("retention: 12h"),
+        "a refused change changes nothing: {kept}"
+    );
+}
+
+#[test]
+fn generate_key_refuses_an_id_a_keyring_would_refuse() {
+    let stderr = refused(&consentd_with(&[], &["generate-key", "--id", "bad.id"]));
+    assert!(stderr.contains("1-64 of [A-Za-z0-9_-]"), "{stderr}");
+    let help = consentd_with(&[], &["generate-key", "--help"]);
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("1-64 of [A-Za-z0-9_-]"),
+        "the rule is in --help"
+    );
+    let long = "k".repeat(65);
+    refused(&consentd_with(&[], &["generate-key", "--id", &long]));
 }

@@ -12,6 +12,7 @@ use consentd::{
             preference_service_client::PreferenceServiceClient,
         },
     },
+    config::parse_duration,
     domain::{
         auth::Scope,
         clock::system_clock,
@@ -53,9 +54,10 @@ pub fn settings() -> ServerSettings {
     ServerSettings {
         api: ApiContext {
             audit_key: AuditKey::new(AUDIT_KEY).unwrap(),
+            // As `consentd serve` defaults.
             defaults: ServerDefaults {
-                consent_lifetime: Duration::from_secs(365 * 86_400),
-                retention: Duration::from_secs(1095 * 86_400),
+                consent_lifetime: parse_duration("365d").unwrap(),
+                retention: parse_duration("1095d").unwrap(),
             },
             sealing: Sealing {
                 signing: SigningKeyring::parse(SIGNING_KEYS).unwrap(),
