@@ -7,8 +7,8 @@ use consentd::{
     api::{
         ApiContext,
         proto::{
-            ConsentAction, ConsentRecord, ListSigningKeysRequest, RecordConsentRequest, Regime,
-            ServiceDecision, consent_service_client::ConsentServiceClient,
+            ConsentRecord, ListSigningKeysRequest, RecordConsentRequest,
+            consent_service_client::ConsentServiceClient,
             preference_service_client::PreferenceServiceClient,
         },
     },
@@ -33,6 +33,10 @@ use tonic::{
 };
 use tonic_types::StatusExt;
 use uuid::Uuid;
+
+#[path = "../fixtures/decision.rs"]
+mod fixture;
+pub use fixture::decision;
 
 pub const AUDIT_KEY: &[u8] = b"test-audit-key-that-is-long-enough-0123456789";
 /// Small, so a leaked connection shows up as a failing call.
@@ -215,39 +219,6 @@ async fn fresh_database(cluster_url: &str) -> String {
         .unwrap();
     let (server, _) = cluster_url.rsplit_once('/').unwrap();
     format!("{server}/{name}")
-}
-
-/// A complete, valid decision of `subject` on `site`.
-pub fn decision(site: &str, subject: &str) -> RecordConsentRequest {
-    RecordConsentRequest {
-        request_id: String::new(),
-        site_id: site.into(),
-        subject_id: subject.into(),
-        user_id: String::new(),
-        action: ConsentAction::Custom.into(),
-        granted_categories: vec!["necessary".into(), "analytics".into()],
-        denied_categories: vec!["marketing".into()],
-        services: vec![
-            ServiceDecision { category: "analytics".into(), service: "matomo".into(), granted: true },
-            ServiceDecision { category: "marketing".into(), service: "google-ads".into(), granted: false },
-        ],
-        banner_revision: "2026-11".into(),
-        regime: Regime::Gdpr.into(),
-        gpc_detected: true,
-        gpc_honoured: true,
-        ccpa_opt_out: false,
-        tcf_string: "CPzHq4APzHq4AAHABBENC-CgAP_AAH_AAAAAJNNf".into(),
-        gpp_string: "DBABMA~CPzHq4APzHq4AAHABBENC-CgAP_AAH_AAAAAJNNf".into(),
-        google_ac_string: "2~1.35.41.101~dv.9.21.81".into(),
-        country_code: "DE".into(),
-        language_code: "de-DE".into(),
-        page_url: "https://shop.example/checkout?step=2".into(),
-        user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into(),
-        ip_address: "203.0.113.77".into(),
-        client_time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
-        notice_version: String::new(),
-        notice_sha256: String::new(),
-    }
 }
 
 /// Sorts records the way lists and exports return them: by record time,

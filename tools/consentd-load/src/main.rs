@@ -18,14 +18,17 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use consentd::api::proto::{
-    ConsentAction, EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest,
-    RecordConsentRequest, Regime, ServiceDecision, consent_service_client::ConsentServiceClient,
+    EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest, RecordConsentRequest,
+    consent_service_client::ConsentServiceClient,
 };
 use consentd::transport::CoalescedWrites;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tonic::{Request, Status, codegen::http::Uri, metadata::MetadataValue, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+#[path = "../../../tests/fixtures/decision.rs"]
+mod fixture;
 
 #[derive(Parser)]
 struct Cli {
@@ -94,28 +97,11 @@ fn with_key<T>(message: T, key: &str) -> Request<T> {
     request
 }
 
+/// The tests' decision, with a subject and an IP of its own per call.
 fn decision(site: &str, n: u64) -> RecordConsentRequest {
     RecordConsentRequest {
-        site_id: site.into(),
-        subject_id: format!("load-{}-{n}", std::process::id()),
-        action: ConsentAction::Custom.into(),
-        granted_categories: vec!["necessary".into(), "analytics".into()],
-        denied_categories: vec!["marketing".into()],
-        services: vec![
-            ServiceDecision { category: "analytics".into(), service: "matomo".into(), granted: true },
-            ServiceDecision { category: "marketing".into(), service: "google-ads".into(), granted: false },
-        ],
-        banner_revision: "2026-11".into(),
-        regime: Regime::Gdpr.into(),
-        gpc_detected: true,
-        gpc_honoured: true,
-        tcf_string: "CPzHq4APzHq4AAHABBENC-CgAP_AAH_AAAAAJNNf".into(),
-        country_code: "DE".into(),
-        language_code: "de-DE".into(),
-        page_url: "https://shop.example/checkout?step=2".into(),
-        user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into(),
         ip_address: format!("203.0.{}.{}", (n / 256) % 256, n % 256),
-        ..Default::default()
+        ..fixture::decision(site, &format!("load-{}-{n}", std::process::id()))
     }
 }
 
