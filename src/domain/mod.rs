@@ -40,6 +40,7 @@ pub mod network;
 pub mod page;
 pub mod preference;
 pub mod receipt;
+pub mod seal;
 pub mod site;
 pub mod validation;
 pub mod web;

@@ -1,6 +1,8 @@
 //! Preference-centre choices: changes, the state they lead to, and the
 //! history that records them.
 
+pub mod effect;
+
 use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;

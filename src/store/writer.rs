@@ -530,7 +530,7 @@ fn sign(batch: &mut [(Uuid, Sealed)], sealing: &Sealing) {
         let receipts = receipt::sign_batch(&sealing.signing, tenant_id, &records);
         for (i, receipt) in members.into_iter().zip(receipts) {
             let sealed = &mut batch[i].1;
-            sealed.record.seal = Some(receipt.seal());
+            sealed.record.seal = Some(receipt.to_seal());
             sealed.receipt = Some(receipt);
         }
     }

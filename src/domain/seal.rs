@@ -1,0 +1,347 @@
+//! What a decision becomes when it is stored: the sealing policy.
+//!
+//! A site without detailed logging keeps the minimal record. A record
+//! expires its site's consent lifetime after its record time. A full IP is
+//! kept only encrypted, bound to its tenant and record, and only when IP
+//! keys are configured. The records of a batch are signed per tenant: one
+//! signature over the Merkle root of that tenant's records, so no tenant's
+//! receipt carries another's hashes. The store writes what this decides.
+
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use super::{
+    consent::{ConsentDecision, ConsentRecord},
+    keyring::{EncryptedIp, IpKeyring, Sealing, SigningKeyring, record_context},
+    receipt::{self, Receipt},
+    site::SiteSettings,
+};
+
+/// A decision on its way to storage, under its site's settings.
+pub struct Pending {
+    pub tenant_id: Uuid,
+    pub decision: ConsentDecision,
+    pub settings: SiteSettings,
+}
+
+/// A record as it is stored: signed, and its full IP only in encrypted form.
+#[derive(Clone, Debug)]
+pub struct Sealed {
+    pub tenant_id: Uuid,
+    /// Its seal is set; its full IP is not (see `encrypted_ip`).
+    pub record: ConsentRecord,
+    pub encrypted_ip: Option<EncryptedIp>,
+    pub receipt: Receipt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealError {
+    /// A lifetime is at most 100 years when set through the API; a setting
+    /// edited by hand can still put the expire time past what a clock holds.
+    LifetimeOutOfRange,
+}
+
+impl std::fmt::Display for SealError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SealError::LifetimeOutOfRange => f.write_str("consent lifetime out of range"),
+        }
+    }
+}
+
+impl std::error::Error for SealError {}
+
+/// Seals the records of one batch, all recorded at `record_time`, in the
+/// order given. One record that cannot be sealed fails the batch.
+pub fn seal_batch(
+    batch: Vec<Pending>,
+    record_time: SystemTime,
+    sealing: &Sealing,
+) -> Result<Vec<Sealed>, SealError> {
+    let unsigned = batch
+        .into_iter()
+        .map(|pending| stored_form(pending, record_time, sealing.ip_keys.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(sign_per_tenant(unsigned, &sealing.signing))
+}
+
+struct Unsigned {
+    tenant_id: Uuid,
+    record: ConsentRecord,
+    encrypted_ip: Option<EncryptedIp>,
+}
+
+/// The record a decision becomes under its site's settings, not signed yet.
+fn stored_form(
+    pending: Pending,
+    record_time: SystemTime,
+    ip_keys: Option<&IpKeyring>,
+) -> Result<Unsigned, SealError> {
+    let Pending {
+        tenant_id,
+        decision,
+        settings,
+    } = pending;
+    let mut decision = if settings.detailed_logging {
+        decision
+    } else {
+        decision.minimized()
+    };
+    let full_ip = decision.full_ip.take();
+    let record = ConsentRecord {
+        id: Uuid::now_v7(),
+        status: decision.status(),
+        record_time,
+        expire_time: record_time
+            .checked_add(settings.consent_lifetime)
+            .ok_or(SealError::LifetimeOutOfRange)?,
+        seal: None,
+        decision,
+    };
+    let encrypted_ip = match (full_ip, ip_keys) {
+        (Some(ip), Some(keys)) => {
+            Some(keys.encrypt(ip.addr(), &record_context(tenant_id, record.id)))
+        }
+        _ => None,
+    };
+    Ok(Unsigned {
+        tenant_id,
+        record,
+        encrypted_ip,
+    })
+}
+
+/// One signature per tenant over the Merkle root of its records, leaves in
+/// the order given.
+fn sign_per_tenant(batch: Vec<Unsigned>, signing: &SigningKeyring) -> Vec<Sealed> {
+    // Stable: each tenant's records keep their order.
+    let mut by_tenant: Vec<usize> = (0..batch.len()).collect();
+    by_tenant.sort_by_key(|&i| batch[i].tenant_id);
+    let mut receipts: Vec<Option<Receipt>> = vec![None; batch.len()];
+    for members in by_tenant.chunk_by(|&a, &b| batch[a].tenant_id == batch[b].tenant_id) {
+        let tenant_id = batch[members[0]].tenant_id;
+        let records: Vec<&ConsentRecord> = members.iter().map(|&i| &batch[i].record).collect();
+        let signed = receipt::sign_batch(signing, tenant_id, &records);
+        for (&i, receipt) in members.iter().zip(signed) {
+            receipts[i] = Some(receipt);
+        }
+    }
+    batch
+        .into_iter()
+        .zip(receipts)
+        .map(|(unsigned, receipt)| {
+            let receipt = receipt.expect("every record is in its tenant's group");
+            let mut record = unsigned.record;
+            record.seal = Some(receipt.to_seal());
+            Sealed {
+                tenant_id: unsigned.tenant_id,
+                record,
+                encrypted_ip: unsigned.encrypted_ip,
+                receipt,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{
+        consent::{Action, Choices, Regime, Status},
+        ids::{RequestId, SiteId, SubjectId},
+        keyring::generate_entry,
+        network::FullIp,
+        web::{PageUrl, UserAgent},
+    };
+
+    /// A decision with every field a minimal record drops.
+    pub(crate) fn decision(subject: &str, request_id: Option<&str>) -> ConsentDecision {
+        let (full_ip, anonymized_ip) = FullIp::parse("203.0.113.77").unwrap();
+        ConsentDecision {
+            request_id: request_id.map(|r| RequestId::parse(r.into()).unwrap()),
+            site_id: SiteId::parse("shop".into()).unwrap(),
+            subject_id: SubjectId::parse(subject.into()).unwrap(),
+            user_id: None,
+            action: Action::Custom,
+            choices: Choices::from_stored(vec!["analytics".into()], vec!["ads".into()], vec![]),
+            banner_revision: Some("r1".into()),
+            regime: Regime::Gdpr,
+            gpc_detected: false,
+            gpc_honoured: false,
+            ccpa_opt_out: false,
+            tcf_string: None,
+            gpp_string: None,
+            google_ac_string: None,
+            country: None,
+            language: None,
+            page_url: Some(PageUrl::parse("https://shop.example/".into()).unwrap()),
+            // Not parsed: parsing goes through a process-wide cache that
+            // another test counts.
+            user_agent: Some(UserAgent::from_stored(
+                "Mozilla/5.0 (X11; Linux x86_64)".into(),
+                "pc".into(),
+                "Linux".into(),
+                "Firefox".into(),
+            )),
+            anonymized_ip: Some(anonymized_ip),
+            full_ip: Some(full_ip),
+            notice_version: None,
+            notice_sha256: None,
+            client_time: None,
+        }
+    }
+
+    const LIFETIME: Duration = Duration::from_secs(86_400);
+
+    fn settings(detailed_logging: bool) -> SiteSettings {
+        SiteSettings {
+            detailed_logging,
+            consent_lifetime: LIFETIME,
+            retention: Duration::from_secs(3600),
+        }
+    }
+
+    fn sealing(with_ip_keys: bool) -> Sealing {
+        Sealing {
+            signing: SigningKeyring::parse(&generate_entry("sig-1")).unwrap(),
+            ip_keys: with_ip_keys.then(|| IpKeyring::parse(&generate_entry("ip-1")).unwrap()),
+        }
+    }
+
+    fn pending(tenant_id: Uuid, subject: &str, detailed_logging: bool) -> Pending {
+        Pending {
+            tenant_id,
+            decision: decision(subject, None),
+            settings: settings(detailed_logging),
+        }
+    }
+
+    fn seal_one(detailed_logging: bool, with_ip_keys: bool) -> (Sealed, Sealing) {
+        let sealing = sealing(with_ip_keys);
+        let mut sealed = seal_batch(
+            vec![pending(Uuid::now_v7(), "v", detailed_logging)],
+            SystemTime::now(),
+            &sealing,
+        )
+        .unwrap();
+        (sealed.remove(0), sealing)
+    }
+
+    #[test]
+    fn minimal_logging_keeps_no_user_agent_page_or_ip_of_any_form() {
+        let (sealed, _) = seal_one(false, true);
+        let d = &sealed.record.decision;
+        assert_eq!(
+            (&d.user_agent, &d.page_url, d.anonymized_ip),
+            (&None, &None, None)
+        );
+        assert!(d.full_ip.is_none());
+        assert_eq!(sealed.encrypted_ip, None, "no IP to encrypt");
+        assert_eq!(d.banner_revision.as_deref(), Some("r1"), "the rest is kept");
+    }
+
+    #[test]
+    fn detailed_logging_keeps_the_details_and_only_an_encrypted_full_ip() {
+        let (sealed, sealing) = seal_one(true, true);
+        let d = &sealed.record.decision;
+        assert!(d.user_agent.is_some() && d.page_url.is_some());
+        assert_eq!(
+            d.anonymized_ip.map(|ip| ip.to_string()).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert!(d.full_ip.is_none(), "the record holds no full IP");
+        let encrypted = sealed.encrypted_ip.expect("encrypted with IP keys");
+        let context = record_context(sealed.tenant_id, sealed.record.id);
+        let keys = sealing.ip_keys.unwrap();
+        assert_eq!(
+            keys.decrypt(&encrypted, &context),
+            Ok("203.0.113.77".parse().unwrap())
+        );
+        let elsewhere = record_context(sealed.tenant_id, Uuid::now_v7());
+        assert!(keys.decrypt(&encrypted, &elsewhere).is_err());
+    }
+
+    #[test]
+    fn without_ip_keys_the_full_ip_is_dropped_not_kept() {
+        let (sealed, _) = seal_one(true, false);
+        assert_eq!(sealed.encrypted_ip, None);
+        assert!(sealed.record.decision.full_ip.is_none());
+        assert!(sealed.record.decision.anonymized_ip.is_some());
+    }
+
+    #[test]
+    fn a_record_expires_its_sites_lifetime_after_its_record_time() {
+        let record_time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let sealed = seal_batch(
+            vec![pending(Uuid::now_v7(), "v", false)],
+            record_time,
+            &sealing(false),
+        )
+        .unwrap();
+        let record = &sealed[0].record;
+        assert_eq!(record.record_time, record_time);
+        assert_eq!(record.expire_time, record_time + LIFETIME);
+        assert_eq!(record.status, Status::Partial);
+    }
+
+    #[test]
+    fn a_lifetime_past_any_clock_is_an_error_not_a_panic() {
+        let mut broken = pending(Uuid::now_v7(), "v", false);
+        broken.settings.consent_lifetime = Duration::MAX;
+        let batch = vec![pending(Uuid::now_v7(), "fine", false), broken];
+        assert_eq!(
+            seal_batch(batch, SystemTime::now(), &sealing(false)).unwrap_err(),
+            SealError::LifetimeOutOfRange
+        );
+    }
+
+    #[test]
+    fn every_record_gets_a_receipt_that_verifies_and_tenants_never_share_a_tree() {
+        let sealing = sealing(false);
+        let public = sealing.signing.public_keys()[0].public_key;
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let tenants = [a, b, a, a, b];
+        let batch = tenants
+            .iter()
+            .enumerate()
+            .map(|(i, &tenant)| pending(tenant, &format!("v{i}"), true))
+            .collect();
+        let sealed = seal_batch(batch, SystemTime::now(), &sealing).unwrap();
+        assert_eq!(sealed.len(), tenants.len());
+        for (s, &tenant) in sealed.iter().zip(&tenants) {
+            assert_eq!(s.tenant_id, tenant, "in the order given");
+            assert_eq!(s.receipt.verify(&public), Ok(()));
+            assert_eq!(s.record.seal, Some(s.receipt.to_seal()));
+            let claims: serde_json::Value = serde_json::from_slice(&s.receipt.claims_json).unwrap();
+            assert_eq!(claims["record_id"], s.record.id.to_string());
+            assert_eq!(claims["tenant_id"], tenant.to_string());
+        }
+        for tenant in [a, b] {
+            let own: Vec<&Sealed> = sealed.iter().filter(|s| s.tenant_id == tenant).collect();
+            // The tenant's tree holds its own records and nothing else: signing
+            // them alone gives the very same receipts.
+            let records: Vec<&ConsentRecord> = own.iter().map(|s| &s.record).collect();
+            let alone = receipt::sign_batch(&sealing.signing, tenant, &records);
+            for (s, alone) in own.iter().zip(&alone) {
+                assert_eq!(s.receipt.signature, alone.signature);
+                assert_eq!(s.receipt.inclusion, alone.inclusion);
+                assert_eq!(
+                    s.receipt.inclusion.as_ref().unwrap().size as usize,
+                    own.len()
+                );
+            }
+        }
+        let signature_of = |tenant| {
+            sealed
+                .iter()
+                .find(|s| s.tenant_id == tenant)
+                .unwrap()
+                .receipt
+                .signature
+        };
+        assert_ne!(signature_of(a), signature_of(b));
+    }
+}
