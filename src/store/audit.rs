@@ -1,20 +1,13 @@
 //! The audit trail, written inside the transaction of what it records.
 
-use std::time::SystemTime;
-
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{
-    Result, Store,
-    paging::{Keyset, Page, Params},
-};
+use super::{Result, Store, run};
 use crate::domain::{
-    audit::{AuditAction, AuditEvent, AuditFilter},
+    audit::AuditAction,
     auth::{Caller, Scope},
     erasure::AuditKey,
-    page::Cursor,
 };
 
 /// What an erasure did.
@@ -73,28 +66,33 @@ impl AuditEntry {
     /// writer first so audit pages never pass it (see mark_writer.sql).
     pub async fn write(self, client: &impl GenericClient) -> Result<Uuid> {
         let audit_id = Uuid::now_v7();
-        client
-            .batch_execute(include_str!("sql/mark_writer.sql"))
-            .await?;
-        client
-            .execute(
-                include_str!("sql/insert_audit_event.sql"),
-                &[
-                    &self.tenant_id,
-                    &audit_id,
-                    &self.key_id,
-                    &self.scope.map(Scope::as_str),
-                    &self.target,
-                    &self.subject_hmac,
-                    &self.user_hmac,
-                    &self.item_count,
-                    &self.action.as_str(),
-                    &self.detail,
-                ],
-            )
-            .await?;
+        mark_writer(client).await?;
+        run::execute(
+            client,
+            include_str!("sql/insert_audit_event.sql"),
+            &[
+                &self.tenant_id,
+                &audit_id,
+                &self.key_id,
+                &self.scope.map(Scope::as_str),
+                &self.target,
+                &self.subject_hmac,
+                &self.user_hmac,
+                &self.item_count,
+                &self.action.as_str(),
+                &self.detail,
+            ],
+        )
+        .await?;
         Ok(audit_id)
     }
+}
+
+/// Labels the transaction as a writer's until it ends, so that list pages
+/// stop before anything it may still commit (see mark_writer.sql).
+pub(super) async fn mark_writer(client: &impl GenericClient) -> Result<()> {
+    run::query_one(client, include_str!("sql/mark_writer.sql"), &[]).await?;
+    Ok(())
 }
 
 /// Whose data an erasure removed, as the audit trail names it.
@@ -130,46 +128,13 @@ pub(super) async fn record_erasure(
     })
 }
 
-const AUDIT_KEYSET: Keyset<AuditEvent> = Keyset {
-    sql: include_str!("sql/list_audit_events.sql"),
-    from_row: audit_from_row,
-    cursor_of: |event| Cursor {
-        time: event.time,
-        id: event.id,
-    },
-};
-
 impl Store {
-    pub async fn list_audit_events(
-        &self,
-        tenant_id: Uuid,
-        filter: &AuditFilter,
-        after: Option<Cursor>,
-        page_size: u32,
-    ) -> Result<Page<AuditEvent>> {
-        let after_or_start = after.unwrap_or(Cursor::START);
-        let params: Params = vec![
-            Box::new(tenant_id),
-            Box::new(filter.start_time),
-            Box::new(filter.end_time),
-            Box::new(after_or_start.time),
-            Box::new(after_or_start.id),
-        ];
-        self.keyset_page(&AUDIT_KEYSET, params, after, page_size)
-            .await
+    /// Writes one entry in a transaction of its own.
+    pub(super) async fn write_audit(&self, audit: AuditEntry) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        audit.write(&transaction).await?;
+        transaction.commit().await?;
+        Ok(())
     }
-}
-
-fn audit_from_row(row: &Row) -> Result<AuditEvent> {
-    Ok(AuditEvent {
-        id: row.try_get("audit_id")?,
-        action: row.try_get("action")?,
-        actor_key_id: row.try_get("key_id")?,
-        time: row.try_get::<_, SystemTime>("event_time")?,
-        target: row.try_get("target")?,
-        item_count: row.try_get("item_count")?,
-        subject_digest: row.try_get("subject_hmac")?,
-        user_digest: row.try_get("user_hmac")?,
-        detail: row.try_get("detail")?,
-    })
 }

@@ -18,6 +18,38 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// A stored row that does not read back as what was written: a column
+    /// missing or of another type, or a value that no longer parses.
+    pub(super) fn corrupt_row(table: &'static str, column: &str, cause: impl Into<Source>) -> Self {
+        Error::Internal(Box::new(CorruptRow {
+            table,
+            column: column.to_string(),
+            cause: cause.into(),
+        }))
+    }
+}
+
+/// Names the table and the column, never the value.
+#[derive(Debug)]
+struct CorruptRow {
+    table: &'static str,
+    column: String,
+    cause: Source,
+}
+
+impl std::fmt::Display for CorruptRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "corrupt row in {}: column {}", self.table, self.column)
+    }
+}
+
+impl std::error::Error for CorruptRow {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.cause.as_ref())
+    }
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(error: tokio_postgres::Error) -> Self {
         let unavailable = match error.code() {

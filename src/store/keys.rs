@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::{Error, Result, Store, audit::AuditEntry};
+use super::{Error, Result, Store, audit::AuditEntry, row::StoredRow, run};
 use crate::domain::{
     audit::AuditAction,
     auth::{ApiKey, Caller, Scope},
@@ -37,12 +37,12 @@ impl Store {
         let secret = ApiKey::generate();
         let key_id = Uuid::now_v7();
         let scopes: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
-        transaction
-            .execute(
-                include_str!("sql/insert_api_key.sql"),
-                &[&tenant_id, &key_id, &secret.digest().as_slice(), &scopes],
-            )
-            .await?;
+        run::execute(
+            &transaction,
+            include_str!("sql/insert_api_key.sql"),
+            &[&tenant_id, &key_id, &secret.digest().as_slice(), &scopes],
+        )
+        .await?;
         let mut audit =
             AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
         audit.detail = Some(format!("scopes={}", scopes.join(",")));
@@ -60,11 +60,14 @@ impl Store {
     pub async fn revoke_key(&self, key_id: Uuid) -> Result<()> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
-        let tenant_id: Uuid = transaction
-            .query_opt(include_str!("sql/revoke_api_key.sql"), &[&key_id])
-            .await?
-            .ok_or(Error::NotFound)?
-            .get("tenant_id");
+        let revoked = run::query_opt(
+            &transaction,
+            include_str!("sql/revoke_api_key.sql"),
+            &[&key_id],
+        )
+        .await?
+        .ok_or(Error::NotFound)?;
+        let tenant_id: Uuid = StoredRow::of("api_keys", &revoked).get("tenant_id")?;
         let mut audit =
             AuditEntry::command_line(tenant_id, AuditAction::KeyRevoke, &key_id.to_string());
         audit.item_count = 1;
@@ -80,49 +83,51 @@ impl Store {
 
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(include_str!("sql/list_api_keys.sql"), &[])
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| KeyInfo {
-                key_id: row.get("key_id"),
-                tenant: row.get("name"),
-                scopes: row.get("scopes"),
-                created_at: row.get("created_at"),
-                revoked_at: row.get("revoked_at"),
+        let rows = run::query(&client, include_str!("sql/list_api_keys.sql"), &[]).await?;
+        rows.iter()
+            .map(|row| {
+                let row = StoredRow::of("api_keys", row);
+                Ok(KeyInfo {
+                    key_id: row.get("key_id")?,
+                    tenant: row.get("name")?,
+                    scopes: row.get("scopes")?,
+                    created_at: row.get("created_at")?,
+                    revoked_at: row.get("revoked_at")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The caller a presented key stands for, if it is known and not revoked.
     pub async fn authenticate(&self, presented: &ApiKey) -> Result<Option<Caller>> {
         let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(include_str!("sql/authenticate.sql"))
-            .await?;
-        let row = client
-            .query_opt(&statement, &[&presented.digest().as_slice()])
-            .await?;
-        Ok(row.map(|row| {
-            let scopes: Vec<String> = row.get("scopes");
-            Caller {
-                tenant_id: row.get("tenant_id"),
-                key_id: row.get("key_id"),
+        let row = run::query_opt(
+            &client,
+            include_str!("sql/authenticate.sql"),
+            &[&presented.digest().as_slice()],
+        )
+        .await?;
+        row.map(|row| {
+            let row = StoredRow::of("api_keys", &row);
+            let scopes: Vec<String> = row.get("scopes")?;
+            Ok(Caller {
+                tenant_id: row.get("tenant_id")?,
+                key_id: row.get("key_id")?,
                 // A scope this version does not know grants nothing here.
                 scopes: scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
-            }
-        }))
+            })
+        })
+        .transpose()
     }
 }
 
 /// The id of a tenant, created when new.
 async fn upsert_tenant(client: &impl GenericClient, tenant: &str) -> Result<Uuid> {
-    Ok(client
-        .query_one(
-            include_str!("sql/upsert_tenant.sql"),
-            &[&Uuid::now_v7(), &tenant],
-        )
-        .await?
-        .get(0))
+    let row = run::query_one(
+        client,
+        include_str!("sql/upsert_tenant.sql"),
+        &[&Uuid::now_v7(), &tenant],
+    )
+    .await?;
+    StoredRow::of("tenants", &row).get("tenant_id")
 }

@@ -5,7 +5,7 @@ use deadpool_postgres::Object;
 
 use sha2::{Digest, Sha256};
 
-use super::{Error, Result};
+use super::{Error, Result, row::StoredRow, run};
 
 /// Version, name, SQL. Append only: an applied migration never changes.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -27,33 +27,40 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 const MIGRATION_LOCK: i64 = 0x636f_6e73_656e_7464;
 
 pub(super) async fn run(client: &mut Object) -> Result<()> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
+    run::execute(
+        &*client,
+        include_str!("sql/lock_migrations.sql"),
+        &[&MIGRATION_LOCK],
+    )
+    .await?;
     let outcome = apply_pending(client).await;
     // Unlock even after a failure; the lock also goes when the session ends.
-    let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await;
+    let unlocked = run::execute(
+        &*client,
+        include_str!("sql/unlock_migrations.sql"),
+        &[&MIGRATION_LOCK],
+    )
+    .await;
     outcome?;
     unlocked?;
     Ok(())
 }
 
 async fn apply_pending(client: &mut Object) -> Result<()> {
-    client
-        .batch_execute(include_str!("sql/create_schema_migrations.sql"))
-        .await?;
+    for create in [
+        include_str!("sql/create_meta_schema.sql"),
+        include_str!("sql/create_schema_migrations.sql"),
+    ] {
+        run::execute(&*client, create, &[]).await?;
+    }
     // A database a newer build migrated holds rows this build would read
     // wrongly (a receipt it cannot rebuild, a column it does not know):
     // refuse it rather than serve them.
-    let newest: Option<i32> = client
-        .query_one(
-            "SELECT max(version) FROM consentd_meta.schema_migrations",
-            &[],
-        )
-        .await?
-        .get(0);
+    let newest: Option<i32> = StoredRow::of(
+        "consentd_meta.schema_migrations",
+        &run::query_one(&*client, include_str!("sql/newest_migration.sql"), &[]).await?,
+    )
+    .get("newest")?;
     let known = MIGRATIONS.last().map_or(0, |&(version, _, _)| version);
     if let Some(newest) = newest.filter(|&newest| newest > known) {
         return Err(Error::Internal(
@@ -70,22 +77,29 @@ async fn apply_pending(client: &mut Object) -> Result<()> {
         // A migration may need a lock a long export holds; waiting for it
         // would queue every write behind the migration. Fail instead: the
         // next start tries again.
-        transaction
-            .batch_execute("SET LOCAL lock_timeout = '5s'")
-            .await?;
-        let applied: Option<Vec<u8>> = transaction
-            .query_opt(include_str!("sql/applied_migration.sql"), &[&version])
-            .await?
-            .map(|row| row.get("checksum"));
+        run::query_one(
+            &transaction,
+            include_str!("sql/migration_lock_timeout.sql"),
+            &[],
+        )
+        .await?;
+        let applied: Option<Vec<u8>> = run::query_opt(
+            &transaction,
+            include_str!("sql/applied_migration.sql"),
+            &[&version],
+        )
+        .await?
+        .map(|row| StoredRow::of("consentd_meta.schema_migrations", &row).get("checksum"))
+        .transpose()?;
         match applied {
             None => {
                 transaction.batch_execute(sql).await?;
-                transaction
-                    .execute(
-                        include_str!("sql/record_migration.sql"),
-                        &[&version, &name, &checksum],
-                    )
-                    .await?;
+                run::execute(
+                    &transaction,
+                    include_str!("sql/record_migration.sql"),
+                    &[&version, &name, &checksum],
+                )
+                .await?;
                 tracing::info!(version, name, "applied migration");
             }
             // An applied migration never changes: a database migrated with

@@ -1,20 +1,29 @@
 //! Postgres: the pool, migrations and every query. Tonic never appears here;
 //! callers get domain types and a [`Error`] classified for them.
+//!
+//! Each module is SQL (from `sql/*.sql`, prepared and run through `run`)
+//! and the mapping of its rows (read through `row`); what to write is
+//! decided in `domain`. The RecordConsent writers batch in `writer`.
 
 mod audit;
+mod audit_events;
 mod consent;
+mod consent_row;
 mod error;
 mod keys;
 mod migrate;
 mod paging;
 mod preference;
+mod preference_history;
+mod row;
+mod run;
 mod site;
 mod writer;
 
 use std::{str::FromStr, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Statement};
 
 pub use audit::Erasure;
 pub use error::{Error, Result};
@@ -37,7 +46,8 @@ pub struct Store {
 
 impl Store {
     /// Builds the pool. No connection is made yet: a pool exists even while
-    /// Postgres is down, so call [`Store::ping`] to fail fast at start.
+    /// Postgres is down, so make a first call (`serve` runs
+    /// [`Store::migrate`]) to fail fast at start.
     pub fn new(database_url: &str, pool_size: usize) -> Result<Self> {
         let mut config = tokio_postgres::Config::from_str(database_url)
             .map_err(|error| Error::Internal(format!("invalid database URL: {error}").into()))?;
@@ -76,7 +86,7 @@ impl Store {
     pub fn health_probe(&self) -> HealthProbe {
         HealthProbe {
             config: self.config.clone(),
-            client: None,
+            connection: None,
         }
     }
 
@@ -90,25 +100,31 @@ impl Store {
 /// Checks the database over a dedicated connection, reconnecting as needed.
 pub struct HealthProbe {
     config: tokio_postgres::Config,
-    client: Option<tokio_postgres::Client>,
+    /// The probe's connection, and ping.sql prepared on it.
+    connection: Option<(tokio_postgres::Client, Statement)>,
 }
 
 impl HealthProbe {
-    /// Whether Postgres answers `SELECT 1` within `timeout`.
+    /// Whether Postgres answers ping.sql within `timeout`.
     pub async fn check(&mut self, timeout: Duration) -> bool {
         let answered = tokio::time::timeout(timeout, async {
-            if self.client.as_ref().is_none_or(|client| client.is_closed()) {
-                let (client, connection) = self.config.connect(NoTls).await?;
-                tokio::spawn(connection);
-                self.client = Some(client);
-            }
-            let client = self.client.as_ref().expect("connected above");
-            client.simple_query("SELECT 1").await.map(|_| ())
+            let (client, ping) = match self.connection.take() {
+                Some((client, ping)) if !client.is_closed() => (client, ping),
+                _ => {
+                    let (client, connection) = self.config.connect(NoTls).await?;
+                    tokio::spawn(connection);
+                    let ping = client.prepare(include_str!("sql/ping.sql")).await?;
+                    (client, ping)
+                }
+            };
+            client.query_one(&ping, &[]).await?;
+            self.connection = Some((client, ping));
+            Ok::<_, tokio_postgres::Error>(())
         })
         .await;
         let healthy = matches!(answered, Ok(Ok(())));
         if !healthy {
-            self.client = None;
+            self.connection = None;
         }
         healthy
     }

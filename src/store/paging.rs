@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tokio_postgres::{IsolationLevel, Row, types::ToSql};
 
-use super::{Result, Store, audit::AuditEntry};
+use super::{Result, Store, audit::AuditEntry, row::StoredRow, run};
 use crate::domain::page::Cursor;
 
 /// Bound values of a list query, owned so an export task can keep them.
@@ -44,14 +44,6 @@ fn as_refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> 
 }
 
 impl Store {
-    pub(super) async fn write_audit(&self, audit: AuditEntry) -> Result<()> {
-        let mut client = self.pool.get().await?;
-        let transaction = client.transaction().await?;
-        audit.write(&transaction).await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
     /// Runs `keyset.sql` for one page. Its last two parameters are the
     /// watermark (see sql/list_watermark.sql) and the limit, appended here.
     pub(super) async fn keyset_page<T>(
@@ -62,15 +54,11 @@ impl Store {
         page_size: u32,
     ) -> Result<Page<T>> {
         let client = self.pool.get().await?;
-        let watermark: SystemTime = client
-            .query_one(
-                &client
-                    .prepare_cached(include_str!("sql/list_watermark.sql"))
-                    .await?,
-                &[],
-            )
-            .await?
-            .get("watermark");
+        let watermark: SystemTime = StoredRow::of(
+            "consentd_write_watermark()",
+            &run::query_one(&client, include_str!("sql/list_watermark.sql"), &[]).await?,
+        )
+        .get("watermark")?;
         params.push(Box::new(Some(watermark)));
         params.push(Box::new(Some(i64::from(page_size))));
         let statement = client.prepare_cached(keyset.sql).await?;

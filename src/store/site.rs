@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
     Result, Store,
     audit::AuditEntry,
-    consent::{duration_of, micros, settings_from_row},
+    row::{StoredRow, micros},
+    run,
 };
 use crate::domain::{
     audit::AuditAction,
@@ -31,18 +33,28 @@ async fn settings_of(
     site_id: &str,
     defaults: ServerDefaults,
 ) -> Result<SiteSettings> {
-    let row = client
-        .query_one(
-            include_str!("sql/site_settings.sql"),
-            &[
-                &tenant_id,
-                &site_id,
-                &micros(defaults.consent_lifetime),
-                &micros(defaults.retention),
-            ],
-        )
-        .await?;
+    let row = run::query_one(
+        client,
+        include_str!("sql/site_settings.sql"),
+        &[
+            &tenant_id,
+            &site_id,
+            &micros(defaults.consent_lifetime),
+            &micros(defaults.retention),
+        ],
+    )
+    .await?;
     settings_from_row(&row)
+}
+
+/// A row of `consentd_site_settings`: the settings in force for a site.
+pub(super) fn settings_from_row(row: &Row) -> Result<SiteSettings> {
+    let row = StoredRow::of("sites", row);
+    Ok(SiteSettings {
+        detailed_logging: row.get("detailed_logging")?,
+        consent_lifetime: row.duration("consent_lifetime_micros")?,
+        retention: row.duration("retention_micros")?,
+    })
 }
 
 impl Store {
@@ -77,18 +89,18 @@ impl Store {
                 AuditEntry::command_line(tenant_id, AuditAction::SiteUpdate, site_id),
             ),
         };
-        transaction
-            .execute(
-                include_str!("sql/update_site_settings.sql"),
-                &[
-                    &tenant_id,
-                    &site_id,
-                    &update.detailed_logging,
-                    &update.consent_lifetime.map(micros),
-                    &update.retention.map(micros),
-                ],
-            )
-            .await?;
+        run::execute(
+            &transaction,
+            include_str!("sql/update_site_settings.sql"),
+            &[
+                &tenant_id,
+                &site_id,
+                &update.detailed_logging,
+                &update.consent_lifetime.map(micros),
+                &update.retention.map(micros),
+            ],
+        )
+        .await?;
         let settings = settings_of(&transaction, tenant_id, site_id, defaults).await?;
         audit.item_count = 1;
         audit.detail = Some(format!(
@@ -111,19 +123,17 @@ impl Store {
         widget_id: &WidgetId,
     ) -> Result<Option<Duration>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                include_str!("sql/widget_settings.sql"),
-                &[&tenant_id, &widget_id.as_ref()],
-            )
-            .await?;
-        let micros: Option<i64> = row
-            .map(|row| row.try_get("selection_lifetime_micros"))
-            .transpose()?
-            .flatten();
-        micros
-            .map(|m| duration_of("selection_lifetime_micros", m))
-            .transpose()
+        let row = run::query_opt(
+            &client,
+            include_str!("sql/widget_settings.sql"),
+            &[&tenant_id, &widget_id.as_ref()],
+        )
+        .await?;
+        Ok(match row {
+            Some(row) => StoredRow::of("preference_widgets", &row)
+                .duration_opt("selection_lifetime_micros")?,
+            None => None,
+        })
     }
 
     /// Sets a widget's default selection lifetime, audited.
@@ -135,16 +145,16 @@ impl Store {
     ) -> Result<()> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
-        transaction
-            .execute(
-                include_str!("sql/update_widget_settings.sql"),
-                &[
-                    &caller.tenant_id,
-                    &widget_id.as_ref(),
-                    &lifetime.map(micros),
-                ],
-            )
-            .await?;
+        run::execute(
+            &transaction,
+            include_str!("sql/update_widget_settings.sql"),
+            &[
+                &caller.tenant_id,
+                &widget_id.as_ref(),
+                &lifetime.map(micros),
+            ],
+        )
+        .await?;
         let mut audit = AuditEntry::by(
             caller,
             Scope::Admin,

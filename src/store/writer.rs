@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 use super::{
     Error, Result, Store,
-    consent::{joined_services, micros, record_from_row, settings_from_row},
+    consent_row::{joined_services, record_from_row, stored_status},
+    row::micros,
+    site::settings_from_row,
 };
 use crate::domain::{
     consent::{ConsentDecision, ConsentRecord},
@@ -633,7 +635,7 @@ impl Columns {
         self.subject_id.push(d.subject_id.as_ref().to_string());
         self.user_id.push(text(d.user_id.as_ref()));
         self.action.push(d.action.number() as i16);
-        self.status.push(record.status.number() as i16);
+        self.status.push(stored_status(record.status));
         self.granted_categories.push(join(d.choices.granted()));
         self.denied_categories.push(join(d.choices.denied()));
         self.granted_services.push(granted_services.join(","));

@@ -7,7 +7,10 @@ use consentd::store::WriterConfig;
 use futures::future::join_all;
 use tonic::Code;
 
-use consentd::domain::receipt::Receipt;
+use consentd::domain::{
+    ids::{SiteId, SubjectId},
+    receipt::Receipt,
+};
 
 use crate::helpers::{ConsentClient, TestApp, cluster_url, decision, served_key, settings};
 
@@ -287,4 +290,60 @@ async fn a_batch_that_fails_midway_leaves_no_transaction_open() {
         .unwrap()
         .expect("the writer goes on");
     assert_eq!(app.stored_records().await, 2);
+}
+
+#[tokio::test]
+async fn a_stored_row_that_no_longer_reads_names_its_table_and_column() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let record = client
+        .record_consent(decision("shop", "edited"))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let sql = app.sql().await;
+    // A value no build writes, as a hand edit would leave it.
+    sql.execute(
+        "UPDATE consent_records SET action = 99 WHERE record_id = $1",
+        &[&uuid::Uuid::parse_str(&record.id).unwrap()],
+    )
+    .await
+    .unwrap();
+
+    let refused = client
+        .get_consent_status(consentd::api::proto::GetConsentStatusRequest {
+            site_id: "shop".into(),
+            subject_id: "edited".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Internal);
+    assert!(
+        !refused.message().contains("consent_records"),
+        "opaque to the client"
+    );
+
+    let tenant_id: uuid::Uuid = sql
+        .query_one("SELECT tenant_id FROM tenants WHERE name = 'acme'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let error = app
+        .store
+        .consent_status(
+            tenant_id,
+            &SiteId::parse("shop".into()).unwrap(),
+            &SubjectId::parse("edited".into()).unwrap(),
+            std::time::SystemTime::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, consentd::store::Error::Internal(_)));
+    let chain = consentd::telemetry::error_chain(&error);
+    assert!(
+        chain.contains("corrupt row in consent_records: column action"),
+        "{chain}"
+    );
 }

@@ -1,0 +1,183 @@
+//! The preference history: events written with the changes they record,
+//! and read back in keyset pages and snapshot exports.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{
+    Result, Store,
+    audit::AuditEntry,
+    paging::{ExportChunks, Keyset, Page, Params},
+    row::StoredRow,
+    run,
+};
+use crate::domain::{
+    audit::AuditAction,
+    auth::{Caller, Scope},
+    ids::{OptionId, TopicId, UserId, WidgetId},
+    page::Cursor,
+    preference::{
+        Author, ChangeType, HistoryFilter, OptionShown, PreferenceEvent, PreferenceUpdate,
+        TopicTitles, effect::NewEvent,
+    },
+    web::LanguageTag,
+};
+
+const EVENTS: &str = "preference_events";
+
+const EVENT_KEYSET: Keyset<PreferenceEvent> = Keyset {
+    sql: include_str!("sql/list_preference_events.sql"),
+    from_row: event_from_row,
+    cursor_of: |event| Cursor {
+        time: event.time,
+        id: event.id,
+    },
+};
+
+impl Store {
+    pub async fn list_preference_history(
+        &self,
+        tenant_id: Uuid,
+        filter: &HistoryFilter,
+        after: Option<Cursor>,
+        page_size: u32,
+    ) -> Result<Page<PreferenceEvent>> {
+        self.keyset_page(
+            &EVENT_KEYSET,
+            history_params(tenant_id, filter, after),
+            after,
+            page_size,
+        )
+        .await
+    }
+
+    pub fn export_preference_history(
+        &self,
+        caller: &Caller,
+        filter: &HistoryFilter,
+        chunk_size: usize,
+    ) -> ExportChunks<PreferenceEvent> {
+        let audit = AuditEntry::by(
+            caller,
+            Scope::PreferenceExport,
+            AuditAction::PreferenceExport,
+            Some(filter.widget_id.as_ref()),
+        );
+        self.export(
+            &EVENT_KEYSET,
+            history_params(caller.tenant_id, filter, None),
+            chunk_size,
+            audit,
+        )
+    }
+}
+
+/// Options as the three parallel arrays the SQL takes.
+pub(super) fn option_columns(options: &[OptionShown]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
+    let ids = options.iter().map(|o| o.id.as_ref()).collect();
+    let titles_en = options.iter().map(|o| o.title_en.as_str()).collect();
+    let titles_translated = options
+        .iter()
+        .map(|o| o.title_translated.as_str())
+        .collect();
+    (ids, titles_en, titles_translated)
+}
+
+/// Writes one event of an update by the user `(tenant, widget, user)`.
+pub(super) async fn insert_event(
+    client: &impl GenericClient,
+    (tenant_id, widget_id, user_id): (Uuid, &str, &str),
+    update: &PreferenceUpdate,
+    event: &NewEvent,
+) -> Result<PreferenceEvent> {
+    let (ids, titles_en, titles_translated) = option_columns(&event.options);
+    let row = run::query_one(
+        client,
+        include_str!("sql/insert_preference_event.sql"),
+        &[
+            &tenant_id,
+            &Uuid::now_v7(),
+            &widget_id,
+            &user_id,
+            &event.topic.as_ref(),
+            &stored_change(event.change),
+            &stored_author(update.author),
+            &update.author.key_id(),
+            &update.language.as_ref().map(AsRef::<str>::as_ref),
+            &event.titles.en,
+            &event.titles.translated,
+            &ids,
+            &titles_en,
+            &titles_translated,
+        ],
+    )
+    .await?;
+    event_from_row(&row)
+}
+
+/// How a change type is stored, by an event and by the expiry alike.
+pub(super) fn stored_change(change: ChangeType) -> i16 {
+    change.number() as i16
+}
+
+/// How an author's type is stored (an API key's id goes in a column of its
+/// own), by an event and by the expiry alike.
+pub(super) fn stored_author(author: Author) -> i16 {
+    author.number() as i16
+}
+
+fn history_params(tenant_id: Uuid, filter: &HistoryFilter, after: Option<Cursor>) -> Params {
+    let after = after.unwrap_or(Cursor::START);
+    vec![
+        Box::new(tenant_id),
+        Box::new(filter.widget_id.as_ref().to_string()),
+        Box::new(filter.user_id.as_ref().map(|u| u.as_ref().to_string())),
+        Box::new(filter.start_time),
+        Box::new(filter.end_time),
+        Box::new(after.time),
+        Box::new(after.id),
+    ]
+}
+
+fn event_from_row(row: &Row) -> Result<PreferenceEvent> {
+    let row = StoredRow::of(EVENTS, row);
+    let ids: Vec<String> = row.get("option_ids")?;
+    let titles_en: Vec<String> = row.get("option_titles_en")?;
+    let titles_translated: Vec<String> = row.get("option_titles_translated")?;
+    if ids.len() != titles_en.len() || ids.len() != titles_translated.len() {
+        return Err(row.corrupt("option_ids", "option arrays of different lengths"));
+    }
+    let options = ids
+        .into_iter()
+        .zip(titles_en)
+        .zip(titles_translated)
+        .map(|((id, title_en), title_translated)| {
+            Ok(OptionShown {
+                id: OptionId::parse(id).map_err(|why| row.corrupt("option_ids", why))?,
+                title_en,
+                title_translated,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let author: i16 = row.get("author_type")?;
+    Ok(PreferenceEvent {
+        id: row.get("event_id")?,
+        widget_id: row.parse("widget_id", WidgetId::parse)?,
+        user_id: row.parse("user_id", UserId::parse)?,
+        topic_id: row.parse("topic_id", TopicId::parse)?,
+        change: row.parse("change_type", |change: i16| {
+            ChangeType::from_number(change.into()).ok_or("not a change type")
+        })?,
+        author: row.parse("author_key_id", |key_id| {
+            Author::from_stored(author.into(), key_id).ok_or("not an author with its key")
+        })?,
+        language: row.parse_opt("language_code", LanguageTag::parse)?,
+        topic_titles: TopicTitles {
+            en: row.get("topic_title_en")?,
+            translated: row.get("topic_title_translated")?,
+        },
+        options,
+        time: row.get("event_time")?,
+    })
+}

@@ -1,0 +1,1 @@
+SELECT max(version) AS newest FROM consentd_meta.schema_migrations
