@@ -1,5 +1,7 @@
 //! Store errors, classified by SQLSTATE and connection state, never by text.
 
+use std::sync::Arc;
+
 use tokio_postgres::error::SqlState;
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
@@ -28,7 +30,31 @@ impl Error {
             cause: cause.into(),
         }))
     }
+
+    /// The same error for each of many calls that one failure fails.
+    pub(super) fn shared(error: &Arc<Error>) -> Self {
+        match error.as_ref() {
+            Error::NotFound => Error::NotFound,
+            Error::Unavailable(_) => Error::Unavailable(Box::new(SharedCause(error.clone()))),
+            Error::Internal(_) => Error::Internal(Box::new(SharedCause(error.clone()))),
+        }
+    }
 }
+
+#[derive(Debug)]
+struct SharedCause(Arc<Error>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "batch write failed: {}",
+            crate::telemetry::error_chain(self.0.as_ref())
+        )
+    }
+}
+
+impl std::error::Error for SharedCause {}
 
 /// Names the table and the column, never the value.
 #[derive(Debug)]

@@ -3,11 +3,13 @@
 //!
 //! Each module is SQL (from `sql/*.sql`, prepared and run through `run`)
 //! and the mapping of its rows (read through `row`); what to write is
-//! decided in `domain`. The RecordConsent writers batch in `writer`.
+//! decided in `domain`. The RecordConsent writers batch in `writer`, and
+//! write a batch with `consent_batch` and the columns of `consent_row`.
 
 mod audit;
 mod audit_events;
 mod consent;
+mod consent_batch;
 mod consent_row;
 mod error;
 mod keys;
