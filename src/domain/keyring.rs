@@ -239,3 +239,140 @@ pub fn record_context(tenant_id: uuid::Uuid, record_id: uuid::Uuid) -> [u8; 32] 
     context[16..].copy_from_slice(record_id.as_bytes());
     context
 }
+
+/// Receipts, encrypted IPs and audit digests that the service wrote before
+/// its crypto crates moved a major version (aes-gcm 0.10, ed25519-dalek 2,
+/// hmac 0.12, sha2 0.10): stored rows outlive any dependency, so every
+/// later build must still verify, decrypt and recompute them.
+#[cfg(test)]
+mod written_by_an_earlier_build {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::domain::{erasure::AuditKey, receipt::Receipt};
+
+    fn fixtures() -> Value {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/crypto-before-upgrade.json"
+        ))
+        .unwrap()
+    }
+
+    fn text<'a>(value: &'a Value, field: &str) -> &'a str {
+        value[field].as_str().unwrap_or_else(|| panic!("{field}"))
+    }
+
+    #[test]
+    fn the_signing_key_gives_the_same_public_key() {
+        let f = fixtures();
+        let keyring = SigningKeyring::parse(text(&f, "signing_keys")).unwrap();
+        let served = keyring.public_keys();
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].key_id, "sig-1");
+        assert_eq!(
+            STANDARD.encode(served[0].public_key),
+            text(&f["public_keys"], "sig-1")
+        );
+    }
+
+    #[test]
+    fn batch_receipts_still_verify_and_cover_their_claims() {
+        let f = fixtures();
+        let public: [u8; 32] = STANDARD
+            .decode(text(&f["public_keys"], "sig-1"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let receipts = f["receipts"].as_array().unwrap();
+        assert!(
+            receipts.iter().any(|r| {
+                let inclusion = Receipt::parse(text(r, "token")).unwrap().inclusion;
+                inclusion.is_some_and(|i| i.size > 1)
+            }),
+            "some receipt has a non-trivial audit path"
+        );
+        for fixture in receipts {
+            let token = text(fixture, "token");
+            let receipt = Receipt::parse(token).unwrap();
+            assert!(token.starts_with("cr2.sig-1."));
+            assert_eq!(receipt.claims_json, text(fixture, "claims").as_bytes());
+            assert_eq!(receipt.verify(&public), Ok(()), "{token}");
+            assert_eq!(receipt.token(), token);
+            let mut other = receipt.clone();
+            other.claims_json = b"{}".to_vec();
+            assert!(other.verify(&public).is_err());
+        }
+    }
+
+    #[test]
+    fn a_cr1_receipt_still_verifies_and_signing_it_again_gives_the_same_signature() {
+        let f = fixtures();
+        let keyring = SigningKeyring::parse(text(&f, "signing_keys")).unwrap();
+        let public = keyring.public_keys()[0].public_key;
+        let fixture = &f["cr1_receipt"];
+        let token = text(fixture, "token");
+        let receipt = Receipt::parse(token).unwrap();
+        assert_eq!(receipt.claims_json, text(fixture, "claims").as_bytes());
+        assert_eq!(receipt.verify(&public), Ok(()));
+        // Ed25519 signatures are deterministic (RFC 8032), so the same key
+        // over the same bytes must give the very same signature.
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        let (key_id, signature) = keyring.sign(signed.as_bytes());
+        assert_eq!(key_id, "sig-1");
+        assert_eq!(
+            format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature)),
+            token
+        );
+    }
+
+    #[test]
+    fn encrypted_ips_still_decrypt_with_their_key_and_context_only() {
+        let f = fixtures();
+        let keyring = IpKeyring::parse(text(&f, "ip_keys")).unwrap();
+        let claims_of = |record_id: &str| -> Value {
+            f["receipts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| serde_json::from_str::<Value>(text(r, "claims")).unwrap())
+                .find(|claims| claims["record_id"] == record_id)
+                .expect("the record has a receipt fixture")
+        };
+        let fixtures = f["encrypted_ips"].as_array().unwrap();
+        assert!(!fixtures.is_empty());
+        for fixture in fixtures {
+            let tenant_id = uuid::Uuid::parse_str(text(fixture, "tenant_id")).unwrap();
+            let record_id = uuid::Uuid::parse_str(text(fixture, "record_id")).unwrap();
+            let claims = claims_of(text(fixture, "record_id"));
+            assert_eq!(claims["tenant_id"], text(fixture, "tenant_id"));
+            assert_eq!(claims["anonymized_ip"], "203.0.113.0/24");
+            let encrypted = EncryptedIp {
+                key_id: text(fixture, "key_id").to_string(),
+                ciphertext: STANDARD.decode(text(fixture, "ciphertext")).unwrap(),
+            };
+            let context = record_context(tenant_id, record_id);
+            assert_eq!(
+                keyring.decrypt(&encrypted, &context).unwrap().to_string(),
+                text(fixture, "ip")
+            );
+            assert!(
+                keyring
+                    .decrypt(&encrypted, &record_context(record_id, tenant_id))
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn audit_digests_are_recomputed_bit_for_bit() {
+        let f = fixtures();
+        let key = AuditKey::new(text(&f, "audit_key").as_bytes()).unwrap();
+        let digests = f["audit_digests"].as_array().unwrap();
+        assert!(!digests.is_empty());
+        for fixture in digests {
+            let digest = key.digest(text(fixture, "kind"), text(fixture, "identifier"));
+            assert_eq!(hex::encode(digest), text(fixture, "digest"));
+        }
+    }
+}
