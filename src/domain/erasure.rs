@@ -1,7 +1,7 @@
 //! Erasure of a data subject (GDPR Art. 17) and the keyed digests that let the
 //! audit trail name whom it erased without holding the identifier.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::ids::{SiteId, SubjectId, UserId};

@@ -14,7 +14,7 @@ use consentd::{
     domain::{auth::Scope, erasure::AuditKey},
     store::Store,
 };
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
 use crate::helpers::{
