@@ -1,10 +1,11 @@
 //! What the browser tells about the visitor: country, language, page, agent.
 
 use std::{
-    collections::HashMap,
     hash::{BuildHasher, RandomState},
-    sync::{LazyLock, Mutex, PoisonError},
+    sync::LazyLock,
 };
+
+use quick_cache::sync::Cache;
 
 use super::validation::bounded_text;
 
@@ -126,15 +127,16 @@ impl UserAgent {
 }
 
 /// What woothee found in the agents seen lately. A site's visitors send few
-/// distinct agents, and parsing one cost about a twentieth of a
-/// RecordConsent's CPU. Agents are kept only as a 128-bit keyed hash: a
-/// site that does not log agents must not have them linger here.
+/// distinct agents, and parsing one is a visible share of a RecordConsent's
+/// CPU. Agents are kept only as a 128-bit keyed hash: a site that does not
+/// log agents must not have them linger here.
 type Found = (String, String, String);
-static RECENTLY_PARSED: LazyLock<Mutex<HashMap<u128, Found>>> = LazyLock::new(Default::default);
+/// Bounds the cache at a few hundred KiB; the least used agents go first.
+const RECENTLY_PARSED_AGENTS: usize = 4096;
+static RECENTLY_PARSED: LazyLock<Cache<u128, Found>> =
+    LazyLock::new(|| Cache::new(RECENTLY_PARSED_AGENTS));
 static AGENT_HASHERS: LazyLock<(RandomState, RandomState)> =
     LazyLock::new(|| (RandomState::new(), RandomState::new()));
-/// Bounds the cache at a few hundred KiB: it starts over when full.
-const RECENTLY_PARSED_AGENTS: usize = 4096;
 
 fn agent_key(raw: &str) -> u128 {
     let (high, low) = &*AGENT_HASHERS;
@@ -143,13 +145,8 @@ fn agent_key(raw: &str) -> u128 {
 
 fn recently_parsed(raw: &str) -> Found {
     let key = agent_key(raw);
-    let cache = || {
-        RECENTLY_PARSED
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    };
-    if let Some(found) = cache().get(&key) {
-        return found.clone();
+    if let Some(found) = RECENTLY_PARSED.get(&key) {
+        return found;
     }
     let found = match woothee::parser::Parser::new().parse(raw) {
         Some(found) => (
@@ -159,11 +156,7 @@ fn recently_parsed(raw: &str) -> Found {
         ),
         None => ("unknown".to_string(), String::new(), String::new()),
     };
-    let mut cache = cache();
-    if cache.len() >= RECENTLY_PARSED_AGENTS {
-        cache.clear();
-    }
-    cache.insert(key, found.clone());
+    RECENTLY_PARSED.insert(key, found.clone());
     found
 }
 
@@ -203,22 +196,21 @@ mod tests {
 
         // A planted answer proves the second parse reads the cache.
         let planted = ("planted".to_string(), String::new(), String::new());
-        RECENTLY_PARSED
-            .lock()
-            .unwrap()
-            .insert(agent_key(phone), planted.clone());
+        RECENTLY_PARSED.insert(agent_key(phone), planted.clone());
         assert_eq!(
             UserAgent::parse(phone.into()).unwrap().device_type,
             "planted"
         );
+        RECENTLY_PARSED.remove(&agent_key(phone));
+        assert_eq!(UserAgent::parse(phone.into()).unwrap(), first);
 
-        for n in 0..RECENTLY_PARSED_AGENTS {
+        for n in 0..2 * RECENTLY_PARSED_AGENTS {
             UserAgent::parse(format!("probe/{n}")).unwrap();
         }
-        assert_eq!(
-            RECENTLY_PARSED.lock().unwrap().len(),
-            1,
-            "full, so it started over"
+        let kept = RECENTLY_PARSED.len();
+        assert!(
+            kept > 0 && kept <= RECENTLY_PARSED_AGENTS,
+            "twice as many agents as it holds, and it kept {kept}"
         );
         assert_eq!(UserAgent::parse(phone.into()).unwrap(), first);
     }
