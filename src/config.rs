@@ -110,6 +110,8 @@ pub struct ServeConfig {
     #[arg(long, env = "CONSENTD_MAX_BATCH", default_value = "256",
           value_parser = within(1usize, 4096))]
     pub max_batch: usize,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// How a setting is named in messages: `--foo-bar (CONSENTD_FOO_BAR)`.
@@ -240,6 +242,21 @@ impl<T: SettingValue> TypedValueParser for Within<T> {
             .with_cmd(cmd)
         })
     }
+}
+
+/// Traces and metrics. Both are off unless configured.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TelemetryConfig {
+    /// Address serving Prometheus metrics at GET /metrics, e.g.
+    /// 0.0.0.0:9090. Unset: no metrics listener.
+    #[arg(long, env = "CONSENTD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// OTLP gRPC collector the traces go to, e.g. http://collector:4317.
+    /// Unset: no spans are exported (nor made). OTEL_SERVICE_NAME,
+    /// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and
+    /// OTEL_TRACES_SAMPLER_ARG apply as the OpenTelemetry SDK defines them.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[cfg(test)]

@@ -15,13 +15,16 @@
 //! - [`transport`]: the server's connections, which send answers ready
 //!   together in one write.
 //! - [`config`]: the settings, from flags and environment.
-//! - [`telemetry`]: tracing setup; nothing personal is ever recorded.
+//! - [`telemetry`]: logs, OpenTelemetry traces (OTLP) and the layer that
+//!   measures every RPC; nothing personal is ever recorded.
+//! - [`metrics`]: Prometheus series and their `/metrics` listener.
 //!
 //! Arrows point one way: `api -> domain <- store`, `server -> api, store`.
 
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;

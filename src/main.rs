@@ -120,8 +120,20 @@ enum SitesCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init_subscriber(telemetry::get_subscriber("info", std::io::stderr));
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    let otlp = match &cli.command {
+        Command::Serve(config) => config.telemetry.otlp_endpoint.as_deref(),
+        _ => None,
+    };
+    let outcome = match telemetry::get_subscriber("info", std::io::stderr, otlp) {
+        Ok(subscriber) => {
+            telemetry::init_subscriber(subscriber);
+            run(cli).await
+        }
+        Err(message) => Err(message),
+    };
+    telemetry::shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("consentd: {message}");
@@ -145,6 +157,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            if let Some(addr) = config.telemetry.metrics_listen {
+                tokio::spawn(consentd::metrics::serve(
+                    consentd::metrics::bind(addr).await?,
+                ));
+            }
             tracing::info!(listen = %config.listen, "serving consent.v1");
             server::run(listener, store, settings, shutdown_signal())
                 .await

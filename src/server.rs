@@ -24,7 +24,9 @@ use crate::{
         keyring::{IpKeyring, Sealing, SigningKeyring},
         site::ServerDefaults,
     },
+    metrics::metrics,
     store::{ConsentWriter, Store, WriterConfig},
+    telemetry::RpcLayer,
     transport::CoalescedWrites,
 };
 
@@ -78,7 +80,9 @@ pub async fn run(
             move || {
                 let (store, clock) = (store.clone(), clock.clone());
                 async move {
-                    let expired = store.expire_preferences(clock(), WORKER_BATCH).await?;
+                    let expired = store.expire_preferences(clock(), WORKER_BATCH).await;
+                    count_run("expiry", expired.as_ref().map(|n| Some(*n as u64)));
+                    let expired = expired?;
                     if expired > 0 {
                         tracing::info!(expired, "expired preference selections");
                     }
@@ -94,7 +98,9 @@ pub async fn run(
                     let now = (context.clock)();
                     let deleted = store
                         .delete_retired_consents(now, WORKER_BATCH, context.defaults)
-                        .await?;
+                        .await;
+                    count_run("retention", deleted.as_ref().map(|n| *n));
+                    let deleted = deleted?;
                     if let Some(deleted) = deleted.filter(|n| *n > 0) {
                         tracing::info!(deleted, "deleted consent records past retention");
                     }
@@ -123,6 +129,11 @@ pub async fn run(
     )
     .await
     .map_err(|error| format!("cannot start the RecordConsent writers: {error}"))?;
+    let _pool_metrics = metrics().watch_pool({
+        let store = store.clone();
+        move || store.pool_status()
+    });
+    let _queue_metrics = metrics().watch_writer_queue(writer.queue_depth());
 
     let drain_health = health.clone();
     let drain = async move {
@@ -133,6 +144,12 @@ pub async fn run(
     };
 
     let served = Server::builder()
+        .layer(RpcLayer::new(&[
+            crate::api::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -164,6 +181,15 @@ pub async fn run(
         worker.abort();
     }
     Ok(served?)
+}
+
+/// Counts a worker's batch: `None` rows when another replica had the turn.
+fn count_run(worker: &'static str, outcome: Result<Option<u64>, &crate::store::Error>) {
+    match outcome {
+        Ok(Some(rows)) => metrics().worker_run(worker, "ok", rows),
+        Ok(None) => metrics().worker_run(worker, "skipped", 0),
+        Err(_) => metrics().worker_run(worker, "error", 0),
+    }
 }
 
 async fn set_health(health: &HealthReporter, status: ServingStatus) {

@@ -64,6 +64,7 @@ impl Authenticator {
             return Err(Error::PermissionDenied(scope));
         }
         tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
+        crate::telemetry::RpcSpan::record_tenant(request.extensions(), caller.tenant_id);
         Ok(caller)
     }
 }

@@ -8,6 +8,7 @@ use tonic::Status;
 use super::Error;
 use crate::{
     domain::page::{Cursor, PageFilter},
+    metrics::metrics,
     store::{ExportChunks, Page},
 };
 
@@ -31,8 +32,32 @@ pub fn export_stream<T: Send + 'static, M: Send + 'static>(
     chunks: ExportChunks<T>,
     message: impl Fn(Vec<T>) -> M + Send + 'static,
 ) -> ExportStream<M> {
-    Box::pin(ReceiverStream::new(chunks).map(move |chunk| match chunk {
-        Ok(items) => Ok(message(items)),
-        Err(error) => Err(Error::from(error).into()),
+    let open = ExportOpen::new();
+    Box::pin(ReceiverStream::new(chunks).map(move |chunk| {
+        let _open = &open;
+        match chunk {
+            Ok(items) => {
+                metrics().exported_records.inc_by(items.len() as u64);
+                Ok(message(items))
+            }
+            Err(error) => Err(Error::from(error).into()),
+        }
     }))
+}
+
+/// Counts an export stream in flight until it is dropped: at its end, or
+/// when the client leaves.
+struct ExportOpen;
+
+impl ExportOpen {
+    fn new() -> Self {
+        metrics().exports_in_flight.inc();
+        Self
+    }
+}
+
+impl Drop for ExportOpen {
+    fn drop(&mut self) {
+        metrics().exports_in_flight.dec();
+    }
 }

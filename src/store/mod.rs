@@ -92,6 +92,17 @@ impl Store {
         }
     }
 
+    /// The pool's connections now, for metrics.
+    pub fn pool_status(&self) -> crate::metrics::PoolStatus {
+        let status = self.pool.status();
+        crate::metrics::PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     /// Applies the embedded migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<()> {
         let mut client = self.pool.get().await?;

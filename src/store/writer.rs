@@ -17,15 +17,20 @@ use tokio::{
     sync::{mpsc, oneshot},
     task::JoinSet,
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Error, Result, Store, consent_batch::Written};
-use crate::domain::{
-    consent::{ConsentDecision, ConsentRecord},
-    keyring::Sealing,
-    receipt::{self, Receipt},
-    seal::{self, Pending},
-    site::ServerDefaults,
+use crate::{
+    domain::{
+        consent::{ConsentDecision, ConsentRecord},
+        keyring::Sealing,
+        receipt::{self, Receipt},
+        seal::{self, Pending},
+        site::ServerDefaults,
+    },
+    metrics::metrics,
+    telemetry::{TraceLink, batch_span},
 };
 use turn::{Queue, Turn, next_batch, passing_turn_after_limit};
 
@@ -42,6 +47,8 @@ struct Job {
     tenant_id: Uuid,
     decision: ConsentDecision,
     reply: oneshot::Sender<Result<Recorded>>,
+    /// The call's span, which the batch's span links to.
+    trace: TraceLink,
 }
 
 /// A stored record with its receipt.
@@ -113,6 +120,16 @@ impl ConsentWriter {
         Ok((Self { jobs }, WriterTasks(thread)))
     }
 
+    /// Reads how many calls wait for a writer; `None` once the writers
+    /// stopped. Holds no sender, so it never keeps the writers running.
+    pub fn queue_depth(&self) -> impl Fn() -> Option<usize> + Send + Sync + 'static {
+        let jobs = self.jobs.downgrade();
+        move || {
+            jobs.upgrade()
+                .map(|jobs| jobs.max_capacity() - jobs.capacity())
+        }
+    }
+
     /// Stores a decision under its site's settings, sealed, and returns the
     /// record once it is committed; with a request id seen before, the
     /// record stored then.
@@ -123,6 +140,7 @@ impl ConsentWriter {
                 tenant_id,
                 decision,
                 reply,
+                trace: TraceLink::current(),
             })
             .await
             .map_err(|_| Error::Unavailable("the writer is shutting down".into()))?;
@@ -140,7 +158,13 @@ async fn run_writers(writer: Arc<BatchWriter>, queue: Queue<Job>, writers: usize
         let (writer, queue) = (writer.clone(), queue.clone());
         tasks.spawn(async move {
             while let Some((batch, turn)) = next_batch(&queue, max).await {
-                writer.write(batch, turn).await;
+                metrics().writer_batch_size.observe(batch.len() as f64);
+                let span = batch_span(
+                    "consent_records",
+                    batch.len(),
+                    batch.iter().map(|job| &job.trace),
+                );
+                writer.write(batch, turn).instrument(span).await;
             }
         });
     }
