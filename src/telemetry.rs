@@ -132,10 +132,14 @@ pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
+/// Longest the last spans may hold up the exit: a collector that does not
+/// answer must not eat the pod's termination grace period.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Sends the spans still buffered; call before the process exits.
 pub fn shutdown() {
     if let Some(provider) = PROVIDER.get()
-        && let Err(error) = provider.shutdown()
+        && let Err(error) = provider.shutdown_with_timeout(FLUSH_TIMEOUT)
     {
         eprintln!("consentd: cannot flush traces: {error}");
     }
