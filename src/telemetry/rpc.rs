@@ -4,8 +4,10 @@
 //!
 //! A unary error comes back with its status in the response headers; a
 //! success, and every stream, with the status in the trailers at the end of
-//! the body. So the call is complete, and measured, when the body ends; a
-//! body dropped before its trailers is a call the client cancelled.
+//! the body. So the call is complete, and measured, when the body ends. A
+//! call dropped before its status (the client cancelled it, or it ran out
+//! of time) counts as `Canceled`, or `DeadlineExceeded` past its
+//! `grpc-timeout`.
 
 use std::{
     collections::HashMap,
@@ -13,7 +15,7 @@ use std::{
     pin::Pin,
     sync::OnceLock,
     task::{Context, Poll, ready},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use http::{HeaderMap, Request, Response};
@@ -158,6 +160,11 @@ where
         } else {
             tracing::Span::none()
         };
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| grpc_timeout(value.as_bytes()))
+            .and_then(|timeout| started.checked_add(timeout));
         let future = {
             let _entered = span.enter();
             self.inner.call(request)
@@ -167,7 +174,9 @@ where
             call: Some(Call {
                 info,
                 started,
+                deadline,
                 span,
+                finished: false,
             }),
         }
     }
@@ -222,15 +231,36 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// A call being measured: recorded once, when its status is known.
+/// A call being measured: recorded once, when its status is known or when
+/// it is dropped without one.
 struct Call {
     info: &'static MethodInfo,
     started: Instant,
+    /// When the caller's `grpc-timeout` runs out.
+    deadline: Option<Instant>,
     span: tracing::Span,
+    finished: bool,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.finished {
+            let code = match self.deadline {
+                Some(deadline) if Instant::now() >= deadline => Code::DeadlineExceeded,
+                _ => Code::Cancelled,
+            };
+            self.record(code);
+        }
+    }
 }
 
 impl Call {
-    fn finish(self, code: Code) {
+    fn finish(mut self, code: Code) {
+        self.finished = true;
+        self.record(code);
+    }
+
+    fn record(&self, code: Code) {
         self.info
             .series
             .record(code as usize, code_name(code), self.started.elapsed());
@@ -333,13 +363,22 @@ impl http_body::Body for RpcBody {
     }
 }
 
-impl Drop for RpcBody {
-    fn drop(&mut self) {
-        if let Some(call) = self.call.take() {
-            // The client went away (or the connection did) before the end.
-            call.finish(Code::Cancelled);
-        }
+/// A `grpc-timeout` value: at most 8 digits and a unit.
+fn grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
     }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b"H" => Duration::from_secs(n * 3600),
+        b"M" => Duration::from_secs(n * 60),
+        b"S" => Duration::from_secs(n),
+        b"m" => Duration::from_millis(n),
+        b"u" => Duration::from_micros(n),
+        b"n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 fn status_of(headers: &HeaderMap) -> Option<Code> {
@@ -413,7 +452,12 @@ mod tests {
                 package: Some("test.v1".into()),
                 service: vec![ServiceDescriptorProto {
                     name: Some("LayerService".into()),
-                    method: vec![method("Unary"), method("Stream"), method("Fails")],
+                    method: vec![
+                        method("Unary"),
+                        method("Stream"),
+                        method("Fails"),
+                        method("Slow"),
+                    ],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -504,6 +548,43 @@ mod tests {
             Some(1)
         );
         assert_eq!(handled("test.v1.LayerService", "Stream", "OK"), None);
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_before_its_answer_is_canceled_or_past_its_deadline() {
+        let service = tower::service_fn(|_: Request<Body>| {
+            std::future::pending::<Result<Response<Body>, Infallible>>()
+        });
+        let mut service = layer().layer(service);
+        let request = |timeout: Option<&'static str>| {
+            let mut request = Request::builder().uri("/test.v1.LayerService/Slow");
+            if let Some(timeout) = timeout {
+                request = request.header("grpc-timeout", timeout);
+            }
+            request.body(Body::empty()).unwrap()
+        };
+        let before = |code| handled("test.v1.LayerService", "Slow", code).unwrap_or(0);
+        let (canceled, exceeded) = (before("Canceled"), before("DeadlineExceeded"));
+        drop(service.call(request(Some("1H"))));
+        let late = service.call(request(Some("1m")));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(late);
+        assert_eq!(before("Canceled"), canceled + 1);
+        assert_eq!(before("DeadlineExceeded"), exceeded + 1);
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_spec_writes_them() {
+        assert_eq!(grpc_timeout(b"250m"), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout(b"2S"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            grpc_timeout(b"99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        assert_eq!(grpc_timeout(b"123456789S"), None, "at most 8 digits");
+        assert_eq!(grpc_timeout(b"S"), None);
+        assert_eq!(grpc_timeout(b"5x"), None);
+        assert_eq!(grpc_timeout(b""), None);
     }
 
     #[tokio::test]
