@@ -358,9 +358,12 @@ pub async fn serve(listener: TcpListener) {
 
 /// Binds `addr` for [`serve`].
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| format!("cannot listen on {addr} (CONSENTD_METRICS_LISTEN): {error}"))
+    TcpListener::bind(addr).await.map_err(|error| {
+        format!(
+            "cannot listen on {addr} ({}): {error}",
+            crate::config::setting_name("metrics-listen")
+        )
+    })
 }
 
 fn answer<B>(request: &Request<B>) -> Response<Full<Bytes>> {

@@ -132,10 +132,7 @@ async fn calls_move_the_counters_under_their_method_and_code() {
         &app.database_url,
         &[
             ("CONSENTD_METRICS_LISTEN", metrics_addr.to_string()),
-            // Both spellings, before and after durations took units.
-            ("CONSENTD_EXPIRY_INTERVAL_MS", "100".into()),
             ("CONSENTD_EXPIRY_INTERVAL", "100ms".into()),
-            ("CONSENTD_RETENTION_INTERVAL_MS", "100".into()),
             ("CONSENTD_RETENTION_INTERVAL", "100ms".into()),
         ],
     )
