@@ -2,11 +2,12 @@
 //!
 //! Logs are JSON on a sink. Traces go to an OTLP collector over gRPC only
 //! when one is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`); without one no
-//! trace span is even created. Only spans built for export here and in the
-//! store reach the collector (target [`TRACE_TARGET`]), never log events,
-//! whose messages may quote a database error. Their attributes hold ids of
-//! tenants and counts, never subject ids, user ids, IPs, user agents, page
-//! URLs or keys.
+//! trace span is even created. Only the spans built here reach the
+//! collector (target [`TRACE_TARGET`]: calls, SQL statements, writer
+//! batches), never log events, whose messages may quote a database error.
+//! Their attributes hold method names, tenant ids, statement texts (every
+//! value is bound) and counts, never subject ids, user ids, IPs, user
+//! agents, page URLs or keys.
 
 mod rpc;
 
@@ -192,6 +193,41 @@ pub fn batch_span<'a>(
     span
 }
 
+/// The span of one SQL statement, named by its first keyword (`SELECT`,
+/// `INSERT`, ...), its text as written: the statements bind every value, so
+/// the text holds none.
+pub fn statement_span(sql: &str) -> tracing::Span {
+    if !exporting() {
+        return tracing::Span::none();
+    }
+    let text = statement_text(sql);
+    let operation = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    tracing::info_span!(
+        target: TRACE_TARGET,
+        "db statement",
+        otel.name = operation,
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+        db.query.text = text,
+    )
+}
+
+/// A statement without the comment lines before it.
+fn statement_text(sql: &str) -> &str {
+    let mut text = sql.trim_start();
+    while let Some(comment) = text.strip_prefix("--") {
+        text = comment
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .trim_start();
+    }
+    text.trim_end()
+}
+
 /// "outer: inner: root" — the whole cause chain on one line.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut chain = error.to_string();
@@ -202,4 +238,22 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_is_named_without_its_leading_comments() {
+        assert_eq!(
+            statement_text("-- why\n-- and more\n  SELECT 1\nFROM t\n"),
+            "SELECT 1\nFROM t"
+        );
+        assert_eq!(statement_text("-- only a comment"), "");
+        assert_eq!(
+            statement_text("WITH x AS (SELECT 1) SELECT * FROM x"),
+            "WITH x AS (SELECT 1) SELECT * FROM x"
+        );
+    }
 }

@@ -1,8 +1,10 @@
 //! Statements from `sql/*.sql`, each prepared once per connection (the
-//! pool's statement cache keeps it) and run with every value bound.
+//! pool's statement cache keeps it) and run with every value bound, each in
+//! a span of its own while traces are exported.
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::{Row, types::ToSql};
+use tracing::Instrument;
 
 use super::Result;
 
@@ -11,8 +13,12 @@ pub(super) async fn query(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query(&statement, params).await?)
+    async {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+    .instrument(crate::telemetry::statement_span(sql))
+    .await
 }
 
 /// Exactly one row, else an error.
@@ -21,8 +27,12 @@ pub(super) async fn query_one(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Row> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query_one(&statement, params).await?)
+    async {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query_one(&statement, params).await?)
+    }
+    .instrument(crate::telemetry::statement_span(sql))
+    .await
 }
 
 pub(super) async fn query_opt(
@@ -30,8 +40,12 @@ pub(super) async fn query_opt(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Row>> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query_opt(&statement, params).await?)
+    async {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query_opt(&statement, params).await?)
+    }
+    .instrument(crate::telemetry::statement_span(sql))
+    .await
 }
 
 /// The number of rows changed.
@@ -40,6 +54,10 @@ pub(super) async fn execute(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<u64> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.execute(&statement, params).await?)
+    async {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.execute(&statement, params).await?)
+    }
+    .instrument(crate::telemetry::statement_span(sql))
+    .await
 }

@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use consentd::{api::proto::consent_service_client::ConsentServiceClient, domain::auth::Scope};
+use consentd::{
+    api::proto::{GetConsentStatusRequest, consent_service_client::ConsentServiceClient},
+    domain::auth::Scope,
+};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -197,11 +200,11 @@ fn random_hex(bytes: usize) -> String {
 }
 
 #[tokio::test]
-async fn a_traced_call_continues_the_callers_trace_and_its_batch_links_to_it() {
+async fn traced_calls_continue_the_callers_trace_with_their_statements_and_batches() {
     let app = TestApp::spawn().await;
     let created = app
         .store
-        .create_key("traced-tenant", &[Scope::ConsentWrite])
+        .create_key("traced-tenant", &[Scope::ConsentWrite, Scope::ConsentRead])
         .await
         .unwrap();
     let key = created.secret.expose().to_string();
@@ -313,6 +316,51 @@ async fn a_traced_call_continues_the_callers_trace_and_its_batch_links_to_it() {
         .parse()
         .unwrap();
     assert!(size >= 1, "{batch:#?}");
+
+    // A read: its SQL statements are spans of their own under the call's.
+    let read_trace = random_hex(16);
+    let mut read = Request::new(GetConsentStatusRequest {
+        site_id: "shop".into(),
+        subject_id: subject_id.clone(),
+    });
+    read.metadata_mut().insert(
+        "traceparent",
+        format!("00-{read_trace}-{}-01", random_hex(8))
+            .parse()
+            .unwrap(),
+    );
+    client.get_consent_status(read).await.unwrap();
+    let read_rpc = collector
+        .wait_for(|spans| {
+            spans
+                .iter()
+                .find(|span| {
+                    hex::encode(&span.trace_id) == read_trace
+                        && span.kind == SpanKind::Server as i32
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(read_rpc.name, "consent.v1.ConsentService/GetConsentStatus");
+    let statement = collector
+        .wait_for(|spans| {
+            spans
+                .iter()
+                .find(|span| {
+                    span.parent_span_id == read_rpc.span_id
+                        && attribute(span, "db.query.text")
+                            .is_some_and(|text| text.contains("consent_records"))
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(statement.trace_id, read_rpc.trace_id);
+    assert_eq!(statement.name, "SELECT");
+    assert_eq!(statement.kind, SpanKind::Client as i32);
+    assert_eq!(
+        attribute(&statement, "db.system.name").as_deref(),
+        Some("postgresql")
+    );
 
     let spans = collector.spans();
     assert!(
