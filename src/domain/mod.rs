@@ -42,5 +42,6 @@ pub mod preference;
 pub mod receipt;
 pub mod seal;
 pub mod site;
+pub mod time;
 pub mod validation;
 pub mod web;

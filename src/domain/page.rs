@@ -1,6 +1,6 @@
 //! Filters and keyset pagination (AIP-158).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{
     consent::Status,
     ids::{SiteId, SubjectId, UserId},
+    time::{micros_since_epoch, time_from_micros},
     web::CountryCode,
 };
 
@@ -149,22 +150,6 @@ impl Cursor {
             time: time_from_micros(micros),
             id,
         })
-    }
-}
-
-/// Microseconds since the Unix epoch: Postgres' timestamp precision.
-pub fn micros_since_epoch(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_micros() as i64,
-        Err(before) => -(before.duration().as_micros() as i64),
-    }
-}
-
-pub fn time_from_micros(micros: i64) -> SystemTime {
-    if micros >= 0 {
-        UNIX_EPOCH + Duration::from_micros(micros as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
     }
 }
 

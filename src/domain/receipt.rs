@@ -51,7 +51,7 @@ use merkle::{MerkleTree, leaf_hash};
 use super::{
     consent::{Action, ConsentRecord, ReceiptSeal, Regime, Status},
     keyring::SigningKeyring,
-    page::micros_since_epoch,
+    time::micros_since_epoch,
 };
 
 const SINGLE: &str = "cr1";
