@@ -28,6 +28,10 @@ numbered_enum! {
     }
 }
 
+impl Action {
+    pub const ALL: [Self; 3] = [Self::AcceptAll, Self::RejectAll, Self::Custom];
+}
+
 numbered_enum! {
     /// The outcome, derived from the action and the categories.
     pub enum Status {
@@ -35,6 +39,10 @@ numbered_enum! {
         Partial = 2,
         Rejected = 3,
     }
+}
+
+impl Status {
+    pub const ALL: [Self; 3] = [Self::Accepted, Self::Partial, Self::Rejected];
 }
 
 numbered_enum! {
@@ -45,6 +53,10 @@ numbered_enum! {
         IabTcf = 3,
         Basic = 4,
     }
+}
+
+impl Regime {
+    pub const ALL: [Self; 4] = [Self::Gdpr, Self::Ccpa, Self::IabTcf, Self::Basic];
 }
 
 /// A consent category or service name: 1-64 of `[A-Za-z0-9_.-]`. The charset

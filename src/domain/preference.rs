@@ -28,6 +28,10 @@ numbered_enum! {
     }
 }
 
+impl ChangeType {
+    pub const ALL: [Self; 4] = [Self::Added, Self::Removed, Self::RemovedAll, Self::Expired];
+}
+
 /// Who made a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Author {
@@ -50,15 +54,6 @@ impl Author {
     pub fn key_id(self) -> Option<Uuid> {
         match self {
             Author::ApiKey(key_id) => Some(key_id),
-            _ => None,
-        }
-    }
-
-    pub fn from_stored(number: i32, key_id: Option<Uuid>) -> Option<Self> {
-        match (number, key_id) {
-            (1, None) => Some(Author::EndUser),
-            (2, Some(key_id)) => Some(Author::ApiKey(key_id)),
-            (3, None) => Some(Author::System),
             _ => None,
         }
     }

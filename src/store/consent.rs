@@ -7,15 +7,16 @@ use uuid::Uuid;
 use super::{
     Error, Result, Store,
     audit::{AuditEntry, ErasedIdentifiers, Erasure, record_erasure},
-    consent_row::{record_from_row, stored_status},
+    consent_row::record_from_row,
     paging::{ExportChunks, Keyset, Page, Params},
     row::{StoredRow, micros},
     run,
+    stored::StoredEnum,
 };
 use crate::domain::{
     audit::AuditAction,
     auth::{Caller, Scope},
-    consent::{ConsentRecord, NoticeHash},
+    consent::{ConsentRecord, NoticeHash, Status},
     erasure::{AuditKey, EraseRequest},
     ids::{SiteId, SubjectId},
     page::{ConsentFilter, Cursor},
@@ -218,7 +219,7 @@ fn filter_params(tenant_id: Uuid, filter: &ConsentFilter, after: Option<Cursor>)
         Box::new(text(filter.subject_id.as_ref().map(AsRef::as_ref))),
         Box::new(text(filter.user_id.as_ref().map(AsRef::as_ref))),
         Box::new(text(filter.country.as_ref().map(AsRef::as_ref))),
-        Box::new(filter.status.map(stored_status)),
+        Box::new(filter.status.map(Status::to_db)),
         Box::new(after.time),
         Box::new(after.id),
     ]

@@ -10,7 +10,7 @@ use tokio_postgres::{
 };
 use uuid::Uuid;
 
-use super::{Result, row::StoredRow};
+use super::{Result, row::StoredRow, stored::StoredEnum};
 use crate::domain::{
     consent::{
         Action, Choices, ConsentDecision, ConsentRecord, Name, NoticeHash, ReceiptSeal, Regime,
@@ -173,11 +173,6 @@ fn joined_services(services: &[ServiceDecision]) -> (Vec<String>, Vec<String>) {
     (joined(true), joined(false))
 }
 
-/// How a status is stored, for the row and for a filter on it alike.
-pub(super) fn stored_status(status: Status) -> i16 {
-    status.number() as i16
-}
-
 impl ConsentRow {
     pub fn of(sealed: &Sealed) -> Self {
         let (record, encrypted_ip, receipt) = (
@@ -194,14 +189,14 @@ impl ConsentRow {
             site_id: d.site_id.as_ref().to_string(),
             subject_id: d.subject_id.as_ref().to_string(),
             user_id: text(d.user_id.as_ref()),
-            action: d.action.number() as i16,
-            status: stored_status(record.status),
+            action: d.action.to_db(),
+            status: record.status.to_db(),
             granted_categories: joined(d.choices.granted()),
             denied_categories: joined(d.choices.denied()),
             granted_services: granted_services.join(","),
             denied_services: denied_services.join(","),
             banner_revision: d.banner_revision.clone(),
-            regime: d.regime.number() as i16,
+            regime: d.regime.to_db(),
             gpc_detected: d.gpc_detected,
             gpc_honoured: d.gpc_honoured,
             ccpa_opt_out: d.ccpa_opt_out,
@@ -271,18 +266,14 @@ pub(super) fn record_from_row(row: &Row) -> Result<ConsentRecord> {
         site_id: row.parse("site_id", SiteId::parse)?,
         subject_id: row.parse("subject_id", SubjectId::parse)?,
         user_id: row.parse_opt("user_id", UserId::parse)?,
-        action: row.parse("action", |n: i16| {
-            Action::from_number(n.into()).ok_or("not an action")
-        })?,
+        action: row.parse("action", Action::from_db)?,
         choices: Choices::from_stored(
             row.get("granted_categories")?,
             row.get("denied_categories")?,
             services,
         ),
         banner_revision: row.get("banner_revision")?,
-        regime: row.parse("regime", |n: i16| {
-            Regime::from_number(n.into()).ok_or("not a regime")
-        })?,
+        regime: row.parse("regime", Regime::from_db)?,
         gpc_detected: row.get("gpc_detected")?,
         gpc_honoured: row.get("gpc_honoured")?,
         ccpa_opt_out: row.get("ccpa_opt_out")?,
@@ -321,9 +312,7 @@ pub(super) fn record_from_row(row: &Row) -> Result<ConsentRecord> {
     Ok(ConsentRecord {
         id: row.get("record_id")?,
         decision,
-        status: row.parse("status", |n: i16| {
-            Status::from_number(n.into()).ok_or("not a status")
-        })?,
+        status: row.parse("status", Status::from_db)?,
         record_time: row.get("record_time")?,
         expire_time: row.get("expire_time")?,
         seal,

@@ -20,6 +20,7 @@ mod preference_history;
 mod row;
 mod run;
 mod site;
+mod stored;
 mod writer;
 
 use std::{str::FromStr, time::Duration};

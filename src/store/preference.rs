@@ -8,9 +8,10 @@ use uuid::Uuid;
 use super::{
     Error, Result, Store,
     audit::{ErasedIdentifiers, Erasure, mark_writer, record_erasure},
-    preference_history::{insert_event, option_columns, stored_author, stored_change},
+    preference_history::{insert_event, option_columns},
     row::{StoredRow, micros},
     run,
+    stored::{StoredEnum, author_type_to_db},
 };
 use crate::domain::{
     audit::AuditAction,
@@ -249,8 +250,8 @@ async fn expire_due(
         &[
             &now,
             &batch,
-            &stored_change(ChangeType::Expired),
-            &stored_author(Author::System),
+            &ChangeType::Expired.to_db(),
+            &author_type_to_db(Author::System),
             &owner.map(|o| o.tenant_id),
             &owner.map(|o| o.widget_id()),
             &owner.map(|o| o.user_id()),

@@ -11,6 +11,7 @@ use super::{
     paging::{ExportChunks, Keyset, Page, Params},
     row::StoredRow,
     run,
+    stored::{StoredEnum, author_from_db, author_type_to_db},
 };
 use crate::domain::{
     audit::AuditAction,
@@ -18,8 +19,8 @@ use crate::domain::{
     ids::{OptionId, TopicId, UserId, WidgetId},
     page::Cursor,
     preference::{
-        Author, ChangeType, HistoryFilter, OptionShown, PreferenceEvent, PreferenceUpdate,
-        TopicTitles, effect::NewEvent,
+        ChangeType, HistoryFilter, OptionShown, PreferenceEvent, PreferenceUpdate, TopicTitles,
+        effect::NewEvent,
     },
     web::LanguageTag,
 };
@@ -101,8 +102,8 @@ pub(super) async fn insert_event(
             &widget_id,
             &user_id,
             &event.topic.as_ref(),
-            &stored_change(event.change),
-            &stored_author(update.author),
+            &event.change.to_db(),
+            &author_type_to_db(update.author),
             &update.author.key_id(),
             &update.language.as_ref().map(AsRef::<str>::as_ref),
             &event.titles.en,
@@ -114,17 +115,6 @@ pub(super) async fn insert_event(
     )
     .await?;
     event_from_row(&row)
-}
-
-/// How a change type is stored, by an event and by the expiry alike.
-pub(super) fn stored_change(change: ChangeType) -> i16 {
-    change.number() as i16
-}
-
-/// How an author's type is stored (an API key's id goes in a column of its
-/// own), by an event and by the expiry alike.
-pub(super) fn stored_author(author: Author) -> i16 {
-    author.number() as i16
 }
 
 fn history_params(tenant_id: Uuid, filter: &HistoryFilter, after: Option<Cursor>) -> Params {
@@ -166,12 +156,8 @@ fn event_from_row(row: &Row) -> Result<PreferenceEvent> {
         widget_id: row.parse("widget_id", WidgetId::parse)?,
         user_id: row.parse("user_id", UserId::parse)?,
         topic_id: row.parse("topic_id", TopicId::parse)?,
-        change: row.parse("change_type", |change: i16| {
-            ChangeType::from_number(change.into()).ok_or("not a change type")
-        })?,
-        author: row.parse("author_key_id", |key_id| {
-            Author::from_stored(author.into(), key_id).ok_or("not an author with its key")
-        })?,
+        change: row.parse("change_type", ChangeType::from_db)?,
+        author: row.parse("author_key_id", |key_id| author_from_db(author, key_id))?,
         language: row.parse_opt("language_code", LanguageTag::parse)?,
         topic_titles: TopicTitles {
             en: row.get("topic_title_en")?,
