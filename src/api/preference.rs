@@ -9,7 +9,11 @@ use uuid::Uuid;
 use super::{
     ApiContext, Authenticator, Error,
     consent::EXPORT_CHUNK_RECORDS,
-    convert::{duration, enum_value, present, required, text, time, timestamp},
+    convert::{
+        duration,
+        enums::{self, ChangeKind},
+        present, required, text, time, timestamp,
+    },
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, preference_service_server::PreferenceService},
 };
@@ -19,9 +23,9 @@ use crate::{
         ids::{OptionId, RequestId, TopicId, UserId, WidgetId},
         page::{Cursor, PageSize},
         preference::{
-            Author, Change, ChangeType, HistoryFilter, MAX_CHANGES, MAX_OPTIONS_PER_CHANGE,
-            OptionShown, PreferenceEvent, PreferenceState, PreferenceUpdate, TopicTitles,
-            Unchanged, UpdateOutcome, title,
+            Change, HistoryFilter, MAX_CHANGES, MAX_OPTIONS_PER_CHANGE, OptionShown,
+            PreferenceEvent, PreferenceState, PreferenceUpdate, TopicTitles, Unchanged,
+            UpdateOutcome, title,
         },
         site::lifetime,
         validation::{ValidationError, Violations},
@@ -228,15 +232,7 @@ fn update_request(
         "language_code",
         present(r.language_code).map(LanguageTag::parse),
     );
-    let author = match r.author_type {
-        0 | 1 => Some(Author::EndUser),
-        2 => Some(Author::ApiKey(key_id)),
-        3 => v.check(
-            "author_type",
-            Err("PREFERENCE_AUTHOR_TYPE_SYSTEM is reserved for the server".into()),
-        ),
-        n => v.check("author_type", Err(format!("unknown value {n}"))),
-    };
+    let author = v.check("author_type", enums::author(r.author_type, key_id));
     let selection_lifetime = v.check_optional(
         "selection_lifetime",
         r.selection_lifetime.map(|d| duration(d).and_then(lifetime)),
@@ -271,18 +267,7 @@ fn parse_change(
 ) -> Option<Change> {
     let before = v.len();
     let field = |name: &str| format!("changes[{i}].{name}");
-    let kind = v
-        .check(
-            field("type"),
-            enum_value(change.r#type, ChangeType::from_number, false),
-        )
-        .flatten();
-    if kind == Some(ChangeType::Expired) {
-        v.add(
-            field("type"),
-            "PREFERENCE_CHANGE_TYPE_EXPIRED is written by the server only",
-        );
-    }
+    let kind = v.check(field("type"), enums::change_kind(change.r#type));
     let titles = TopicTitles {
         en: v
             .check(field("topic_title_en"), title(change.topic_title_en))
@@ -295,7 +280,7 @@ fn parse_change(
             .unwrap_or_default(),
     };
     let topic = match kind {
-        Some(ChangeType::RemovedAll) => v.check_optional(
+        Some(ChangeKind::RemoveAll) => v.check_optional(
             field("topic_id"),
             present(change.topic_id.clone()).map(TopicId::parse),
         ),
@@ -306,13 +291,13 @@ fn parse_change(
     };
     let mut options = Vec::with_capacity(change.options.len());
     match kind {
-        Some(ChangeType::RemovedAll) if !change.options.is_empty() => {
+        Some(ChangeKind::RemoveAll) if !change.options.is_empty() => {
             v.add(
                 field("options"),
                 "must be empty for PREFERENCE_CHANGE_TYPE_REMOVED_ALL",
             );
         }
-        Some(ChangeType::Added | ChangeType::Removed)
+        Some(ChangeKind::Add | ChangeKind::Remove)
             if change.options.is_empty() || change.options.len() > MAX_OPTIONS_PER_CHANGE =>
         {
             v.add(
@@ -322,7 +307,7 @@ fn parse_change(
         }
         _ => {}
     }
-    let added = kind == Some(ChangeType::Added);
+    let added = kind == Some(ChangeKind::Add);
     let mut seen = HashSet::new();
     for (j, option) in change
         .options
@@ -368,17 +353,17 @@ fn parse_change(
         return None;
     }
     Some(match kind.expect("checked") {
-        ChangeType::Added => Change::Add {
+        ChangeKind::Add => Change::Add {
             topic: topic.expect("checked"),
             titles,
             options,
         },
-        ChangeType::Removed => Change::Remove {
+        ChangeKind::Remove => Change::Remove {
             topic: topic.expect("checked"),
             titles,
             options,
         },
-        ChangeType::RemovedAll | ChangeType::Expired => Change::RemoveAll { topic, titles },
+        ChangeKind::RemoveAll => Change::RemoveAll { topic, titles },
     })
 }
 
@@ -435,8 +420,8 @@ impl From<PreferenceEvent> for proto::PreferenceEvent {
             widget_id: event.widget_id.into_inner(),
             user_id: event.user_id.into_inner(),
             topic_id: event.topic_id.into_inner(),
-            r#type: event.change.number(),
-            author_type: event.author.number(),
+            r#type: enums::proto_change_type(event.change).into(),
+            author_type: enums::proto_author_type(event.author).into(),
             author_key_id: event
                 .author
                 .key_id()
@@ -457,7 +442,7 @@ impl From<Unchanged> for proto::UnchangedOption {
             change_index: unchanged.change_index as i32,
             topic_id: text(unchanged.topic_id.as_ref()),
             option_id: text(unchanged.option_id.as_ref()),
-            reason: unchanged.reason as i32,
+            reason: enums::proto_unchanged_reason(unchanged.reason).into(),
         }
     }
 }

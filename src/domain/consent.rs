@@ -19,40 +19,37 @@ pub const MAX_TCF_CHARS: usize = 8192;
 pub const MAX_GPP_CHARS: usize = 8192;
 pub const MAX_GOOGLE_AC_CHARS: usize = 4096;
 
-numbered_enum! {
-    /// What the visitor did on the banner. Stored as its number.
-    pub enum Action {
-        AcceptAll = 1,
-        RejectAll = 2,
-        Custom = 3,
-    }
+/// What the visitor did on the banner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    AcceptAll,
+    RejectAll,
+    Custom,
 }
 
 impl Action {
     pub const ALL: [Self; 3] = [Self::AcceptAll, Self::RejectAll, Self::Custom];
 }
 
-numbered_enum! {
-    /// The outcome, derived from the action and the categories.
-    pub enum Status {
-        Accepted = 1,
-        Partial = 2,
-        Rejected = 3,
-    }
+/// The outcome, derived from the action and the categories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Accepted,
+    Partial,
+    Rejected,
 }
 
 impl Status {
     pub const ALL: [Self; 3] = [Self::Accepted, Self::Partial, Self::Rejected];
 }
 
-numbered_enum! {
-    /// The legal framework the banner ran under.
-    pub enum Regime {
-        Gdpr = 1,
-        Ccpa = 2,
-        IabTcf = 3,
-        Basic = 4,
-    }
+/// The legal framework the banner ran under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Regime {
+    Gdpr,
+    Ccpa,
+    IabTcf,
+    Basic,
 }
 
 impl Regime {

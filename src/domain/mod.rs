@@ -1,33 +1,9 @@
 //! Types that are valid by construction. No I/O happens here: `api` builds
 //! these from requests, `store` reads and writes them.
-
-/// Declares an enum stored and sent as its number, with `from_number` and
-/// `number`: each number is written once, in the declaration.
-macro_rules! numbered_enum {
-    (
-        $(#[$meta:meta])*
-        $vis:vis enum $name:ident { $($variant:ident = $n:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        $vis enum $name {
-            $($variant = $n),+
-        }
-
-        impl $name {
-            pub fn from_number(n: i32) -> Option<Self> {
-                match n {
-                    $($n => Some(Self::$variant),)+
-                    _ => None,
-                }
-            }
-
-            pub fn number(self) -> i32 {
-                self as i32
-            }
-        }
-    };
-}
+//!
+//! Enums here are plain Rust enums without numbers: `api` maps them to and
+//! from the proto's numbers, `store` to and from the values it keeps, each
+//! with a `match` of its own, so neither contract moves the other.
 
 pub mod audit;
 pub mod auth;

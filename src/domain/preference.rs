@@ -18,14 +18,14 @@ pub const MAX_CHANGES: usize = 100;
 pub const MAX_OPTIONS_PER_CHANGE: usize = 100;
 pub const MAX_TITLE_CHARS: usize = 512;
 
-numbered_enum! {
-    /// What a change or an event does. Stored as its number.
-    pub enum ChangeType {
-        Added = 1,
-        Removed = 2,
-        RemovedAll = 3,
-        Expired = 4,
-    }
+/// What a change or an event does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeType {
+    Added,
+    Removed,
+    RemovedAll,
+    /// Written by consentd when a selection's lifetime ends.
+    Expired,
 }
 
 impl ChangeType {
@@ -43,14 +43,6 @@ pub enum Author {
 }
 
 impl Author {
-    pub fn number(self) -> i32 {
-        match self {
-            Author::EndUser => 1,
-            Author::ApiKey(_) => 2,
-            Author::System => 3,
-        }
-    }
-
     pub fn key_id(self) -> Option<Uuid> {
         match self {
             Author::ApiKey(key_id) => Some(key_id),
@@ -153,9 +145,17 @@ pub struct PreferenceEvent {
 /// Why a change had no effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnchangedReason {
-    AlreadySelected = 1,
-    NotSelected = 2,
-    NothingSelected = 3,
+    AlreadySelected,
+    NotSelected,
+    NothingSelected,
+}
+
+impl UnchangedReason {
+    pub const ALL: [Self; 3] = [
+        Self::AlreadySelected,
+        Self::NotSelected,
+        Self::NothingSelected,
+    ];
 }
 
 /// A change, or one option of it, that wrote no event.

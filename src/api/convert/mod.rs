@@ -1,5 +1,8 @@
 //! Proto <-> domain. Requests are parsed here once, every bad field recorded
 //! under its proto name; past this point the handlers hold valid types.
+//! Proto enums meet domain enums only in [`enums`].
+
+pub(super) mod enums;
 
 use std::time::{Duration, SystemTime};
 
@@ -9,9 +12,9 @@ use uuid::Uuid;
 use super::proto;
 use crate::domain::{
     consent::{
-        Action, Choices, ConsentDecision, ConsentRecord, MAX_BANNER_REVISION_CHARS,
-        MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS, MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash,
-        RawServiceDecision, Regime, Status, optional_text,
+        Choices, ConsentDecision, ConsentRecord, MAX_BANNER_REVISION_CHARS, MAX_GOOGLE_AC_CHARS,
+        MAX_GPP_CHARS, MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash, RawServiceDecision,
+        optional_text,
     },
     erasure::EraseRequest,
     ids::{RequestId, SiteId, SubjectId, UserId},
@@ -68,19 +71,6 @@ pub(super) fn timestamp(value: SystemTime) -> Timestamp {
     value.into()
 }
 
-pub(super) fn enum_value<T>(
-    number: i32,
-    from_number: fn(i32) -> Option<T>,
-    unspecified_allowed: bool,
-) -> Result<Option<T>, String> {
-    match (number, from_number(number)) {
-        (0, _) if unspecified_allowed => Ok(None),
-        (0, _) => Err("is required".into()),
-        (_, Some(value)) => Ok(Some(value)),
-        (_, None) => Err(format!("unknown value {number}")),
-    }
-}
-
 impl TryFrom<proto::RecordConsentRequest> for ConsentDecision {
     type Error = ValidationError;
 
@@ -94,12 +84,8 @@ impl TryFrom<proto::RecordConsentRequest> for ConsentDecision {
             required(r.subject_id).and_then(SubjectId::parse),
         );
         let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
-        let action = v
-            .check("action", enum_value(r.action, Action::from_number, false))
-            .flatten();
-        let regime = v
-            .check("regime", enum_value(r.regime, Regime::from_number, false))
-            .flatten();
+        let action = v.check("action", enums::action(r.action));
+        let regime = v.check("regime", enums::regime(r.regime));
         let services = r
             .services
             .into_iter()
@@ -218,10 +204,7 @@ fn filter(
         "filter.country_code",
         present(f.country_code).map(CountryCode::parse),
     );
-    let status = v.check(
-        "filter.status",
-        enum_value(f.status, Status::from_number, true),
-    );
+    let status = v.check("filter.status", enums::status_filter(f.status));
     (v.len() == before).then(|| ConsentFilter {
         site_id: site_id.expect("checked"),
         start_time,
@@ -240,7 +223,7 @@ pub fn list_request(
     let mut v = Violations::new();
     let filter = filter(r.site_id, r.filter, &mut v);
     let page_size = v.check("page_size", PageSize::parse(r.page_size));
-    let view = v.check("view", view(r.view));
+    let view = v.check("view", enums::view(r.view));
     // A token can only be checked against a valid filter.
     let cursor = match (&filter, present(r.page_token)) {
         (Some(filter), Some(token)) => v.check("page_token", Cursor::from_token(&token, filter)),
@@ -261,7 +244,7 @@ pub fn export_request(
 ) -> Result<(ConsentFilter, View), ValidationError> {
     let mut v = Violations::new();
     let filter = filter(r.site_id, r.filter, &mut v);
-    let view = v.check("view", view(r.view));
+    let view = v.check("view", enums::view(r.view));
     v.finish(|| (filter.expect("checked"), view.expect("checked")))
 }
 
@@ -298,8 +281,8 @@ impl From<ConsentRecord> for proto::ConsentRecord {
             site_id: d.site_id.into_inner(),
             subject_id: d.subject_id.into_inner(),
             user_id: text(d.user_id.as_ref()),
-            action: d.action.number(),
-            status: record.status.number(),
+            action: enums::proto_action(d.action).into(),
+            status: enums::proto_status(record.status).into(),
             granted_categories: d
                 .choices
                 .granted()
@@ -323,7 +306,7 @@ impl From<ConsentRecord> for proto::ConsentRecord {
                 })
                 .collect(),
             banner_revision: d.banner_revision.unwrap_or_default(),
-            regime: d.regime.number(),
+            regime: enums::proto_regime(d.regime).into(),
             gpc_detected: d.gpc_detected,
             gpc_honoured: d.gpc_honoured,
             ccpa_opt_out: d.ccpa_opt_out,
@@ -354,14 +337,6 @@ impl From<ConsentRecord> for proto::ConsentRecord {
 pub enum View {
     Basic,
     Full,
-}
-
-pub(super) fn view(number: i32) -> Result<View, String> {
-    match proto::ConsentView::try_from(number) {
-        Ok(proto::ConsentView::Unspecified | proto::ConsentView::Basic) => Ok(View::Basic),
-        Ok(proto::ConsentView::Full) => Ok(View::Full),
-        Err(_) => Err(format!("unknown value {number}")),
-    }
 }
 
 /// A record with its signed receipt, rebuilt from the record and its seal.
