@@ -3,20 +3,21 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::{
-    ApiContext, Authenticator, convert,
-    convert::{in_view, record_message, with_receipt},
-    convert::{present, required, timestamp},
+    ApiContext, Authenticator,
+    convert::{in_view, record_message, timestamp, with_receipt},
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, consent_service_server::ConsentService},
 };
 use crate::{
     domain::{
         auth::Scope,
+        command::{
+            ExportConsents, GetConsentProof, GetConsentStatus, GetNotice, ListConsents, PutNotice,
+        },
         consent::{ConsentDecision, NoticeHash},
-        validation::Violations,
+        erasure::EraseRequest,
     },
     store::{ConsentWriter, Store},
 };
@@ -48,9 +49,6 @@ impl ConsentApi {
     }
 }
 
-/// The largest notice text PutNotice takes.
-pub const MAX_NOTICE_BYTES: usize = 1 << 20;
-
 #[tonic::async_trait]
 impl ConsentService for ConsentApi {
     #[tracing::instrument(name = "RecordConsent", skip_all, fields(tenant_id))]
@@ -72,13 +70,13 @@ impl ConsentService for ConsentApi {
         request: Request<proto::GetConsentStatusRequest>,
     ) -> Result<Response<proto::GetConsentStatusResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let (site_id, subject_id) = convert::status_request(request.into_inner())?;
+        let query = GetConsentStatus::try_from(request.into_inner())?;
         let record = self
             .store
             .consent_status(
                 caller.tenant_id,
-                &site_id,
-                &subject_id,
+                &query.site_id,
+                &query.subject_id,
                 (self.context.clock)(),
             )
             .await?;
@@ -93,17 +91,22 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ListConsentsRequest>,
     ) -> Result<Response<proto::ListConsentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let (filter, after, page_size, view) = convert::list_request(request.into_inner())?;
+        let list = ListConsents::try_from(request.into_inner())?;
         let page = self
             .store
-            .list_consents(caller.tenant_id, &filter, after, page_size.get())
+            .list_consents(
+                caller.tenant_id,
+                &list.filter,
+                list.after,
+                list.page_size.get(),
+            )
             .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
+        let (next_page_token, resume_page_token) = page_tokens(&page, &list.filter);
         Ok(Response::new(proto::ListConsentsResponse {
             records: page
                 .items
                 .into_iter()
-                .map(|r| in_view(r, view, caller.tenant_id))
+                .map(|r| in_view(r, list.view, caller.tenant_id))
                 .collect(),
             next_page_token,
             resume_page_token,
@@ -118,11 +121,11 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ExportConsentsRequest>,
     ) -> Result<Response<Self::ExportConsentsStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentExport).await?;
-        let (filter, view) = convert::export_request(request.into_inner())?;
+        let export = ExportConsents::try_from(request.into_inner())?;
         let chunks = self
             .store
-            .export_consents(&caller, &filter, EXPORT_CHUNK_RECORDS);
-        let tenant_id = caller.tenant_id;
+            .export_consents(&caller, &export.filter, EXPORT_CHUNK_RECORDS);
+        let (tenant_id, view) = (caller.tenant_id, export.view);
         Ok(Response::new(export_stream(chunks, move |records| {
             proto::ExportConsentsResponse {
                 records: records
@@ -139,7 +142,7 @@ impl ConsentService for ConsentApi {
         request: Request<proto::EraseConsentsRequest>,
     ) -> Result<Response<proto::EraseConsentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentErase).await?;
-        let erase = convert::erase_request(request.into_inner())?;
+        let erase = EraseRequest::try_from(request.into_inner())?;
         let erasure = self
             .store
             .erase_consents(&caller, &erase, &self.context.audit_key)
@@ -157,17 +160,10 @@ impl ConsentService for ConsentApi {
         request: Request<proto::GetConsentProofRequest>,
     ) -> Result<Response<proto::GetConsentProofResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let mut v = Violations::new();
-        let record_id = v.check(
-            "record_id",
-            required(request.into_inner().record_id).and_then(|id| {
-                Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())
-            }),
-        );
-        let record_id = v.finish(|| record_id.expect("checked"))?;
+        let proof = GetConsentProof::try_from(request.into_inner())?;
         let (record, notice_on_file) = self
             .store
-            .consent_proof(caller.tenant_id, record_id)
+            .consent_proof(caller.tenant_id, proof.record_id)
             .await?;
         Ok(Response::new(proto::GetConsentProofResponse {
             notice_sha256: record
@@ -186,30 +182,13 @@ impl ConsentService for ConsentApi {
         request: Request<proto::PutNoticeRequest>,
     ) -> Result<Response<proto::PutNoticeResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentWrite).await?;
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        if r.text.is_empty() {
-            v.add("text", "is required");
-        } else if r.text.len() > MAX_NOTICE_BYTES {
-            v.add("text", format!("must be at most {MAX_NOTICE_BYTES} bytes"));
-        } else if r.text.contains('\0') {
-            v.add("text", "must not contain NUL characters");
-        }
-        let hash = NoticeHash::of_text(&r.text);
-        if let Some(expected) = v.check_optional(
-            "expected_sha256",
-            present(r.expected_sha256).map(|h| NoticeHash::parse(&h)),
-        ) && expected != hash
-        {
-            v.add("expected_sha256", "does not match the SHA-256 of text");
-        }
-        v.finish(|| ())?;
+        let notice = PutNotice::try_from(request.into_inner())?;
         let created = self
             .store
-            .put_notice(caller.tenant_id, &hash, &r.text)
+            .put_notice(caller.tenant_id, &notice.sha256, notice.text.as_ref())
             .await?;
         Ok(Response::new(proto::PutNoticeResponse {
-            sha256: hash.to_hex(),
+            sha256: notice.sha256.to_hex(),
             created,
         }))
     }
@@ -220,13 +199,8 @@ impl ConsentService for ConsentApi {
         request: Request<proto::GetNoticeRequest>,
     ) -> Result<Response<proto::GetNoticeResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let mut v = Violations::new();
-        let hash = v.check(
-            "sha256",
-            required(request.into_inner().sha256).and_then(|h| NoticeHash::parse(&h)),
-        );
-        let hash = v.finish(|| hash.expect("checked"))?;
-        let (text, stored) = self.store.notice(caller.tenant_id, &hash).await?;
+        let notice = GetNotice::try_from(request.into_inner())?;
+        let (text, stored) = self.store.notice(caller.tenant_id, &notice.sha256).await?;
         Ok(Response::new(proto::GetNoticeResponse {
             text,
             create_time: Some(timestamp(stored)),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::{AnonymizedIp, FullIp},
-    validation::{Violations, bounded_text},
+    validation::{Checked, Violations, bounded_text},
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
 };
 
@@ -109,56 +109,93 @@ pub struct Choices {
     services: Vec<ServiceDecision>,
 }
 
+/// Where in a decision's choices a problem is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChoiceField {
+    Granted,
+    Denied,
+    Services,
+    GrantedEntry(usize),
+    DeniedEntry(usize),
+    Service(usize),
+    ServiceCategory(usize),
+    ServiceName(usize),
+}
+
+/// What is wrong there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChoiceProblem {
+    /// Not a [`Name`], and why.
+    NotAName(String),
+    /// More entries than the limit.
+    TooMany(usize),
+    /// A category listed twice in one list.
+    ListedTwice,
+    /// A denied category that is granted too.
+    AlsoGranted(Name),
+    /// Denied categories when every category is accepted.
+    DeniedWhileAcceptingAll,
+    /// A service of a category neither granted nor denied.
+    CategoryNotListed,
+    /// The same service of the same category twice.
+    ServiceListedTwice,
+}
+
+/// One problem of a decision's choices; `api` words it for the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChoiceViolation {
+    pub field: ChoiceField,
+    pub problem: ChoiceProblem,
+}
+
+fn violation(field: ChoiceField, problem: ChoiceProblem) -> ChoiceViolation {
+    ChoiceViolation { field, problem }
+}
+
 impl Choices {
-    /// Parses the caller's lists, recording violations under the proto's
-    /// field names.
+    /// Parses the caller's lists, recording every problem. Without an
+    /// action (the caller's did not parse), the rules that depend on it
+    /// are not checked.
     pub fn parse(
         action: Option<Action>,
         granted: Vec<String>,
         denied: Vec<String>,
         services: Vec<RawServiceDecision>,
-        violations: &mut Violations,
-    ) -> Option<Self> {
-        let before = violations.len();
-        let granted = parse_names("granted_categories", granted, violations);
-        let denied = parse_names("denied_categories", denied, violations);
+        violations: &mut Violations<ChoiceViolation>,
+    ) -> Checked<Self> {
+        use ChoiceField as F;
+        use ChoiceProblem as P;
+        let mark = violations.mark();
+        let granted = parse_names(F::Granted, F::GrantedEntry, granted, violations);
+        let denied = parse_names(F::Denied, F::DeniedEntry, denied, violations);
         let granted_set: HashSet<&Name> = granted.iter().collect();
         for (i, name) in denied.iter().enumerate() {
             if granted_set.contains(name) {
-                violations.add(
-                    format!("denied_categories[{i}]"),
-                    format!("category {:?} is also granted", name.as_ref()),
-                );
+                violations.push(violation(F::DeniedEntry(i), P::AlsoGranted(name.clone())));
             }
         }
         if action == Some(Action::AcceptAll) && !denied.is_empty() {
-            violations.add(
-                "denied_categories",
-                "must be empty when action is CONSENT_ACTION_ACCEPT_ALL",
-            );
+            violations.push(violation(F::Denied, P::DeniedWhileAcceptingAll));
         }
         if services.len() > MAX_SERVICES {
-            violations.add("services", format!("at most {MAX_SERVICES} entries"));
+            violations.push(violation(F::Services, P::TooMany(MAX_SERVICES)));
         }
         let known: HashSet<&Name> = granted.iter().chain(&denied).collect();
         let mut seen = HashSet::new();
         let mut parsed_services = Vec::with_capacity(services.len());
         for (i, raw) in services.into_iter().take(MAX_SERVICES).enumerate() {
-            let category =
-                violations.check(format!("services[{i}].category"), Name::parse(raw.category));
-            let service =
-                violations.check(format!("services[{i}].service"), Name::parse(raw.service));
-            let (Some(category), Some(service)) = (category, service) else {
+            let category = Name::parse(raw.category)
+                .map_err(|e| violations.push(violation(F::ServiceCategory(i), P::NotAName(e))));
+            let service = Name::parse(raw.service)
+                .map_err(|e| violations.push(violation(F::ServiceName(i), P::NotAName(e))));
+            let (Ok(category), Ok(service)) = (category, service) else {
                 continue;
             };
             if !known.contains(&category) {
-                violations.add(
-                    format!("services[{i}].category"),
-                    "must be listed in granted_categories or denied_categories",
-                );
+                violations.push(violation(F::ServiceCategory(i), P::CategoryNotListed));
             }
             if !seen.insert((category.clone(), service.clone())) {
-                violations.add(format!("services[{i}]"), "service listed twice");
+                violations.push(violation(F::Service(i), P::ServiceListedTwice));
             }
             parsed_services.push(ServiceDecision {
                 category,
@@ -166,10 +203,8 @@ impl Choices {
                 granted: raw.granted,
             });
         }
-        if violations.len() > before {
-            return None;
-        }
-        Some(Self {
+        violations.failed_since(mark)?;
+        Ok(Self {
             granted,
             denied,
             services: parsed_services,
@@ -202,20 +237,26 @@ impl Choices {
     }
 }
 
-fn parse_names(field: &str, values: Vec<String>, violations: &mut Violations) -> Vec<Name> {
+fn parse_names(
+    list: ChoiceField,
+    entry: fn(usize) -> ChoiceField,
+    values: Vec<String>,
+    violations: &mut Violations<ChoiceViolation>,
+) -> Vec<Name> {
     if values.len() > MAX_CATEGORIES {
-        violations.add(field, format!("at most {MAX_CATEGORIES} entries"));
+        violations.push(violation(list, ChoiceProblem::TooMany(MAX_CATEGORIES)));
     }
     let mut names: Vec<Name> = Vec::with_capacity(values.len());
     for (i, value) in values.into_iter().take(MAX_CATEGORIES).enumerate() {
-        let Some(name) = violations.check(format!("{field}[{i}]"), Name::parse(value)) else {
-            continue;
-        };
-        if names.contains(&name) {
-            violations.add(format!("{field}[{i}]"), "listed twice");
-            continue;
+        match Name::parse(value) {
+            Err(problem) => {
+                violations.push(violation(entry(i), ChoiceProblem::NotAName(problem)));
+            }
+            Ok(name) if names.contains(&name) => {
+                violations.push(violation(entry(i), ChoiceProblem::ListedTwice));
+            }
+            Ok(name) => names.push(name),
         }
-        names.push(name);
     }
     names
 }
@@ -305,6 +346,33 @@ pub struct ReceiptSeal {
 }
 
 pub const MAX_NOTICE_VERSION_CHARS: usize = 64;
+/// The largest notice text PutNotice takes.
+pub const MAX_NOTICE_BYTES: usize = 1 << 20;
+
+/// A notice text as shown to visitors: not empty, at most
+/// [`MAX_NOTICE_BYTES`], and without NUL, which Postgres text cannot hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeText(String);
+
+impl NoticeText {
+    pub fn parse(text: String) -> Result<Self, String> {
+        if text.is_empty() {
+            Err("is required".into())
+        } else if text.len() > MAX_NOTICE_BYTES {
+            Err(format!("must be at most {MAX_NOTICE_BYTES} bytes"))
+        } else if text.contains('\0') {
+            Err("must not contain NUL characters".into())
+        } else {
+            Ok(Self(text))
+        }
+    }
+}
+
+impl AsRef<str> for NoticeText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The SHA-256 of a notice text, as shown to the visitor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -333,5 +401,45 @@ impl NoticeHash {
 
     pub fn to_hex(self) -> String {
         hex::encode(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn choices_report_typed_problems_in_the_order_found() {
+        let mut problems = Violations::default();
+        let service = RawServiceDecision {
+            category: "z".into(),
+            service: "s".into(),
+            granted: true,
+        };
+        let parsed = Choices::parse(
+            Some(Action::AcceptAll),
+            names(&["a", "a"]),
+            names(&["a", "b c"]),
+            vec![service],
+            &mut problems,
+        );
+        assert!(parsed.is_err());
+        use {ChoiceField as F, ChoiceProblem as P};
+        let not_a_name = "may only contain letters, digits, '_', '.' and '-'";
+        let a = Name::parse("a".into()).unwrap();
+        assert_eq!(
+            problems.as_slice(),
+            [
+                violation(F::GrantedEntry(1), P::ListedTwice),
+                violation(F::DeniedEntry(1), P::NotAName(not_a_name.into())),
+                violation(F::DeniedEntry(0), P::AlsoGranted(a)),
+                violation(F::Denied, P::DeniedWhileAcceptingAll),
+                violation(F::ServiceCategory(0), P::CategoryNotListed),
+            ]
+        );
     }
 }

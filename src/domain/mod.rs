@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod command;
 pub mod consent;
 pub mod erasure;
 pub mod ids;

@@ -1,6 +1,6 @@
 //! Per-site settings: how much of a record is kept, and for how long.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 /// The unit the limits are stated in; the one place days become seconds.
 pub const DAY: Duration = Duration::from_secs(86_400);
@@ -48,19 +48,35 @@ pub fn lifetime(value: Duration) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// A setting of [`SiteSettingsUpdate`], to say which one is out of range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    ConsentLifetime,
+    Retention,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Setting::ConsentLifetime => "consent_lifetime",
+            Setting::Retention => "retention",
+        })
+    }
+}
+
 impl SiteSettingsUpdate {
     /// Checks the ranges: a lifetime as [`lifetime`] allows, a retention of
-    /// zero to 100 years. Returns the field that failed.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    /// zero to 100 years. Returns the first setting that failed.
+    pub fn check(&self) -> Result<(), (Setting, String)> {
         if let Some(Err(problem)) = self.consent_lifetime.map(lifetime) {
-            return Err(("consent_lifetime", problem));
+            return Err((Setting::ConsentLifetime, problem));
         }
         if self
             .retention
             .is_some_and(|retention| retention > MAX_SETTING_DURATION)
         {
             return Err((
-                "retention",
+                Setting::Retention,
                 format!(
                     "must be at most {} days",
                     MAX_SETTING_DURATION.as_secs() / DAY.as_secs()

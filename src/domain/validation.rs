@@ -24,32 +24,87 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
+/// Marks a value that failed to parse. Only [`Violations`] makes one, as it
+/// records why, so a parse can end early with `?` and the request is still
+/// refused with every reason: no value is ever unwrapped on the promise
+/// that an earlier check passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invalid(());
+
+/// A parsed value, or the mark that its violation was recorded.
+pub type Checked<T> = Result<T, Invalid>;
+
 /// Collects violations while a request is parsed field by field, so the
-/// caller learns about every bad field in one round trip.
-#[derive(Default)]
-pub struct Violations(Vec<FieldViolation>);
+/// caller learns about every bad field in one round trip. `V` is a
+/// [`FieldViolation`] at the edge; a domain parser that checks many things
+/// at once (a decision's choices) collects its own typed problems, which
+/// `api` words and [`merge`](Self::merge)s in.
+pub struct Violations<V = FieldViolation>(Vec<V>);
+
+impl<V> Default for Violations<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+/// A point in a parse, to ask later whether anything failed since.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark(usize);
+
+impl<V> Violations<V> {
+    /// Records a violation; the returned mark stands for the value it spoils.
+    pub fn push(&mut self, violation: V) -> Invalid {
+        self.0.push(violation);
+        Invalid(())
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark(self.0.len())
+    }
+
+    /// `Err` when a violation was recorded after `mark`: the part of the
+    /// request parsed since then is invalid.
+    pub fn failed_since(&self, mark: Mark) -> Checked<()> {
+        if self.0.len() > mark.0 {
+            Err(Invalid(()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes over another parser's violations, each turned into ours.
+    pub fn merge<W>(&mut self, other: Violations<W>, mut convert: impl FnMut(W) -> V) {
+        self.0.extend(other.0.into_iter().map(&mut convert));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn as_slice(&self) -> &[V] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 impl Violations {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation {
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) -> Invalid {
+        self.push(FieldViolation {
             field: field.into(),
             description: description.into(),
-        });
+        })
     }
 
     /// Keeps the parsed value, or records why it failed under `field`.
-    pub fn check<T>(&mut self, field: impl Into<String>, parsed: Result<T, String>) -> Option<T> {
-        match parsed {
-            Ok(value) => Some(value),
-            Err(description) => {
-                self.add(field, description);
-                None
-            }
-        }
+    pub fn check<T>(&mut self, field: impl Into<String>, parsed: Result<T, String>) -> Checked<T> {
+        parsed.map_err(|description| self.add(field, description))
     }
 
     /// Keeps an optional value: `None` stays `None`, a failure is recorded.
@@ -57,25 +112,17 @@ impl Violations {
         &mut self,
         field: impl Into<String>,
         parsed: Option<Result<T, String>>,
-    ) -> Option<T> {
-        parsed.and_then(|parsed| self.check(field, parsed))
+    ) -> Checked<Option<T>> {
+        parsed.map(|parsed| self.check(field, parsed)).transpose()
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Ends the parse: builds the value when no field failed. `build` runs only
-    /// then, so it may unwrap the `Option`s the checks returned.
-    pub fn finish<T>(self, build: impl FnOnce() -> T) -> Result<T, ValidationError> {
-        if self.0.is_empty() {
-            Ok(build())
-        } else {
-            Err(ValidationError { violations: self.0 })
+    /// Ends the parse: `build` runs only when no field failed, and takes
+    /// the checked values with `?`. Were it to meet an [`Invalid`] anyway,
+    /// the request is refused, never unwrapped.
+    pub fn finish<T>(self, build: impl FnOnce() -> Checked<T>) -> Result<T, ValidationError> {
+        match self.0.is_empty().then(build) {
+            Some(Ok(value)) => Ok(value),
+            _ => Err(ValidationError { violations: self.0 }),
         }
     }
 }
@@ -104,4 +151,55 @@ pub fn bounded_text(value: &str, max_chars: usize) -> Result<(), String> {
         return Err("must not contain control characters".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_reports_every_violation_and_builds_only_without_one() {
+        let mut v = Violations::new();
+        let a = v.check("a", Err::<u8, _>("bad a".into()));
+        let b = v.check("b", Ok::<u8, String>(2));
+        let c = v.check_optional("c", Some(Err::<u8, _>("bad c".into())));
+        let built = v.finish(|| Ok((a?, b?, c?)));
+        let fields: Vec<_> = built
+            .unwrap_err()
+            .violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["a", "c"]);
+
+        let mut v = Violations::new();
+        let b = v.check("b", Ok::<u8, String>(2));
+        let c = v.check_optional("c", None::<Result<u8, String>>);
+        assert_eq!(v.finish(|| Ok((b?, c?))), Ok((2, None)));
+    }
+
+    #[test]
+    fn a_mark_tells_whether_a_part_failed_and_merge_keeps_the_order() {
+        let mut inner: Violations<&str> = Violations::default();
+        let mark = inner.mark();
+        assert_eq!(inner.failed_since(mark), Ok(()));
+        inner.push("first");
+        inner.push("second");
+        assert!(inner.failed_since(mark).is_err());
+
+        let mut v = Violations::new();
+        v.add("before", "x");
+        v.merge(inner, |name| FieldViolation {
+            field: name.into(),
+            description: "y".into(),
+        });
+        let fields: Vec<_> = v
+            .finish(|| Ok(()))
+            .unwrap_err()
+            .violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["before", "first", "second"]);
+    }
 }

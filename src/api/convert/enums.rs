@@ -2,10 +2,10 @@
 //! numbers are the wire's contract and stay here: the domain's enums have
 //! none, and the store keeps its own (`store::stored`).
 
-use super::View;
 use crate::{
     api::proto,
     domain::{
+        command::View,
         consent::{Action, Regime, Status},
         preference::{Author, ChangeType, UnchangedReason},
     },

@@ -1,0 +1,333 @@
+//! ConsentService: requests into domain commands, records and receipts
+//! into messages.
+
+use uuid::Uuid;
+
+use super::{enums, page_start, present, required, time};
+use crate::{
+    api::proto,
+    domain::{
+        command::{
+            ExportConsents, GetConsentProof, GetConsentStatus, GetNotice, ListConsents, PutNotice,
+        },
+        consent::{
+            ChoiceField, ChoiceProblem, ChoiceViolation, Choices, ConsentDecision,
+            MAX_BANNER_REVISION_CHARS, MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS,
+            MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash, NoticeText, RawServiceDecision,
+            optional_text,
+        },
+        erasure::EraseRequest,
+        ids::{RequestId, SiteId, SubjectId, UserId},
+        network::FullIp,
+        page::{ConsentFilter, PageSize},
+        validation::{Checked, FieldViolation, ValidationError, Violations},
+        web::{CountryCode, LanguageTag, PageUrl, UserAgent},
+    },
+};
+
+impl TryFrom<proto::RecordConsentRequest> for ConsentDecision {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::RecordConsentRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let request_id =
+            v.check_optional("request_id", present(r.request_id).map(RequestId::parse));
+        let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
+        let subject_id = v.check(
+            "subject_id",
+            required(r.subject_id).and_then(SubjectId::parse),
+        );
+        let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
+        let action = v.check("action", enums::action(r.action));
+        let regime = v.check("regime", enums::regime(r.regime));
+        let services = r
+            .services
+            .into_iter()
+            .map(|s| RawServiceDecision {
+                category: s.category,
+                service: s.service,
+                granted: s.granted,
+            })
+            .collect();
+        let mut problems = Violations::default();
+        let choices = Choices::parse(
+            action.ok(),
+            r.granted_categories,
+            r.denied_categories,
+            services,
+            &mut problems,
+        );
+        v.merge(problems, choice_violation);
+        if r.gpc_honoured && !r.gpc_detected {
+            v.add("gpc_honoured", "cannot be true when gpc_detected is false");
+        }
+        let banner_revision = v.check_optional(
+            "banner_revision",
+            optional_text(r.banner_revision, MAX_BANNER_REVISION_CHARS),
+        );
+        let tcf_string = v.check_optional("tcf_string", optional_text(r.tcf_string, MAX_TCF_CHARS));
+        let gpp_string = v.check_optional("gpp_string", optional_text(r.gpp_string, MAX_GPP_CHARS));
+        let google_ac_string = v.check_optional(
+            "google_ac_string",
+            optional_text(r.google_ac_string, MAX_GOOGLE_AC_CHARS),
+        );
+        let country = v.check_optional(
+            "country_code",
+            present(r.country_code).map(CountryCode::parse),
+        );
+        let language = v.check_optional(
+            "language_code",
+            present(r.language_code).map(LanguageTag::parse),
+        );
+        let page_url = v.check_optional("page_url", present(r.page_url).map(PageUrl::parse));
+        let user_agent =
+            v.check_optional("user_agent", present(r.user_agent).map(UserAgent::parse));
+        let ip = v.check_optional(
+            "ip_address",
+            present(r.ip_address).map(|ip| FullIp::parse(&ip)),
+        );
+        let client_time = v.check_optional("client_time", r.client_time.map(time));
+        let notice_version = v.check_optional(
+            "notice_version",
+            optional_text(r.notice_version, MAX_NOTICE_VERSION_CHARS),
+        );
+        let notice_sha256 = v.check_optional(
+            "notice_sha256",
+            present(r.notice_sha256).map(|h| NoticeHash::parse(&h)),
+        );
+        v.finish(|| {
+            let ip = ip?;
+            Ok(ConsentDecision {
+                request_id: request_id?,
+                site_id: site_id?,
+                subject_id: subject_id?,
+                user_id: user_id?,
+                action: action?,
+                choices: choices?,
+                banner_revision: banner_revision?,
+                regime: regime?,
+                gpc_detected: r.gpc_detected,
+                gpc_honoured: r.gpc_honoured,
+                ccpa_opt_out: r.ccpa_opt_out,
+                tcf_string: tcf_string?,
+                gpp_string: gpp_string?,
+                google_ac_string: google_ac_string?,
+                country: country?,
+                language: language?,
+                page_url: page_url?,
+                user_agent: user_agent?,
+                anonymized_ip: ip.map(|(_, masked)| masked),
+                full_ip: ip.map(|(full, _)| full),
+                notice_version: notice_version?,
+                notice_sha256: notice_sha256?,
+                client_time: client_time?,
+            })
+        })
+    }
+}
+
+/// A problem of a decision's choices, under its proto field and in the
+/// proto's words.
+fn choice_violation(violation: ChoiceViolation) -> FieldViolation {
+    let field = match violation.field {
+        ChoiceField::Granted => "granted_categories".to_string(),
+        ChoiceField::Denied => "denied_categories".to_string(),
+        ChoiceField::Services => "services".to_string(),
+        ChoiceField::GrantedEntry(i) => format!("granted_categories[{i}]"),
+        ChoiceField::DeniedEntry(i) => format!("denied_categories[{i}]"),
+        ChoiceField::Service(i) => format!("services[{i}]"),
+        ChoiceField::ServiceCategory(i) => format!("services[{i}].category"),
+        ChoiceField::ServiceName(i) => format!("services[{i}].service"),
+    };
+    let description = match violation.problem {
+        ChoiceProblem::NotAName(problem) => problem,
+        ChoiceProblem::TooMany(max) => format!("at most {max} entries"),
+        ChoiceProblem::ListedTwice => "listed twice".to_string(),
+        ChoiceProblem::AlsoGranted(name) => {
+            format!("category {:?} is also granted", name.as_ref())
+        }
+        ChoiceProblem::DeniedWhileAcceptingAll => {
+            "must be empty when action is CONSENT_ACTION_ACCEPT_ALL".to_string()
+        }
+        ChoiceProblem::CategoryNotListed => {
+            "must be listed in granted_categories or denied_categories".to_string()
+        }
+        ChoiceProblem::ServiceListedTwice => "service listed twice".to_string(),
+    };
+    FieldViolation { field, description }
+}
+
+impl TryFrom<proto::GetConsentStatusRequest> for GetConsentStatus {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::GetConsentStatusRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
+        let subject_id = v.check(
+            "subject_id",
+            required(r.subject_id).and_then(SubjectId::parse),
+        );
+        v.finish(|| {
+            Ok(GetConsentStatus {
+                site_id: site_id?,
+                subject_id: subject_id?,
+            })
+        })
+    }
+}
+
+/// The filter of a list or an export; it fails as a whole when any of its
+/// fields does.
+fn consent_filter(
+    site_id: String,
+    f: Option<proto::ConsentFilter>,
+    v: &mut Violations,
+) -> Checked<ConsentFilter> {
+    let f = f.unwrap_or_default();
+    let mark = v.mark();
+    let site_id = v.check("site_id", required(site_id).and_then(SiteId::parse));
+    let start_time = v.check_optional("filter.start_time", f.start_time.map(time));
+    let end_time = v.check_optional("filter.end_time", f.end_time.map(time));
+    if let (Ok(Some(start)), Ok(Some(end))) = (start_time, end_time)
+        && end <= start
+    {
+        v.add("filter.end_time", "must be after filter.start_time");
+    }
+    let subject_id = v.check_optional(
+        "filter.subject_id",
+        present(f.subject_id).map(SubjectId::parse),
+    );
+    let user_id = v.check_optional("filter.user_id", present(f.user_id).map(UserId::parse));
+    let country = v.check_optional(
+        "filter.country_code",
+        present(f.country_code).map(CountryCode::parse),
+    );
+    let status = v.check("filter.status", enums::status_filter(f.status));
+    v.failed_since(mark)?;
+    Ok(ConsentFilter {
+        site_id: site_id?,
+        start_time: start_time?,
+        end_time: end_time?,
+        subject_id: subject_id?,
+        user_id: user_id?,
+        country: country?,
+        status: status?,
+    })
+}
+
+impl TryFrom<proto::ListConsentsRequest> for ListConsents {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::ListConsentsRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let filter = consent_filter(r.site_id, r.filter, &mut v);
+        let page_size = v.check("page_size", PageSize::parse(r.page_size));
+        let view = v.check("view", enums::view(r.view));
+        let after = page_start(r.page_token, filter.as_ref().ok(), &mut v);
+        v.finish(|| {
+            Ok(ListConsents {
+                filter: filter?,
+                after: after?,
+                page_size: page_size?,
+                view: view?,
+            })
+        })
+    }
+}
+
+impl TryFrom<proto::ExportConsentsRequest> for ExportConsents {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::ExportConsentsRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let filter = consent_filter(r.site_id, r.filter, &mut v);
+        let view = v.check("view", enums::view(r.view));
+        v.finish(|| {
+            Ok(ExportConsents {
+                filter: filter?,
+                view: view?,
+            })
+        })
+    }
+}
+
+impl TryFrom<proto::EraseConsentsRequest> for EraseRequest {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::EraseConsentsRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let site_id = v.check_optional("site_id", present(r.site_id).map(SiteId::parse));
+        let subject_id =
+            v.check_optional("subject_id", present(r.subject_id).map(SubjectId::parse));
+        let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
+        if matches!((&subject_id, &user_id), (Ok(None), Ok(None))) && v.is_empty() {
+            v.add("subject_id", "subject_id or user_id is required");
+        }
+        v.finish(|| {
+            Ok(EraseRequest {
+                site_id: site_id?,
+                subject_id: subject_id?,
+                user_id: user_id?,
+            })
+        })
+    }
+}
+
+impl TryFrom<proto::GetConsentProofRequest> for GetConsentProof {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::GetConsentProofRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let record_id = v.check(
+            "record_id",
+            required(r.record_id).and_then(|id| {
+                Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())
+            }),
+        );
+        v.finish(|| {
+            Ok(GetConsentProof {
+                record_id: record_id?,
+            })
+        })
+    }
+}
+
+impl TryFrom<proto::PutNoticeRequest> for PutNotice {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::PutNoticeRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        // Of the text as sent, so a mismatch shows even when the text is
+        // refused too.
+        let sha256 = NoticeHash::of_text(&r.text);
+        let text = v.check("text", NoticeText::parse(r.text));
+        let expected = v.check_optional(
+            "expected_sha256",
+            present(r.expected_sha256).map(|h| NoticeHash::parse(&h)),
+        );
+        if let Ok(Some(expected)) = expected
+            && expected != sha256
+        {
+            v.add("expected_sha256", "does not match the SHA-256 of text");
+        }
+        v.finish(|| {
+            Ok(PutNotice {
+                sha256,
+                text: text?,
+            })
+        })
+    }
+}
+
+impl TryFrom<proto::GetNoticeRequest> for GetNotice {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::GetNoticeRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let sha256 = v.check(
+            "sha256",
+            required(r.sha256).and_then(|h| NoticeHash::parse(&h)),
+        );
+        v.finish(|| Ok(GetNotice { sha256: sha256? }))
+    }
+}
