@@ -94,17 +94,16 @@ impl AdminService for AdminApi {
         request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::AuditRead).await?;
-        let list = ListAuditEvents::try_from(request.into_inner())?;
+        let ListAuditEvents {
+            filter,
+            after,
+            page_size,
+        } = request.into_inner().try_into()?;
         let page = self
             .store
-            .list_audit_events(
-                caller.tenant_id,
-                &list.filter,
-                list.after,
-                list.page_size.get(),
-            )
+            .list_audit_events(caller.tenant_id, &filter, after, page_size.get())
             .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &list.filter);
+        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListAuditEventsResponse {
             events: page.items.into_iter().map(Into::into).collect(),
             next_page_token,

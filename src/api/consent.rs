@@ -91,22 +91,22 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ListConsentsRequest>,
     ) -> Result<Response<proto::ListConsentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let list = ListConsents::try_from(request.into_inner())?;
+        let ListConsents {
+            filter,
+            after,
+            page_size,
+            view,
+        } = request.into_inner().try_into()?;
         let page = self
             .store
-            .list_consents(
-                caller.tenant_id,
-                &list.filter,
-                list.after,
-                list.page_size.get(),
-            )
+            .list_consents(caller.tenant_id, &filter, after, page_size.get())
             .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &list.filter);
+        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListConsentsResponse {
             records: page
                 .items
                 .into_iter()
-                .map(|r| in_view(r, list.view, caller.tenant_id))
+                .map(|r| in_view(r, view, caller.tenant_id))
                 .collect(),
             next_page_token,
             resume_page_token,

@@ -97,17 +97,16 @@ impl PreferenceService for PreferenceApi {
         request: Request<proto::ListPreferenceHistoryRequest>,
     ) -> Result<Response<proto::ListPreferenceHistoryResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::PreferenceRead).await?;
-        let list = ListPreferenceHistory::try_from(request.into_inner())?;
+        let ListPreferenceHistory {
+            filter,
+            after,
+            page_size,
+        } = request.into_inner().try_into()?;
         let page = self
             .store
-            .list_preference_history(
-                caller.tenant_id,
-                &list.filter,
-                list.after,
-                list.page_size.get(),
-            )
+            .list_preference_history(caller.tenant_id, &filter, after, page_size.get())
             .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &list.filter);
+        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
         Ok(Response::new(proto::ListPreferenceHistoryResponse {
             events: page.items.into_iter().map(Into::into).collect(),
             next_page_token,

@@ -25,9 +25,9 @@ impl fmt::Display for ValidationError {
 impl std::error::Error for ValidationError {}
 
 /// Marks a value that failed to parse. Only [`Violations`] makes one, as it
-/// records why, so a parse can end early with `?` and the request is still
-/// refused with every reason: no value is ever unwrapped on the promise
-/// that an earlier check passed.
+/// records why, so a parse builds its result with `?` and the request is
+/// still refused with every reason: no value is ever unwrapped on the
+/// promise that an earlier check passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Invalid(());
 
@@ -116,12 +116,14 @@ impl Violations {
         parsed.map(|parsed| self.check(field, parsed)).transpose()
     }
 
-    /// Ends the parse: `build` runs only when no field failed, and takes
-    /// the checked values with `?`. Were it to meet an [`Invalid`] anyway,
-    /// the request is refused, never unwrapped.
-    pub fn finish<T>(self, build: impl FnOnce() -> Checked<T>) -> Result<T, ValidationError> {
-        match self.0.is_empty().then(build) {
-            Some(Ok(value)) => Ok(value),
+    /// Ends the parse: the value when no check failed, else every
+    /// violation. Check every field before building the value with `?`, so
+    /// that one bad field never hides another.
+    pub fn finish<T>(self, parsed: Checked<T>) -> Result<T, ValidationError> {
+        match parsed {
+            Ok(value) if self.0.is_empty() => Ok(value),
+            // An `Invalid` with no violation cannot come from this parse;
+            // it is refused all the same, never unwrapped.
             _ => Err(ValidationError { violations: self.0 }),
         }
     }
@@ -163,7 +165,7 @@ mod tests {
         let a = v.check("a", Err::<u8, _>("bad a".into()));
         let b = v.check("b", Ok::<u8, String>(2));
         let c = v.check_optional("c", Some(Err::<u8, _>("bad c".into())));
-        let built = v.finish(|| Ok((a?, b?, c?)));
+        let built = v.finish((|| Ok((a?, b?, c?)))());
         let fields: Vec<_> = built
             .unwrap_err()
             .violations
@@ -175,7 +177,11 @@ mod tests {
         let mut v = Violations::new();
         let b = v.check("b", Ok::<u8, String>(2));
         let c = v.check_optional("c", None::<Result<u8, String>>);
-        assert_eq!(v.finish(|| Ok((b?, c?))), Ok((2, None)));
+        assert_eq!(v.finish((|| Ok((b?, c?)))()), Ok((2, None)));
+
+        let mut v = Violations::new();
+        v.add("cross-field", "no value spoilt, still refused");
+        assert!(v.finish(Ok(())).is_err());
     }
 
     #[test]
@@ -194,7 +200,7 @@ mod tests {
             description: "y".into(),
         });
         let fields: Vec<_> = v
-            .finish(|| Ok(()))
+            .finish(Ok(()))
             .unwrap_err()
             .violations
             .into_iter()

@@ -15,9 +15,17 @@ use crate::{
         ids::{SiteId, WidgetId},
         page::PageSize,
         site::{Setting, SiteSettings, SiteSettingsUpdate, lifetime},
-        validation::{Checked, ValidationError, Violations},
+        validation::{Checked, Violations},
     },
 };
+
+conversions! {
+    proto::GetSiteSettingsRequest => GetSiteSettings: get_site_settings,
+    proto::UpdateSiteSettingsRequest => UpdateSiteSettings: update_site_settings,
+    proto::ListAuditEventsRequest => ListAuditEvents: list_audit_events,
+    proto::GetWidgetSettingsRequest => GetWidgetSettings: get_widget_settings,
+    proto::UpdateWidgetSettingsRequest => UpdateWidgetSettings: update_widget_settings,
+}
 
 /// A site id; none (an empty one) for the tenant's defaults.
 fn site_or_defaults(site_id: String, v: &mut Violations) -> Checked<Option<SiteId>> {
@@ -31,108 +39,89 @@ fn setting_field(setting: Setting) -> &'static str {
     }
 }
 
-impl TryFrom<proto::GetSiteSettingsRequest> for GetSiteSettings {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::GetSiteSettingsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let site_id = site_or_defaults(r.site_id, &mut v);
-        v.finish(|| Ok(GetSiteSettings { site_id: site_id? }))
-    }
+fn get_site_settings(
+    r: proto::GetSiteSettingsRequest,
+    v: &mut Violations,
+) -> Checked<GetSiteSettings> {
+    let site_id = site_or_defaults(r.site_id, v);
+    Ok(GetSiteSettings { site_id: site_id? })
 }
 
-impl TryFrom<proto::UpdateSiteSettingsRequest> for UpdateSiteSettings {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::UpdateSiteSettingsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let site_id = site_or_defaults(r.site_id, &mut v);
-        let consent_lifetime =
-            v.check_optional("consent_lifetime", r.consent_lifetime.map(duration));
-        let retention = v.check_optional("retention", r.retention.map(duration));
-        // The ranges are checked on the durations that parsed.
-        let update = SiteSettingsUpdate {
-            detailed_logging: r.detailed_logging,
-            consent_lifetime: consent_lifetime.unwrap_or_default(),
-            retention: retention.unwrap_or_default(),
-        };
-        if let Err((setting, description)) = update.check() {
-            v.add(setting_field(setting), description);
-        }
-        v.finish(|| {
-            Ok(UpdateSiteSettings {
-                site_id: site_id?,
-                update: SiteSettingsUpdate {
-                    consent_lifetime: consent_lifetime?,
-                    retention: retention?,
-                    ..update
-                },
-            })
-        })
+fn update_site_settings(
+    r: proto::UpdateSiteSettingsRequest,
+    v: &mut Violations,
+) -> Checked<UpdateSiteSettings> {
+    let site_id = site_or_defaults(r.site_id, v);
+    let consent_lifetime = v.check_optional("consent_lifetime", r.consent_lifetime.map(duration));
+    let retention = v.check_optional("retention", r.retention.map(duration));
+    // The ranges are checked on the durations that parsed.
+    let update = SiteSettingsUpdate {
+        detailed_logging: r.detailed_logging,
+        consent_lifetime: consent_lifetime.unwrap_or_default(),
+        retention: retention.unwrap_or_default(),
+    };
+    if let Err((setting, description)) = update.check() {
+        v.add(setting_field(setting), description);
     }
+    Ok(UpdateSiteSettings {
+        site_id: site_id?,
+        update: SiteSettingsUpdate {
+            consent_lifetime: consent_lifetime?,
+            retention: retention?,
+            ..update
+        },
+    })
 }
 
-impl TryFrom<proto::ListAuditEventsRequest> for ListAuditEvents {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::ListAuditEventsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let start_time = v.check_optional("start_time", r.start_time.map(time));
-        let end_time = v.check_optional("end_time", r.end_time.map(time));
-        let page_size = v.check("page_size", PageSize::parse(r.page_size));
-        // Unlike other lists, the token is checked against what parsed of
-        // the filter even when a time did not.
-        let parsed = AuditFilter {
-            start_time: start_time.unwrap_or_default(),
-            end_time: end_time.unwrap_or_default(),
-        };
-        let after = page_start(r.page_token, Some(&parsed), &mut v);
-        v.finish(|| {
-            Ok(ListAuditEvents {
-                filter: AuditFilter {
-                    start_time: start_time?,
-                    end_time: end_time?,
-                },
-                after: after?,
-                page_size: page_size?,
-            })
-        })
-    }
+fn list_audit_events(
+    r: proto::ListAuditEventsRequest,
+    v: &mut Violations,
+) -> Checked<ListAuditEvents> {
+    let start_time = v.check_optional("start_time", r.start_time.map(time));
+    let end_time = v.check_optional("end_time", r.end_time.map(time));
+    let page_size = v.check("page_size", PageSize::parse(r.page_size));
+    // Unlike other lists, the token is checked against what parsed of
+    // the filter even when a time did not.
+    let parsed = AuditFilter {
+        start_time: start_time.unwrap_or_default(),
+        end_time: end_time.unwrap_or_default(),
+    };
+    let after = page_start(r.page_token, Some(&parsed), v);
+    Ok(ListAuditEvents {
+        filter: AuditFilter {
+            start_time: start_time?,
+            end_time: end_time?,
+        },
+        after: after?,
+        page_size: page_size?,
+    })
 }
 
-impl TryFrom<proto::GetWidgetSettingsRequest> for GetWidgetSettings {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::GetWidgetSettingsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
-        v.finish(|| {
-            Ok(GetWidgetSettings {
-                widget_id: widget_id?,
-            })
-        })
-    }
+fn get_widget_settings(
+    r: proto::GetWidgetSettingsRequest,
+    v: &mut Violations,
+) -> Checked<GetWidgetSettings> {
+    let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
+    Ok(GetWidgetSettings {
+        widget_id: widget_id?,
+    })
 }
 
-impl TryFrom<proto::UpdateWidgetSettingsRequest> for UpdateWidgetSettings {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::UpdateWidgetSettingsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
-        let selection_lifetime = v.check_optional(
-            "settings.selection_lifetime",
-            r.settings
-                .and_then(|s| s.selection_lifetime)
-                .map(|d| duration(d).and_then(lifetime)),
-        );
-        v.finish(|| {
-            Ok(UpdateWidgetSettings {
-                widget_id: widget_id?,
-                selection_lifetime: selection_lifetime?,
-            })
-        })
-    }
+fn update_widget_settings(
+    r: proto::UpdateWidgetSettingsRequest,
+    v: &mut Violations,
+) -> Checked<UpdateWidgetSettings> {
+    let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
+    let selection_lifetime = v.check_optional(
+        "settings.selection_lifetime",
+        r.settings
+            .and_then(|s| s.selection_lifetime)
+            .map(|d| duration(d).and_then(lifetime)),
+    );
+    Ok(UpdateWidgetSettings {
+        widget_id: widget_id?,
+        selection_lifetime: selection_lifetime?,
+    })
 }
 
 pub fn site_settings(settings: SiteSettings) -> proto::SiteSettings {

@@ -20,110 +20,112 @@ use crate::{
         ids::{RequestId, SiteId, SubjectId, UserId},
         network::FullIp,
         page::{ConsentFilter, PageSize},
-        validation::{Checked, FieldViolation, ValidationError, Violations},
+        validation::{Checked, FieldViolation, Violations},
         web::{CountryCode, LanguageTag, PageUrl, UserAgent},
     },
 };
 
-impl TryFrom<proto::RecordConsentRequest> for ConsentDecision {
-    type Error = ValidationError;
+conversions! {
+    proto::RecordConsentRequest => ConsentDecision: record_consent,
+    proto::GetConsentStatusRequest => GetConsentStatus: get_consent_status,
+    proto::ListConsentsRequest => ListConsents: list_consents,
+    proto::ExportConsentsRequest => ExportConsents: export_consents,
+    proto::EraseConsentsRequest => EraseRequest: erase_consents,
+    proto::GetConsentProofRequest => GetConsentProof: get_consent_proof,
+    proto::PutNoticeRequest => PutNotice: put_notice,
+    proto::GetNoticeRequest => GetNotice: get_notice,
+}
 
-    fn try_from(r: proto::RecordConsentRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let request_id =
-            v.check_optional("request_id", present(r.request_id).map(RequestId::parse));
-        let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
-        let subject_id = v.check(
-            "subject_id",
-            required(r.subject_id).and_then(SubjectId::parse),
-        );
-        let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
-        let action = v.check("action", enums::action(r.action));
-        let regime = v.check("regime", enums::regime(r.regime));
-        let services = r
-            .services
-            .into_iter()
-            .map(|s| RawServiceDecision {
-                category: s.category,
-                service: s.service,
-                granted: s.granted,
-            })
-            .collect();
-        let mut problems = Violations::default();
-        let choices = Choices::parse(
-            action.ok(),
-            r.granted_categories,
-            r.denied_categories,
-            services,
-            &mut problems,
-        );
-        v.merge(problems, choice_violation);
-        if r.gpc_honoured && !r.gpc_detected {
-            v.add("gpc_honoured", "cannot be true when gpc_detected is false");
-        }
-        let banner_revision = v.check_optional(
-            "banner_revision",
-            optional_text(r.banner_revision, MAX_BANNER_REVISION_CHARS),
-        );
-        let tcf_string = v.check_optional("tcf_string", optional_text(r.tcf_string, MAX_TCF_CHARS));
-        let gpp_string = v.check_optional("gpp_string", optional_text(r.gpp_string, MAX_GPP_CHARS));
-        let google_ac_string = v.check_optional(
-            "google_ac_string",
-            optional_text(r.google_ac_string, MAX_GOOGLE_AC_CHARS),
-        );
-        let country = v.check_optional(
-            "country_code",
-            present(r.country_code).map(CountryCode::parse),
-        );
-        let language = v.check_optional(
-            "language_code",
-            present(r.language_code).map(LanguageTag::parse),
-        );
-        let page_url = v.check_optional("page_url", present(r.page_url).map(PageUrl::parse));
-        let user_agent =
-            v.check_optional("user_agent", present(r.user_agent).map(UserAgent::parse));
-        let ip = v.check_optional(
-            "ip_address",
-            present(r.ip_address).map(|ip| FullIp::parse(&ip)),
-        );
-        let client_time = v.check_optional("client_time", r.client_time.map(time));
-        let notice_version = v.check_optional(
-            "notice_version",
-            optional_text(r.notice_version, MAX_NOTICE_VERSION_CHARS),
-        );
-        let notice_sha256 = v.check_optional(
-            "notice_sha256",
-            present(r.notice_sha256).map(|h| NoticeHash::parse(&h)),
-        );
-        v.finish(|| {
-            let ip = ip?;
-            Ok(ConsentDecision {
-                request_id: request_id?,
-                site_id: site_id?,
-                subject_id: subject_id?,
-                user_id: user_id?,
-                action: action?,
-                choices: choices?,
-                banner_revision: banner_revision?,
-                regime: regime?,
-                gpc_detected: r.gpc_detected,
-                gpc_honoured: r.gpc_honoured,
-                ccpa_opt_out: r.ccpa_opt_out,
-                tcf_string: tcf_string?,
-                gpp_string: gpp_string?,
-                google_ac_string: google_ac_string?,
-                country: country?,
-                language: language?,
-                page_url: page_url?,
-                user_agent: user_agent?,
-                anonymized_ip: ip.map(|(_, masked)| masked),
-                full_ip: ip.map(|(full, _)| full),
-                notice_version: notice_version?,
-                notice_sha256: notice_sha256?,
-                client_time: client_time?,
-            })
+fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked<ConsentDecision> {
+    let request_id = v.check_optional("request_id", present(r.request_id).map(RequestId::parse));
+    let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
+    let subject_id = v.check(
+        "subject_id",
+        required(r.subject_id).and_then(SubjectId::parse),
+    );
+    let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
+    let action = v.check("action", enums::action(r.action));
+    let regime = v.check("regime", enums::regime(r.regime));
+    let services = r
+        .services
+        .into_iter()
+        .map(|s| RawServiceDecision {
+            category: s.category,
+            service: s.service,
+            granted: s.granted,
         })
+        .collect();
+    let mut problems = Violations::default();
+    let choices = Choices::parse(
+        action.ok(),
+        r.granted_categories,
+        r.denied_categories,
+        services,
+        &mut problems,
+    );
+    v.merge(problems, choice_violation);
+    if r.gpc_honoured && !r.gpc_detected {
+        v.add("gpc_honoured", "cannot be true when gpc_detected is false");
     }
+    let banner_revision = v.check_optional(
+        "banner_revision",
+        optional_text(r.banner_revision, MAX_BANNER_REVISION_CHARS),
+    );
+    let tcf_string = v.check_optional("tcf_string", optional_text(r.tcf_string, MAX_TCF_CHARS));
+    let gpp_string = v.check_optional("gpp_string", optional_text(r.gpp_string, MAX_GPP_CHARS));
+    let google_ac_string = v.check_optional(
+        "google_ac_string",
+        optional_text(r.google_ac_string, MAX_GOOGLE_AC_CHARS),
+    );
+    let country = v.check_optional(
+        "country_code",
+        present(r.country_code).map(CountryCode::parse),
+    );
+    let language = v.check_optional(
+        "language_code",
+        present(r.language_code).map(LanguageTag::parse),
+    );
+    let page_url = v.check_optional("page_url", present(r.page_url).map(PageUrl::parse));
+    let user_agent = v.check_optional("user_agent", present(r.user_agent).map(UserAgent::parse));
+    let ip = v.check_optional(
+        "ip_address",
+        present(r.ip_address).map(|ip| FullIp::parse(&ip)),
+    );
+    let client_time = v.check_optional("client_time", r.client_time.map(time));
+    let notice_version = v.check_optional(
+        "notice_version",
+        optional_text(r.notice_version, MAX_NOTICE_VERSION_CHARS),
+    );
+    let notice_sha256 = v.check_optional(
+        "notice_sha256",
+        present(r.notice_sha256).map(|h| NoticeHash::parse(&h)),
+    );
+    let ip = ip?;
+    Ok(ConsentDecision {
+        request_id: request_id?,
+        site_id: site_id?,
+        subject_id: subject_id?,
+        user_id: user_id?,
+        action: action?,
+        choices: choices?,
+        banner_revision: banner_revision?,
+        regime: regime?,
+        gpc_detected: r.gpc_detected,
+        gpc_honoured: r.gpc_honoured,
+        ccpa_opt_out: r.ccpa_opt_out,
+        tcf_string: tcf_string?,
+        gpp_string: gpp_string?,
+        google_ac_string: google_ac_string?,
+        country: country?,
+        language: language?,
+        page_url: page_url?,
+        user_agent: user_agent?,
+        anonymized_ip: ip.map(|(_, masked)| masked),
+        full_ip: ip.map(|(full, _)| full),
+        notice_version: notice_version?,
+        notice_sha256: notice_sha256?,
+        client_time: client_time?,
+    })
 }
 
 /// A problem of a decision's choices, under its proto field and in the
@@ -157,23 +159,19 @@ fn choice_violation(violation: ChoiceViolation) -> FieldViolation {
     FieldViolation { field, description }
 }
 
-impl TryFrom<proto::GetConsentStatusRequest> for GetConsentStatus {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::GetConsentStatusRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
-        let subject_id = v.check(
-            "subject_id",
-            required(r.subject_id).and_then(SubjectId::parse),
-        );
-        v.finish(|| {
-            Ok(GetConsentStatus {
-                site_id: site_id?,
-                subject_id: subject_id?,
-            })
-        })
-    }
+fn get_consent_status(
+    r: proto::GetConsentStatusRequest,
+    v: &mut Violations,
+) -> Checked<GetConsentStatus> {
+    let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
+    let subject_id = v.check(
+        "subject_id",
+        required(r.subject_id).and_then(SubjectId::parse),
+    );
+    Ok(GetConsentStatus {
+        site_id: site_id?,
+        subject_id: subject_id?,
+    })
 }
 
 /// The filter of a list or an export; it fails as a whole when any of its
@@ -215,119 +213,81 @@ fn consent_filter(
     })
 }
 
-impl TryFrom<proto::ListConsentsRequest> for ListConsents {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::ListConsentsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let filter = consent_filter(r.site_id, r.filter, &mut v);
-        let page_size = v.check("page_size", PageSize::parse(r.page_size));
-        let view = v.check("view", enums::view(r.view));
-        let after = page_start(r.page_token, filter.as_ref().ok(), &mut v);
-        v.finish(|| {
-            Ok(ListConsents {
-                filter: filter?,
-                after: after?,
-                page_size: page_size?,
-                view: view?,
-            })
-        })
-    }
+fn list_consents(r: proto::ListConsentsRequest, v: &mut Violations) -> Checked<ListConsents> {
+    let filter = consent_filter(r.site_id, r.filter, v);
+    let page_size = v.check("page_size", PageSize::parse(r.page_size));
+    let view = v.check("view", enums::view(r.view));
+    let after = page_start(r.page_token, filter.as_ref().ok(), v);
+    Ok(ListConsents {
+        filter: filter?,
+        after: after?,
+        page_size: page_size?,
+        view: view?,
+    })
 }
 
-impl TryFrom<proto::ExportConsentsRequest> for ExportConsents {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::ExportConsentsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let filter = consent_filter(r.site_id, r.filter, &mut v);
-        let view = v.check("view", enums::view(r.view));
-        v.finish(|| {
-            Ok(ExportConsents {
-                filter: filter?,
-                view: view?,
-            })
-        })
-    }
+fn export_consents(r: proto::ExportConsentsRequest, v: &mut Violations) -> Checked<ExportConsents> {
+    let filter = consent_filter(r.site_id, r.filter, v);
+    let view = v.check("view", enums::view(r.view));
+    Ok(ExportConsents {
+        filter: filter?,
+        view: view?,
+    })
 }
 
-impl TryFrom<proto::EraseConsentsRequest> for EraseRequest {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::EraseConsentsRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let site_id = v.check_optional("site_id", present(r.site_id).map(SiteId::parse));
-        let subject_id =
-            v.check_optional("subject_id", present(r.subject_id).map(SubjectId::parse));
-        let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
-        if matches!((&subject_id, &user_id), (Ok(None), Ok(None))) && v.is_empty() {
-            v.add("subject_id", "subject_id or user_id is required");
-        }
-        v.finish(|| {
-            Ok(EraseRequest {
-                site_id: site_id?,
-                subject_id: subject_id?,
-                user_id: user_id?,
-            })
-        })
+fn erase_consents(r: proto::EraseConsentsRequest, v: &mut Violations) -> Checked<EraseRequest> {
+    let site_id = v.check_optional("site_id", present(r.site_id).map(SiteId::parse));
+    let subject_id = v.check_optional("subject_id", present(r.subject_id).map(SubjectId::parse));
+    let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
+    if matches!((&subject_id, &user_id), (Ok(None), Ok(None))) && v.is_empty() {
+        v.add("subject_id", "subject_id or user_id is required");
     }
+    Ok(EraseRequest {
+        site_id: site_id?,
+        subject_id: subject_id?,
+        user_id: user_id?,
+    })
 }
 
-impl TryFrom<proto::GetConsentProofRequest> for GetConsentProof {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::GetConsentProofRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let record_id = v.check(
-            "record_id",
-            required(r.record_id).and_then(|id| {
-                Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())
-            }),
-        );
-        v.finish(|| {
-            Ok(GetConsentProof {
-                record_id: record_id?,
-            })
-        })
-    }
+fn get_consent_proof(
+    r: proto::GetConsentProofRequest,
+    v: &mut Violations,
+) -> Checked<GetConsentProof> {
+    let record_id = v.check(
+        "record_id",
+        required(r.record_id).and_then(|id| {
+            Uuid::parse_str(&id).map_err(|_| "must be a record id (a UUID)".to_string())
+        }),
+    );
+    Ok(GetConsentProof {
+        record_id: record_id?,
+    })
 }
 
-impl TryFrom<proto::PutNoticeRequest> for PutNotice {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::PutNoticeRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        // Of the text as sent, so a mismatch shows even when the text is
-        // refused too.
-        let sha256 = NoticeHash::of_text(&r.text);
-        let text = v.check("text", NoticeText::parse(r.text));
-        let expected = v.check_optional(
-            "expected_sha256",
-            present(r.expected_sha256).map(|h| NoticeHash::parse(&h)),
-        );
-        if let Ok(Some(expected)) = expected
-            && expected != sha256
-        {
-            v.add("expected_sha256", "does not match the SHA-256 of text");
-        }
-        v.finish(|| {
-            Ok(PutNotice {
-                sha256,
-                text: text?,
-            })
-        })
+fn put_notice(r: proto::PutNoticeRequest, v: &mut Violations) -> Checked<PutNotice> {
+    // Of the text as sent, so a mismatch shows even when the text is
+    // refused too.
+    let sha256 = NoticeHash::of_text(&r.text);
+    let text = v.check("text", NoticeText::parse(r.text));
+    let expected = v.check_optional(
+        "expected_sha256",
+        present(r.expected_sha256).map(|h| NoticeHash::parse(&h)),
+    );
+    if let Ok(Some(expected)) = expected
+        && expected != sha256
+    {
+        v.add("expected_sha256", "does not match the SHA-256 of text");
     }
+    Ok(PutNotice {
+        sha256,
+        text: text?,
+    })
 }
 
-impl TryFrom<proto::GetNoticeRequest> for GetNotice {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::GetNoticeRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let sha256 = v.check(
-            "sha256",
-            required(r.sha256).and_then(|h| NoticeHash::parse(&h)),
-        );
-        v.finish(|| Ok(GetNotice { sha256: sha256? }))
-    }
+fn get_notice(r: proto::GetNoticeRequest, v: &mut Violations) -> Checked<GetNotice> {
+    let sha256 = v.check(
+        "sha256",
+        required(r.sha256).and_then(|h| NoticeHash::parse(&h)),
+    );
+    Ok(GetNotice { sha256: sha256? })
 }

@@ -3,6 +3,24 @@
 //! under its proto name, and past this point the handlers hold valid types.
 //! Proto enums meet domain enums only in [`enums`].
 
+/// `TryFrom<request> for command` through a parse function, one per
+/// request type: it checks every field into the collector, then builds the
+/// command from what parsed with `?`. The request is refused when any check
+/// failed, with every violation.
+macro_rules! conversions {
+    ($($request:ty => $command:ty: $parse:ident,)+) => {$(
+        impl TryFrom<$request> for $command {
+            type Error = crate::domain::validation::ValidationError;
+
+            fn try_from(request: $request) -> Result<Self, Self::Error> {
+                let mut v = crate::domain::validation::Violations::new();
+                let parsed = $parse(request, &mut v);
+                v.finish(parsed)
+            }
+        }
+    )+};
+}
+
 mod admin;
 mod consent;
 mod enums;

@@ -30,6 +30,13 @@ use crate::{
     },
 };
 
+conversions! {
+    proto::GetPreferencesRequest => GetPreferences: get_preferences,
+    proto::ListPreferenceHistoryRequest => ListPreferenceHistory: list_preference_history,
+    proto::ExportPreferenceHistoryRequest => ExportPreferenceHistory: export_preference_history,
+    proto::ErasePreferencesRequest => ErasePreferences: erase_preferences,
+}
+
 /// UpdatePreferences: the author of an API key is the caller's own key, so
 /// the conversion takes it.
 pub fn update_preferences(
@@ -37,6 +44,15 @@ pub fn update_preferences(
     caller_key_id: Uuid,
 ) -> Result<PreferenceUpdate, ValidationError> {
     let mut v = Violations::new();
+    let parsed = update(r, caller_key_id, &mut v);
+    v.finish(parsed)
+}
+
+fn update(
+    r: proto::UpdatePreferencesRequest,
+    caller_key_id: Uuid,
+    v: &mut Violations,
+) -> Checked<PreferenceUpdate> {
     let request_id = v.check_optional("request_id", present(r.request_id).map(RequestId::parse));
     let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
     let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
@@ -55,18 +71,16 @@ pub fn update_preferences(
     let mut changes = Vec::with_capacity(r.changes.len());
     let mut touched = Vec::new();
     for (i, change) in r.changes.into_iter().take(MAX_CHANGES).enumerate() {
-        changes.push(parse_change(i, change, &mut touched, &mut v));
+        changes.push(parse_change(i, change, &mut touched, v));
     }
-    v.finish(|| {
-        Ok(PreferenceUpdate {
-            request_id: request_id?,
-            widget_id: widget_id?,
-            user_id: user_id?,
-            language: language?,
-            changes: changes.into_iter().collect::<Checked<_>>()?,
-            author: author?,
-            selection_lifetime: selection_lifetime?,
-        })
+    Ok(PreferenceUpdate {
+        request_id: request_id?,
+        widget_id: widget_id?,
+        user_id: user_id?,
+        language: language?,
+        changes: changes.into_iter().collect::<Checked<_>>()?,
+        author: author?,
+        selection_lifetime: selection_lifetime?,
     })
 }
 
@@ -201,20 +215,13 @@ fn parse_change(
     })
 }
 
-impl TryFrom<proto::GetPreferencesRequest> for GetPreferences {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::GetPreferencesRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
-        let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
-        v.finish(|| {
-            Ok(GetPreferences {
-                widget_id: widget_id?,
-                user_id: user_id?,
-            })
-        })
-    }
+fn get_preferences(r: proto::GetPreferencesRequest, v: &mut Violations) -> Checked<GetPreferences> {
+    let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
+    let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    Ok(GetPreferences {
+        widget_id: widget_id?,
+        user_id: user_id?,
+    })
 }
 
 /// The filter of a history list or export; it fails as a whole when the
@@ -244,58 +251,48 @@ fn history_filter(
     })
 }
 
-impl TryFrom<proto::ListPreferenceHistoryRequest> for ListPreferenceHistory {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::ListPreferenceHistoryRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
-        let filter = history_filter(
-            r.widget_id,
-            user_id.as_ref().ok().cloned(),
-            r.start_time,
-            r.end_time,
-            &mut v,
-        );
-        let page_size = v.check("page_size", PageSize::parse(r.page_size));
-        let after = page_start(r.page_token, filter.as_ref().ok(), &mut v);
-        v.finish(|| {
-            Ok(ListPreferenceHistory {
-                filter: HistoryFilter {
-                    user_id: Some(user_id?),
-                    ..filter?
-                },
-                after: after?,
-                page_size: page_size?,
-            })
-        })
-    }
+fn list_preference_history(
+    r: proto::ListPreferenceHistoryRequest,
+    v: &mut Violations,
+) -> Checked<ListPreferenceHistory> {
+    let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    let filter = history_filter(
+        r.widget_id,
+        user_id.as_ref().ok().cloned(),
+        r.start_time,
+        r.end_time,
+        v,
+    );
+    let page_size = v.check("page_size", PageSize::parse(r.page_size));
+    let after = page_start(r.page_token, filter.as_ref().ok(), v);
+    Ok(ListPreferenceHistory {
+        filter: HistoryFilter {
+            user_id: Some(user_id?),
+            ..filter?
+        },
+        after: after?,
+        page_size: page_size?,
+    })
 }
 
-impl TryFrom<proto::ExportPreferenceHistoryRequest> for ExportPreferenceHistory {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::ExportPreferenceHistoryRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let filter = history_filter(r.widget_id, None, r.start_time, r.end_time, &mut v);
-        v.finish(|| Ok(ExportPreferenceHistory { filter: filter? }))
-    }
+fn export_preference_history(
+    r: proto::ExportPreferenceHistoryRequest,
+    v: &mut Violations,
+) -> Checked<ExportPreferenceHistory> {
+    let filter = history_filter(r.widget_id, None, r.start_time, r.end_time, v);
+    Ok(ExportPreferenceHistory { filter: filter? })
 }
 
-impl TryFrom<proto::ErasePreferencesRequest> for ErasePreferences {
-    type Error = ValidationError;
-
-    fn try_from(r: proto::ErasePreferencesRequest) -> Result<Self, ValidationError> {
-        let mut v = Violations::new();
-        let widget_id = v.check_optional("widget_id", present(r.widget_id).map(WidgetId::parse));
-        let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
-        v.finish(|| {
-            Ok(ErasePreferences {
-                widget_id: widget_id?,
-                user_id: user_id?,
-            })
-        })
-    }
+fn erase_preferences(
+    r: proto::ErasePreferencesRequest,
+    v: &mut Violations,
+) -> Checked<ErasePreferences> {
+    let widget_id = v.check_optional("widget_id", present(r.widget_id).map(WidgetId::parse));
+    let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    Ok(ErasePreferences {
+        widget_id: widget_id?,
+        user_id: user_id?,
+    })
 }
 
 /// What a save did, as the response carries it (and a replay repeats).
