@@ -342,7 +342,7 @@ pub struct ReceiptSeal {
     pub key_id: String,
     pub signature: [u8; 64],
     /// Batch receipts (cr2) only: where the record sits in the signed tree.
-    pub inclusion: Option<super::receipt::Inclusion>,
+    pub inclusion: Option<super::merkle::Inclusion>,
 }
 
 pub const MAX_NOTICE_VERSION_CHARS: usize = 64;

@@ -13,6 +13,7 @@ pub mod consent;
 pub mod erasure;
 pub mod ids;
 pub mod keyring;
+pub mod merkle;
 pub mod network;
 pub mod page;
 pub mod preference;

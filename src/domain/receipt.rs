@@ -38,15 +38,13 @@
 //! termination, `country_code`/`language_code` the collection context, and
 //! `key_id` with the signature the receipt's proof.
 
-mod merkle;
-
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use merkle::Inclusion;
-use merkle::{MerkleTree, leaf_hash};
+pub use super::merkle::Inclusion;
+use super::merkle::{MerkleTree, leaf_hash};
 
 use super::{
     consent::{Action, ConsentRecord, ReceiptSeal, Regime, Status},
