@@ -50,7 +50,9 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
     /// Age at which a connection is asked to go away (GOAWAY, calls in
     /// flight finish), so clients reconnect and spread over new replicas.
-    /// `None`: connections live as long as their clients keep them.
+    /// `None`: connections live as long as their clients keep them. tonic
+    /// applies it without the jitter gRPC recommends, and without a grace
+    /// period: a stream still open keeps its aged connection until it ends.
     pub max_connection_age: Option<Duration>,
 }
 

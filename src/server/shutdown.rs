@@ -14,7 +14,9 @@
 //!
 //! Steps 3 and 4 together take at most [`Drain::timeout`]; calls still
 //! running then are cut off. The pod's `terminationGracePeriodSeconds`
-//! must exceed `delay + timeout`, or SIGKILL comes first.
+//! must exceed `delay + timeout`, or SIGKILL comes first. A health `Watch`
+//! stream never ends by itself, so a client that watches holds the drain
+//! up to that timeout.
 
 use std::time::Duration;
 
