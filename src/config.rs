@@ -112,6 +112,10 @@ pub struct ServeConfig {
     pub max_batch: usize,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
 }
 
 /// How a setting is named in messages: `--foo-bar (CONSENTD_FOO_BAR)`.
@@ -257,6 +261,68 @@ pub struct TelemetryConfig {
     /// OTEL_TRACES_SAMPLER_ARG apply as the OpenTelemetry SDK defines them.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+}
+
+/// Limits on calls and connections, and TLS.
+#[derive(clap::Args, Clone)]
+pub struct LimitsConfig {
+    /// Most calls served at once; beyond it a call gets RESOURCE_EXHAUSTED
+    /// at once rather than waiting. A stream counts until it ends; health
+    /// checks never count. 1 to 1000000.
+    #[arg(long, env = "CONSENTD_MAX_CONCURRENT_REQUESTS", default_value = "256",
+          value_parser = within(1usize, 1_000_000))]
+    pub max_concurrent_requests: usize,
+    /// Largest request message accepted, in bytes; larger ones get
+    /// RESOURCE_EXHAUSTED. 1 to 1073741824.
+    #[arg(long, env = "CONSENTD_MAX_REQUEST_BYTES", default_value = "4194304",
+          value_parser = within(1usize, 1 << 30))]
+    pub max_request_bytes: usize,
+    /// Largest response message sent, in bytes; 1 to 1073741824.
+    #[arg(long, env = "CONSENTD_MAX_RESPONSE_BYTES", default_value = "4194304",
+          value_parser = within(1usize, 1 << 30))]
+    pub max_response_bytes: usize,
+    /// How often an idle connection is pinged (HTTP/2 PING); 10ms to 1d.
+    #[arg(long, env = "CONSENTD_KEEPALIVE_INTERVAL", default_value = "30s",
+          value_parser = within(Duration::from_millis(10), DAY))]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed;
+    /// 10ms to 1h.
+    #[arg(long, env = "CONSENTD_KEEPALIVE_TIMEOUT", default_value = "10s",
+          value_parser = within(Duration::from_millis(10), Duration::from_secs(3600)))]
+    pub keepalive_timeout: Duration,
+    /// Age at which a connection is asked to go away (calls in flight
+    /// finish), so clients reconnect and spread over new replicas; 0s
+    /// (never) to 365d.
+    #[arg(long, env = "CONSENTD_MAX_CONNECTION_AGE", default_value = "30m",
+          value_parser = within(Duration::ZERO, 365 * DAY))]
+    pub max_connection_age: Duration,
+    /// PEM certificate chain to serve TLS with (with --tls-key-file).
+    /// Replaced files are used for new connections without a restart.
+    #[arg(long, env = "CONSENTD_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the TLS certificate.
+    #[arg(long, env = "CONSENTD_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to: mutual
+    /// TLS, and clients without such a certificate cannot connect.
+    #[arg(long, env = "CONSENTD_TLS_CLIENT_CA_FILE", requires = "tls_cert_file")]
+    pub tls_client_ca_file: Option<PathBuf>,
+}
+
+/// How a shutdown drains (see `server::shutdown`).
+#[derive(clap::Args, Clone)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, how long the replica serves on, NOT_SERVING, while
+    /// it is removed from the Service's endpoints; 0s to 1h.
+    #[arg(long, env = "CONSENTD_SHUTDOWN_DELAY", default_value = "5s",
+          value_parser = within(Duration::ZERO, Duration::from_secs(3600)))]
+    pub shutdown_delay: Duration,
+    /// Longest wait, once accepting has stopped, for calls and streams in
+    /// flight and queued writes; 0s to 1h. terminationGracePeriodSeconds
+    /// must exceed the shutdown delay plus this.
+    #[arg(long, env = "CONSENTD_DRAIN_TIMEOUT", default_value = "20s",
+          value_parser = within(Duration::ZERO, Duration::from_secs(3600)))]
+    pub drain_timeout: Duration,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use consentd::{
     config::{DatabaseConfig, DefaultsConfig, ServeConfig, format_duration, within},
     domain::{
@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Applies migrations, then serves gRPC until SIGTERM or Ctrl-C.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Applies the embedded migrations and exits.
     Migrate(DatabaseConfig),
     /// Checks a receipt offline: exits 0 when its signature holds, 1 when not.
@@ -120,7 +120,7 @@ enum SitesCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let otlp = match &cli.command {
         Command::Serve(config) => config.telemetry.otlp_endpoint.as_deref(),
         _ => None,
@@ -162,7 +162,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     consentd::metrics::bind(addr).await?,
                 ));
             }
-            tracing::info!(listen = %config.listen, "serving consent.v1");
+            let listen = listener.local_addr().unwrap_or(config.listen);
+            tracing::info!(%listen, "serving consent.v1");
             server::run(listener, store, settings, shutdown_signal())
                 .await
                 .map_err(|e| error_chain(&*e))
@@ -301,8 +302,60 @@ fn verify(receipt: &Path, public_key: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+/// The command line, or the exit clap chooses. A bad or missing setting
+/// is reported with the environment variable that sets it too, since in a
+/// pod that is where it came from.
+fn parse_cli() -> Cli {
+    Cli::try_parse().unwrap_or_else(|error| {
+        let _ = error.print();
+        for hint in env_hints(&error) {
+            eprintln!("{hint}");
+        }
+        std::process::exit(error.exit_code())
+    })
+}
+
+fn env_hints(error: &clap::Error) -> Vec<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let args = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => vec![arg.clone()],
+        Some(ContextValue::Strings(args)) => args.clone(),
+        _ => return Vec::new(),
+    };
+    let command = Cli::command();
+    args.iter()
+        .filter_map(|arg| {
+            // clap names an argument as "--flag-name <VALUE>".
+            let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+            let env = env_of(&command, long)?;
+            Some(format!(
+                "consentd: --{long} is set with the flag or the environment variable {env}"
+            ))
+        })
+        .collect()
+}
+
+fn env_of(command: &clap::Command, long: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|sub| env_of(sub, long)))
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C. A second one ends the
+/// process at once, without the shutdown delay and drain.
 async fn shutdown_signal() {
+    termination().await;
+    tokio::spawn(async {
+        termination().await;
+        eprintln!("consentd: second signal, exiting without draining");
+        std::process::exit(1);
+    });
+}
+
+async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -131,7 +131,7 @@ pub(super) async fn record_erasure(
 impl Store {
     /// Writes one entry in a transaction of its own.
     pub(super) async fn write_audit(&self, audit: AuditEntry) -> Result<()> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         audit.write(&transaction).await?;
         transaction.commit().await?;

@@ -41,9 +41,9 @@ impl Store {
         subject_id: &SubjectId,
         now: SystemTime,
     ) -> Result<ConsentRecord> {
-        let client = self.pool.get().await?;
+        let client = self.connection().await?;
         let row = run::query_opt(
-            &client,
+            &*client,
             include_str!("sql/consent_status.sql"),
             &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &now],
         )
@@ -58,9 +58,9 @@ impl Store {
         tenant_id: Uuid,
         record_id: Uuid,
     ) -> Result<(ConsentRecord, bool)> {
-        let client = self.pool.get().await?;
+        let client = self.connection().await?;
         let row = run::query_opt(
-            &client,
+            &*client,
             include_str!("sql/consent_proof.sql"),
             &[&tenant_id, &record_id],
         )
@@ -72,9 +72,9 @@ impl Store {
 
     /// Stores a notice text under its hash; false when it was on file.
     pub async fn put_notice(&self, tenant_id: Uuid, hash: &NoticeHash, text: &str) -> Result<bool> {
-        let client = self.pool.get().await?;
+        let client = self.connection().await?;
         let created = run::query_opt(
-            &client,
+            &*client,
             include_str!("sql/put_notice.sql"),
             &[&tenant_id, &hash.as_bytes().as_slice(), &text],
         )
@@ -84,9 +84,9 @@ impl Store {
 
     /// A notice text and when it was stored.
     pub async fn notice(&self, tenant_id: Uuid, hash: &NoticeHash) -> Result<(String, SystemTime)> {
-        let client = self.pool.get().await?;
+        let client = self.connection().await?;
         let row = run::query_opt(
-            &client,
+            &*client,
             include_str!("sql/get_notice.sql"),
             &[&tenant_id, &hash.as_bytes().as_slice()],
         )
@@ -104,7 +104,7 @@ impl Store {
         batch: i64,
         defaults: ServerDefaults,
     ) -> Result<Option<u64>> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let turn: bool = StoredRow::of(
             "pg_try_advisory_xact_lock()",
@@ -179,7 +179,7 @@ impl Store {
         request: &EraseRequest,
         audit_key: &AuditKey,
     ) -> Result<Erasure> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let site = request.site_id.as_ref().map(AsRef::<str>::as_ref);
         let subject = request.subject_id.as_ref().map(AsRef::<str>::as_ref);

@@ -31,7 +31,7 @@ pub struct KeyInfo {
 impl Store {
     /// Creates the tenant if it does not exist yet, then a key for it.
     pub async fn create_key(&self, tenant: &str, scopes: &[Scope]) -> Result<CreatedKey> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let tenant_id = upsert_tenant(&transaction, tenant).await?;
         let secret = ApiKey::generate();
@@ -58,7 +58,7 @@ impl Store {
 
     /// Revokes a key; `NotFound` when no such key exists.
     pub async fn revoke_key(&self, key_id: Uuid) -> Result<()> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let revoked = run::query_opt(
             &transaction,
@@ -78,12 +78,12 @@ impl Store {
 
     /// The id of a tenant, created when new.
     pub async fn tenant_id(&self, tenant: &str) -> Result<Uuid> {
-        upsert_tenant(&self.pool.get().await?, tenant).await
+        upsert_tenant(&*self.connection().await?, tenant).await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        let client = self.pool.get().await?;
-        let rows = run::query(&client, include_str!("sql/list_api_keys.sql"), &[]).await?;
+        let client = self.connection().await?;
+        let rows = run::query(&*client, include_str!("sql/list_api_keys.sql"), &[]).await?;
         rows.iter()
             .map(|row| {
                 let row = StoredRow::of("api_keys", row);
@@ -100,9 +100,9 @@ impl Store {
 
     /// The caller a presented key stands for, if it is known and not revoked.
     pub async fn authenticate(&self, presented: &ApiKey) -> Result<Option<Caller>> {
-        let client = self.pool.get().await?;
+        let client = self.connection().await?;
         let row = run::query_opt(
-            &client,
+            &*client,
             include_str!("sql/authenticate.sql"),
             &[&presented.digest().as_slice()],
         )

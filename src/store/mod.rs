@@ -11,6 +11,7 @@ mod audit_events;
 mod consent;
 mod consent_batch;
 mod consent_row;
+pub mod deadline;
 mod error;
 mod keys;
 mod migrate;
@@ -106,7 +107,7 @@ impl Store {
 
     /// Applies the embedded migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<()> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         migrate::run(&mut client).await
     }
 }

@@ -53,10 +53,10 @@ impl Store {
         after: Option<Cursor>,
         page_size: u32,
     ) -> Result<Page<T>> {
-        let client = self.pool.get().await?;
+        let client = self.connection().await?;
         let watermark: SystemTime = StoredRow::of(
             "consentd_write_watermark()",
-            &run::query_one(&client, include_str!("sql/list_watermark.sql"), &[]).await?,
+            &run::query_one(&*client, include_str!("sql/list_watermark.sql"), &[]).await?,
         )
         .get("watermark")?;
         params.push(Box::new(Some(watermark)));
@@ -100,22 +100,27 @@ impl Store {
         let (sql, from_row) = (keyset.sql, keyset.from_row);
         params.push(Box::new(None::<SystemTime>));
         params.push(Box::new(None::<i64>));
+        // The task outlives the handler: it takes the call's deadline along.
+        let deadline = super::deadline::current();
         tokio::spawn(async move {
             let failed = sender.clone();
             let mut sent = 0;
-            let outcome = store
-                .export_into(sql, params, chunk_size, from_row, sender, &mut sent)
-                .await;
+            let outcome = super::deadline::bounded(
+                deadline,
+                store.export_into(sql, params, chunk_size, from_row, sender, &mut sent),
+            )
+            .await;
             audit.item_count = sent as i64;
             audit.detail = Some(
                 match &outcome {
-                    Ok(true) => "complete",
-                    Ok(false) => "client left before the end",
-                    Err(_) => "failed",
+                    Some(Ok(true)) => "complete",
+                    Some(Ok(false)) => "client left before the end",
+                    Some(Err(_)) => "failed",
+                    None => "deadline passed before the end",
                 }
                 .to_string(),
             );
-            if let Err(error) = outcome {
+            if let Some(Err(error)) = outcome {
                 let _ = failed.send(Err(error)).await;
             }
             if let Err(error) = store.write_audit(audit).await {
@@ -134,7 +139,7 @@ impl Store {
         sender: mpsc::Sender<Result<Vec<T>>>,
         sent: &mut usize,
     ) -> Result<bool> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let statement = client.prepare_cached(sql).await?;
         let transaction = client
             .build_transaction()

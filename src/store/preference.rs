@@ -63,7 +63,7 @@ impl Store {
         now: SystemTime,
         encode: impl FnOnce(&UpdateOutcome) -> Vec<u8>,
     ) -> Result<Idempotent<UpdateOutcome>> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         mark_writer(&transaction).await?;
         if let Some(request_id) = &update.request_id {
@@ -169,7 +169,7 @@ impl Store {
             user: user_id,
         };
         // One statement reads one snapshot: no transaction around it.
-        state_of(&self.pool.get().await?, &owner, now).await
+        state_of(&*self.connection().await?, &owner, now).await
     }
 
     /// Deletes a user's selections and history (on one widget or all) and
@@ -182,7 +182,7 @@ impl Store {
         user_id: &UserId,
         audit_key: &AuditKey,
     ) -> Result<(i64, i64, Erasure)> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let widget = widget_id.map(AsRef::<str>::as_ref);
         let row = run::query_one(
@@ -211,12 +211,16 @@ impl Store {
     /// `now`, each with its EXPIRED event, in one transaction. Safe to run on
     /// every replica at once: each selection expires exactly once.
     pub async fn expire_preferences(&self, now: SystemTime, batch: i64) -> Result<i64> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         // Look before labelling as a writer: a labelled transaction holds
         // back every list page (see consentd_write_watermark), so a worker
         // with nothing to do must not take the label.
-        let due =
-            run::query_one(&client, include_str!("sql/any_due_selections.sql"), &[&now]).await?;
+        let due = run::query_one(
+            &*client,
+            include_str!("sql/any_due_selections.sql"),
+            &[&now],
+        )
+        .await?;
         if !StoredRow::of("preference_selections", &due).get::<bool>("due")? {
             return Ok(0);
         }

@@ -65,8 +65,8 @@ impl Store {
         site_id: &str,
         defaults: ServerDefaults,
     ) -> Result<SiteSettings> {
-        let client = self.pool.get().await?;
-        settings_of(&client, tenant_id, site_id, defaults).await
+        let client = self.connection().await?;
+        settings_of(&*client, tenant_id, site_id, defaults).await
     }
 
     /// Changes some settings and audits it; returns the settings in force.
@@ -77,7 +77,7 @@ impl Store {
         update: SiteSettingsUpdate,
         defaults: ServerDefaults,
     ) -> Result<SiteSettings> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let (tenant_id, mut audit) = match changer {
             Changer::Caller(caller) => (
@@ -122,9 +122,9 @@ impl Store {
         tenant_id: Uuid,
         widget_id: &WidgetId,
     ) -> Result<Option<Duration>> {
-        let client = self.pool.get().await?;
+        let client = self.connection().await?;
         let row = run::query_opt(
-            &client,
+            &*client,
             include_str!("sql/widget_settings.sql"),
             &[&tenant_id, &widget_id.as_ref()],
         )
@@ -143,7 +143,7 @@ impl Store {
         widget_id: &WidgetId,
         lifetime: Option<Duration>,
     ) -> Result<()> {
-        let mut client = self.pool.get().await?;
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         run::execute(
             &transaction,

@@ -90,3 +90,27 @@ async fn health_needs_no_key_and_knows_only_our_services() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn liveness_stays_serving_while_postgres_is_down_and_readiness_does_not() {
+    let cluster = OwnCluster::start();
+    let app = TestApp::spawn_on(&cluster.url).await;
+    wait_for_health(&app, ServingStatus::Serving).await;
+    assert_eq!(health(&app, "liveness").await, ServingStatus::Serving);
+
+    cluster.stop();
+    wait_for_health(&app, ServingStatus::NotServing).await;
+    // Several health checks later, liveness has not followed readiness.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(health(&app, "").await, ServingStatus::NotServing);
+    assert_eq!(
+        health(&app, "liveness").await,
+        ServingStatus::Serving,
+        "a database outage must not restart the pod"
+    );
+
+    cluster.restart();
+    wait_for_health(&app, ServingStatus::Serving).await;
+    assert_eq!(health(&app, "liveness").await, ServingStatus::Serving);
+    app.stop().await;
+}

@@ -80,6 +80,13 @@ pub fn settings() -> ServerSettings {
             writers: 2,
             max_batch: 256,
         },
+        limits: server::Limits::default(),
+        tls: None,
+        // Tests stop servers often; none waits for a load balancer.
+        drain: server::Drain {
+            delay: Duration::ZERO,
+            timeout: Duration::from_secs(20),
+        },
     }
 }
 

@@ -1,14 +1,31 @@
 //! Assembles the gRPC server: health and reflection without a key, our
-//! services behind API keys, background workers (database health,
-//! preference expiry, consent retention), and a drain on shutdown.
+//! services behind API keys, limits on every call, optional TLS,
+//! background workers (database health, preference expiry, consent
+//! retention), and a drain on shutdown.
+//!
+//! Health (`grpc.health.v1`) answers two questions under different names:
+//! - readiness, on the empty name and on each `consent.v1` service:
+//!   SERVING while PostgreSQL answers, NOT_SERVING while it does not and
+//!   from the moment shutdown begins. Kubernetes' readinessProbe uses
+//!   `grpc: {port: 50051, service: ""}`.
+//! - liveness, on the name [`LIVENESS`]: SERVING for as long as the process
+//!   answers at all, whatever PostgreSQL does, so a database outage never
+//!   restarts pods. The startupProbe and livenessProbe use
+//!   `grpc: {port: 50051, service: liveness}`.
 
-use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+mod incoming;
+pub mod limits;
+pub mod shutdown;
+pub mod tls;
 
-use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::StreamExt;
-use tonic::transport::{Server, server::TcpIncoming};
+use std::{future::Future, path::PathBuf, pin::pin, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch, time::Instant};
+use tonic::transport::Server;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
+use self::{incoming::Incoming, limits::LimitsLayer, tls::ReloadingTls};
+pub use self::{limits::Limits, shutdown::Drain, tls::TlsFiles};
 use crate::{
     api::{
         AdminApi, ApiContext, Authenticator, ConsentApi, PreferenceApi,
@@ -27,7 +44,6 @@ use crate::{
     metrics::metrics,
     store::{ConsentWriter, Store, WriterConfig},
     telemetry::RpcLayer,
-    transport::CoalescedWrites,
 };
 
 /// What the server needs beyond the store and the socket.
@@ -41,9 +57,18 @@ pub struct ServerSettings {
     pub retention_interval: Duration,
     /// How RecordConsent batches its writes.
     pub writer: WriterConfig,
+    /// What one call and one connection may take.
+    pub limits: Limits,
+    /// TLS from these files; plain TCP without them.
+    pub tls: Option<TlsFiles>,
+    /// How shutdown drains.
+    pub drain: Drain,
 }
 
-/// Health names reported: the whole server ("") and each service.
+/// The health name of liveness.
+pub const LIVENESS: &str = "liveness";
+
+/// Health names of readiness: the whole server ("") and each service.
 const HEALTH_SERVICES: [&str; 4] = [
     "",
     "consent.v1.ConsentService",
@@ -55,16 +80,20 @@ const HEALTH_SERVICES: [&str; 4] = [
 /// holds its locks.
 const WORKER_BATCH: i64 = 500;
 
-/// Serves on `listener` until `shutdown` completes, then reports NOT_SERVING,
-/// stops accepting, and returns once in-flight calls have finished.
+/// Serves on `listener` until `shutdown` completes, then drains as
+/// [`shutdown`] describes and returns.
 pub async fn run(
     listener: TcpListener,
     store: Store,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let tls = settings.tls.clone().map(ReloadingTls::load).transpose()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
+    health
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
 
     let (stop_workers, stopped) = watch::channel(false);
     let context = Arc::new(settings.api);
@@ -135,48 +164,97 @@ pub async fn run(
     });
     let _queue_metrics = metrics().watch_writer_queue(writer.queue_depth());
 
+    let (delay, drain_timeout) = (settings.drain.delay, settings.drain.timeout);
+    let (draining, drain_started) = tokio::sync::oneshot::channel();
     let drain_health = health.clone();
-    let drain = async move {
+    let announce = async move {
         shutdown.await;
-        tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
+        tracing::info!(
+            delay = %humantime::format_duration(delay),
+            "shutting down: NOT_SERVING, serving on while endpoints drain"
+        );
         let _ = stop_workers.send(true);
         set_health(&drain_health, ServingStatus::NotServing).await;
+        tokio::time::sleep(delay).await;
+        tracing::info!("no longer accepting; finishing the calls in flight");
+        let _ = draining.send(Instant::now());
     };
 
-    let served = Server::builder()
+    let limits = &settings.limits;
+    let max = (limits.max_request_bytes, limits.max_response_bytes);
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout));
+    if let Some(age) = limits.max_connection_age {
+        builder = builder.max_connection_age(age);
+    }
+    let served = builder
+        // Outermost, so a call refused for load is counted too.
         .layer(RpcLayer::new(&[
             crate::api::proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
         ]))
+        .layer(LimitsLayer::new(limits))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ConsentServiceServer::new(ConsentApi::new(
-            store.clone(),
-            writer,
-            auth.clone(),
-            context.clone(),
-        )))
-        .add_service(PreferenceServiceServer::new(PreferenceApi::new(
-            store.clone(),
-            auth.clone(),
-            context.clone(),
-        )))
-        .add_service(AdminServiceServer::new(AdminApi::new(store, auth, context)))
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY a unary answer can wait ~40 ms for the
-            // client's delayed ACK.
-            TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .map(|connection| connection.map(CoalescedWrites::new)),
-            drain,
+        .add_service(
+            ConsentServiceServer::new(ConsentApi::new(
+                store.clone(),
+                writer,
+                auth.clone(),
+                context.clone(),
+            ))
+            .max_decoding_message_size(max.0)
+            .max_encoding_message_size(max.1),
         )
-        .await;
-    // In-flight calls are done; what is still queued is written and
-    // answered before we return, so every acknowledged record is committed.
-    writer_tasks.finish().await;
+        .add_service(
+            PreferenceServiceServer::new(PreferenceApi::new(
+                store.clone(),
+                auth.clone(),
+                context.clone(),
+            ))
+            .max_decoding_message_size(max.0)
+            .max_encoding_message_size(max.1),
+        )
+        .add_service(
+            AdminServiceServer::new(AdminApi::new(store, auth, context))
+                .max_decoding_message_size(max.0)
+                .max_encoding_message_size(max.1),
+        )
+        .serve_with_incoming_shutdown(Incoming::new(listener, tls), announce);
+
+    // Serving ends once every connection has closed. The drain budget
+    // starts when accepting stops and covers the queued writes too.
+    let mut served = pin!(served);
+    let served = tokio::select! {
+        served = &mut served => {
+            writer_tasks.finish().await;
+            served
+        }
+        Ok(started) = drain_started => {
+            let drained = async {
+                let served = (&mut served).await;
+                // In-flight calls are done; what is still queued is written
+                // and answered first, so every acknowledged record is
+                // committed.
+                writer_tasks.finish().await;
+                served
+            };
+            match tokio::time::timeout_at(started + drain_timeout, drained).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!(
+                        timeout = %humantime::format_duration(drain_timeout),
+                        "drain timeout: calls still in flight and unwritten records are cut off"
+                    );
+                    Ok(())
+                }
+            }
+        }
+    };
     for worker in workers {
         worker.abort();
     }
@@ -292,6 +370,9 @@ impl ServerSettings {
                 writers: config.writers,
                 max_batch: config.max_batch,
             },
+            limits: Limits::from_config(&config.limits),
+            tls: TlsFiles::from_config(&config.limits)?,
+            drain: Drain::from_config(&config.shutdown),
         })
     }
 }
