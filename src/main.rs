@@ -35,7 +35,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Applies migrations, then serves gRPC until SIGTERM or Ctrl-C.
-    Serve(ServeConfig),
+    // Boxed: the settings dwarf every other command's arguments.
+    Serve(Box<ServeConfig>),
     /// Applies the embedded migrations and exits.
     Migrate(DatabaseConfig),
     /// Checks a receipt offline: exits 0 when its signature holds, 1 when not.

@@ -17,6 +17,7 @@ mod migrate;
 mod paging;
 mod preference;
 mod preference_history;
+mod request_ids;
 mod row;
 mod run;
 mod site;
@@ -33,6 +34,7 @@ pub use error::{Error, Result};
 pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
 pub use preference::Idempotent;
+pub use request_ids::Forgotten;
 pub use site::Changer;
 pub use writer::{ConsentWriter, Recorded, WriterConfig, WriterTasks};
 

@@ -75,6 +75,8 @@ pub fn settings() -> ServerSettings {
         health_check_interval: Duration::from_millis(100),
         expiry_interval: Duration::from_millis(50),
         retention_interval: Duration::from_millis(50),
+        // As `consentd serve` defaults.
+        request_id_ttl: parse_duration("24h").unwrap(),
         // As `consentd serve` defaults: batches from several writers.
         writer: WriterConfig {
             writers: 2,
