@@ -1,18 +1,30 @@
 //! What consentd forgets, checked on the whole database: an erased subject
-//! leaves nothing behind in any table (only the audit rows' digests).
+//! leaves nothing behind in any table (only the audit rows' digests), and
+//! records deleted on schedule leave an audit event with counts only.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::PathBuf,
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
 
 use consentd::{
     api::proto::{
-        EraseConsentsRequest, ErasePreferencesRequest, PreferenceChange, PreferenceChangeType,
-        PreferenceOption, UpdatePreferencesRequest, UpdatePreferencesResponse,
+        AuditEvent, EraseConsentsRequest, ErasePreferencesRequest, ListAuditEventsRequest,
+        PreferenceChange, PreferenceChangeType, PreferenceOption, UpdatePreferencesRequest,
+        UpdatePreferencesResponse, UpdateSiteSettingsRequest,
+        admin_service_client::AdminServiceClient,
     },
     domain::{auth::Scope, erasure::AuditKey},
 };
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use uuid::Uuid;
 
-use crate::helpers::{AUDIT_KEY, ConsentClient, PreferenceClient, TestApp, decision, recorded};
+use crate::helpers::{
+    AUDIT_KEY, ConsentClient, PreferenceClient, TestApp, WithKey, cluster_url, decision, recorded,
+    settings,
+};
 
 const WIDGET: &str = "preference-centre";
 
@@ -278,4 +290,99 @@ async fn erasure_leaves_nothing_of_the_subject_in_any_table() {
             .all(|e| !first_ids.contains(&e.id.as_str())),
         "the erased response came back: {retried:?}"
     );
+}
+
+type AdminClient = AdminServiceClient<InterceptedService<Channel, WithKey>>;
+
+async fn purges(admin: &mut AdminClient) -> Vec<AuditEvent> {
+    admin
+        .list_audit_events(ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .filter(|event| event.action == "consent.purge")
+        .collect()
+}
+
+#[tokio::test]
+async fn retention_purges_are_audited_per_tenant_and_site_with_counts_only() {
+    let now = Arc::new(Mutex::new(SystemTime::now()));
+    let mut settings = settings();
+    let clock = now.clone();
+    settings.api.clock = Arc::new(move || *clock.lock().unwrap());
+    let app = TestApp::spawn_with(&cluster_url(), settings).await;
+    let day = prost_types::Duration {
+        seconds: 86_400,
+        nanos: 0,
+    };
+    let mut tenants = Vec::new();
+    for (tenant, records) in [("acme", 3), ("globex", 1)] {
+        let key = app.key(tenant, &Scope::ALL).await;
+        let mut admin = AdminServiceClient::with_interceptor(
+            app.channel().await,
+            WithKey(Some(key.parse().unwrap())),
+        );
+        admin
+            .update_site_settings(UpdateSiteSettingsRequest {
+                site_id: "short".into(),
+                consent_lifetime: Some(day),
+                retention: Some(day),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut client = app.client(Some(&key)).await;
+        let mut subjects = Vec::new();
+        for _ in 0..records {
+            let subject = unique("purged-subject");
+            let mut request = decision("short", &subject);
+            request.user_id = unique("purged-user");
+            subjects.push(subject);
+            subjects.push(request.user_id.clone());
+            recorded(&mut client, request).await;
+        }
+        // Kept: the server's default retention is years.
+        recorded(&mut client, decision("shop", "kept")).await;
+        tenants.push((admin, records, subjects));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (admin, _, _) in &mut tenants {
+        assert!(purges(admin).await.is_empty(), "nothing is due yet");
+    }
+
+    *now.lock().unwrap() += Duration::from_secs(2 * 86_400 + 60);
+    for (admin, records, subjects) in &mut tenants {
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            events = purges(admin).await;
+            if events.iter().map(|e| e.item_count).sum::<i64>() >= *records {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            events.iter().map(|e| e.item_count).sum::<i64>(),
+            *records,
+            "each tenant sees its own purge: {events:?}"
+        );
+        for event in &events {
+            assert_eq!(event.target, "short");
+            assert_eq!(event.actor_key_id, "", "done by the server");
+            assert!(event.subject_digest.is_empty() && event.user_digest.is_empty());
+            let shown = format!("{event:?}");
+            assert!(
+                subjects.iter().all(|id| !shown.contains(id.as_str())),
+                "{shown}"
+            );
+        }
+    }
+    let sql = app.sql().await;
+    let left: i64 = sql
+        .query_one("SELECT count(*) FROM consent_records", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 2, "each tenant's record on the default site stays");
 }
