@@ -14,16 +14,14 @@ use consentd::{
         AuditEvent, EraseConsentsRequest, ErasePreferencesRequest, ListAuditEventsRequest,
         PreferenceChange, PreferenceChangeType, PreferenceOption, UpdatePreferencesRequest,
         UpdatePreferencesResponse, UpdateSiteSettingsRequest,
-        admin_service_client::AdminServiceClient,
     },
     domain::{auth::Scope, erasure::AuditKey},
 };
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use uuid::Uuid;
 
 use crate::helpers::{
-    AUDIT_KEY, ConsentClient, PreferenceClient, TestApp, WithKey, cluster_url, decision, recorded,
-    settings,
+    AUDIT_KEY, AdminClient, ConsentClient, PreferenceClient, TestApp, cluster_url, decision,
+    recorded, settings,
 };
 
 const WIDGET: &str = "preference-centre";
@@ -292,8 +290,6 @@ async fn erasure_leaves_nothing_of_the_subject_in_any_table() {
     );
 }
 
-type AdminClient = AdminServiceClient<InterceptedService<Channel, WithKey>>;
-
 async fn purges(admin: &mut AdminClient) -> Vec<AuditEvent> {
     admin
         .list_audit_events(ListAuditEventsRequest::default())
@@ -320,10 +316,7 @@ async fn retention_purges_are_audited_per_tenant_and_site_with_counts_only() {
     let mut tenants = Vec::new();
     for (tenant, records) in [("acme", 3), ("globex", 1)] {
         let key = app.key(tenant, &Scope::ALL).await;
-        let mut admin = AdminServiceClient::with_interceptor(
-            app.channel().await,
-            WithKey(Some(key.parse().unwrap())),
-        );
+        let mut admin = app.admin_client(&key).await;
         admin
             .update_site_settings(UpdateSiteSettingsRequest {
                 site_id: "short".into(),
