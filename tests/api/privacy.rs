@@ -205,3 +205,31 @@ async fn minimal_logging_keeps_the_decision_its_times_and_the_visitor_id_only() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_page_url_is_stored_and_returned_without_user_info_or_fragment() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let mut sent = decision("shop", "visitor-url");
+    sent.page_url = "https://alice:hunter2@shop.example/checkout?step=2#reset=tok-93kd".into();
+    let stored = recorded(&mut client, sent).await;
+    assert_eq!(stored.page_url, "https://shop.example/checkout?step=2");
+
+    let row = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT page_url, t::text AS whole_row FROM consent_records t WHERE subject_id = 'visitor-url'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>("page_url"),
+        "https://shop.example/checkout?step=2"
+    );
+    let whole_row: String = row.get("whole_row");
+    for secret in ["alice", "hunter2", "tok-93kd"] {
+        assert!(!whole_row.contains(secret), "{secret}: {whole_row}");
+    }
+}
