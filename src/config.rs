@@ -92,6 +92,12 @@ pub struct ServeConfig {
     #[arg(long, env = "CONSENTD_RETENTION_INTERVAL", default_value = "5m",
           value_parser = within(Duration::from_millis(50), DAY))]
     pub retention_interval: Duration,
+    /// How long a request id is remembered (AIP-155): a retry within this
+    /// window gets the first answer; after it (and within one expiry
+    /// interval) the id is forgotten, and a retry is a new request. 1h to 7d.
+    #[arg(long, env = "CONSENTD_REQUEST_ID_TTL", default_value = "24h",
+          value_parser = within(Duration::from_secs(3600), Duration::from_secs(7 * DAY.as_secs())))]
+    pub request_id_ttl: Duration,
     /// How long a known API key is trusted without asking the database
     /// again; a revocation takes effect within this time. 0s (always ask)
     /// to 1h.

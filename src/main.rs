@@ -35,6 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Applies migrations, then serves gRPC until SIGTERM or Ctrl-C.
+    // Boxed: the settings dwarf every other command's arguments.
     Serve(Box<ServeConfig>),
     /// Applies the embedded migrations and exits.
     Migrate(DatabaseConfig),

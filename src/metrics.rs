@@ -172,13 +172,13 @@ impl Metrics {
         let worker_runs = Family::<WorkerRunLabels, Counter>::default();
         registry.register(
             "consentd_worker_runs",
-            "Batches run by a background worker (expiry, retention), by outcome",
+            "Batches run by a background worker (expiry, request_ids, retention), by outcome",
             worker_runs.clone(),
         );
         let worker_rows = Family::<WorkerLabels, Counter>::default();
         registry.register(
             "consentd_worker_rows",
-            "Rows a background worker removed: expired selections, records past retention",
+            "Rows a background worker removed: expired selections, forgotten request ids, records past retention",
             worker_rows.clone(),
         );
         Self {

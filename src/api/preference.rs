@@ -57,6 +57,7 @@ impl PreferenceService for PreferenceApi {
                 caller.tenant_id,
                 &update,
                 (self.context.clock)(),
+                &self.context.audit_key,
                 |outcome| update_response(outcome.clone()).encode_to_vec(),
             )
             .await?;

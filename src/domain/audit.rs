@@ -18,6 +18,9 @@ pub enum AuditAction {
     WidgetUpdate,
     KeyCreate,
     KeyRevoke,
+    /// Records deleted by the retention worker, past expire time plus
+    /// retention.
+    ConsentPurge,
 }
 
 impl AuditAction {
@@ -31,6 +34,7 @@ impl AuditAction {
             AuditAction::WidgetUpdate => "widget.update",
             AuditAction::KeyCreate => "key.create",
             AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::ConsentPurge => "consent.purge",
         }
     }
 }
@@ -40,7 +44,7 @@ impl AuditAction {
 pub struct AuditEvent {
     pub id: Uuid,
     pub action: String,
-    /// None: the consentd command line.
+    /// None: the consentd command line, or the server itself (retention).
     pub actor_key_id: Option<Uuid>,
     pub time: SystemTime,
     pub target: Option<String>,

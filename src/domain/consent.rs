@@ -300,15 +300,64 @@ pub struct ConsentDecision {
 }
 
 impl ConsentDecision {
-    /// The minimal record, for sites without detailed logging: no user
-    /// agent, page URL or IP of any form.
+    /// The minimal record, for sites without detailed logging: the
+    /// decision (action, categories, services, banner revision, regime and
+    /// the GPC / CCPA signals it was taken under, notice), its times and
+    /// the visitor's subject id. Nothing about the person or their browser:
+    /// no user id, country, language, page URL, user agent, IP of any form,
+    /// nor the TCF / GPP / Google AC strings (which carry more than the
+    /// choice). The request id stays until its retry window ends.
     pub fn minimized(self) -> Self {
+        // Every field named: one added later must be placed on a side.
+        let Self {
+            request_id,
+            site_id,
+            subject_id,
+            user_id: _,
+            action,
+            choices,
+            banner_revision,
+            regime,
+            gpc_detected,
+            gpc_honoured,
+            ccpa_opt_out,
+            tcf_string: _,
+            gpp_string: _,
+            google_ac_string: _,
+            country: _,
+            language: _,
+            page_url: _,
+            user_agent: _,
+            anonymized_ip: _,
+            full_ip: _,
+            notice_version,
+            notice_sha256,
+            client_time,
+        } = self;
         Self {
-            user_agent: None,
+            request_id,
+            site_id,
+            subject_id,
+            user_id: None,
+            action,
+            choices,
+            banner_revision,
+            regime,
+            gpc_detected,
+            gpc_honoured,
+            ccpa_opt_out,
+            tcf_string: None,
+            gpp_string: None,
+            google_ac_string: None,
+            country: None,
+            language: None,
             page_url: None,
+            user_agent: None,
             anonymized_ip: None,
             full_ip: None,
-            ..self
+            notice_version,
+            notice_sha256,
+            client_time,
         }
     }
 

@@ -1,6 +1,8 @@
 //! What a decision becomes when it is stored: the sealing policy.
 //!
-//! A site without detailed logging keeps the minimal record. A record
+//! A site without detailed logging keeps the minimal record (see
+//! [`ConsentDecision::minimized`]): the decision, its times and the
+//! visitor's subject id, nothing about the person or their browser. A record
 //! expires its site's consent lifetime after its record time. A full IP is
 //! kept only encrypted, bound to its tenant and record, and only when IP
 //! keys are configured. The records of a batch are signed per tenant: one
@@ -150,33 +152,42 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::domain::{
-        consent::{Action, Choices, Regime, Status},
-        ids::{RequestId, SiteId, SubjectId},
+        consent::{Action, Choices, Name, NoticeHash, Regime, ServiceDecision, Status},
+        ids::{RequestId, SiteId, SubjectId, UserId},
         keyring::generate_entry,
         network::FullIp,
-        web::{PageUrl, UserAgent},
+        web::{CountryCode, LanguageTag, PageUrl, UserAgent},
     };
 
-    /// A decision with every field a minimal record drops.
+    /// A decision with every field set, those a minimal record drops too.
     pub(crate) fn decision(subject: &str, request_id: Option<&str>) -> ConsentDecision {
         let (full_ip, anonymized_ip) = FullIp::parse("203.0.113.77").unwrap();
+        let name = |name: &str| Name::parse(name.into()).unwrap();
         ConsentDecision {
             request_id: request_id.map(|r| RequestId::parse(r.into()).unwrap()),
             site_id: SiteId::parse("shop".into()).unwrap(),
             subject_id: SubjectId::parse(subject.into()).unwrap(),
-            user_id: None,
+            user_id: Some(UserId::parse("user-1".into()).unwrap()),
             action: Action::Custom,
-            choices: Choices::from_stored(vec!["analytics".into()], vec!["ads".into()], vec![]),
+            choices: Choices::from_stored(
+                vec!["analytics".into()],
+                vec!["ads".into()],
+                vec![ServiceDecision {
+                    category: name("analytics"),
+                    service: name("matomo"),
+                    granted: true,
+                }],
+            ),
             banner_revision: Some("r1".into()),
             regime: Regime::Gdpr,
-            gpc_detected: false,
-            gpc_honoured: false,
-            ccpa_opt_out: false,
-            tcf_string: None,
-            gpp_string: None,
-            google_ac_string: None,
-            country: None,
-            language: None,
+            gpc_detected: true,
+            gpc_honoured: true,
+            ccpa_opt_out: true,
+            tcf_string: Some("CPzHq4APzHq4AAHABBENC-CgAP_AAH_AAAAAJNNf".into()),
+            gpp_string: Some("DBABMA~CPzHq4APzHq4AAHABBENC".into()),
+            google_ac_string: Some("2~1.35.41.101~dv.9.21.81".into()),
+            country: Some(CountryCode::parse("DE".into()).unwrap()),
+            language: Some(LanguageTag::parse("de-DE".into()).unwrap()),
             page_url: Some(PageUrl::parse("https://shop.example/".into()).unwrap()),
             // Not parsed: parsing goes through a process-wide cache that
             // another test counts.
@@ -188,9 +199,9 @@ pub(crate) mod tests {
             )),
             anonymized_ip: Some(anonymized_ip),
             full_ip: Some(full_ip),
-            notice_version: None,
-            notice_sha256: None,
-            client_time: None,
+            notice_version: Some("v3".into()),
+            notice_sha256: Some(NoticeHash::of_text("We use cookies.")),
+            client_time: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000)),
         }
     }
 
@@ -244,9 +255,71 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn minimal_logging_keeps_the_decision_its_times_and_the_visitor_id_only() {
+        let sent = decision("visitor", Some("req-1"));
+        let sealing = sealing(true);
+        let sealed = seal_batch(
+            vec![Pending {
+                tenant_id: Uuid::now_v7(),
+                decision: sent.clone(),
+                settings: settings(false),
+            }],
+            SystemTime::now(),
+            &sealing,
+        )
+        .unwrap()
+        .remove(0);
+        let kept = ConsentDecision {
+            request_id: sent.request_id.clone(),
+            site_id: sent.site_id.clone(),
+            subject_id: sent.subject_id.clone(),
+            user_id: None,
+            action: sent.action,
+            choices: sent.choices.clone(),
+            banner_revision: sent.banner_revision.clone(),
+            regime: sent.regime,
+            gpc_detected: sent.gpc_detected,
+            gpc_honoured: sent.gpc_honoured,
+            ccpa_opt_out: sent.ccpa_opt_out,
+            tcf_string: None,
+            gpp_string: None,
+            google_ac_string: None,
+            country: None,
+            language: None,
+            page_url: None,
+            user_agent: None,
+            anonymized_ip: None,
+            full_ip: None,
+            notice_version: sent.notice_version.clone(),
+            notice_sha256: sent.notice_sha256,
+            client_time: sent.client_time,
+        };
+        assert_eq!(sealed.record.decision, kept);
+        assert_eq!(sealed.encrypted_ip, None);
+        // The receipt signs what is stored, nothing of what was dropped.
+        let claims: serde_json::Value =
+            serde_json::from_slice(&sealed.receipt.claims_json).unwrap();
+        for dropped in [
+            "tcf_string",
+            "gpp_string",
+            "google_ac_string",
+            "country_code",
+            "language_code",
+            "anonymized_ip",
+        ] {
+            assert_eq!(claims[dropped], serde_json::Value::Null, "{dropped}");
+        }
+        assert_eq!(claims["subject_id"], "visitor");
+        assert_eq!(claims["notice_version"], "v3");
+    }
+
+    #[test]
     fn detailed_logging_keeps_the_details_and_only_an_encrypted_full_ip() {
         let (sealed, sealing) = seal_one(true, true);
         let d = &sealed.record.decision;
+        let mut sent = decision("v", None);
+        sent.full_ip = None;
+        assert_eq!(*d, sent, "everything but the full IP, as sent");
         assert!(d.user_agent.is_some() && d.page_url.is_some());
         assert_eq!(
             d.anonymized_ip.map(|ip| ip.to_string()).as_deref(),

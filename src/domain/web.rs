@@ -72,18 +72,87 @@ impl AsRef<str> for LanguageTag {
     }
 }
 
-/// An absolute http(s) URL.
+/// An absolute http(s) URL without user info or fragment: what a browser
+/// sends as `https://user:pass@host/path?query#fragment` is kept as
+/// `https://host/path?query`. Credentials never describe the page, and a
+/// fragment often carries a token. The query string is kept as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageUrl(String);
 
 impl PageUrl {
     pub fn parse(value: String) -> Result<Self, String> {
         bounded_text(&value, MAX_PAGE_URL_CHARS)?;
-        match url::Url::parse(&value) {
+        let mut parsed = match url::Url::parse(&value) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
-                Ok(Self(value))
+                parsed
             }
-            _ => Err("must be an absolute http or https URL".into()),
+            _ => return Err("must be an absolute http or https URL".into()),
+        };
+        if parsed.username().is_empty()
+            && parsed.password().is_none()
+            && parsed.fragment().is_none()
+        {
+            // As sent: nothing to strip, so no normalising either.
+            return Ok(Self(value));
+        }
+        // Cannot fail: an http(s) URL has a host.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        parsed.set_fragment(None);
+        // Serialising percent-encodes what the input left raw.
+        let stripped = String::from(parsed);
+        bounded_text(&stripped, MAX_PAGE_URL_CHARS)?;
+        Ok(Self(stripped))
+    }
+}
+
+#[cfg(test)]
+mod page_url_tests {
+    use super::PageUrl;
+
+    fn kept(sent: &str) -> String {
+        PageUrl::parse(sent.into()).unwrap().as_ref().to_string()
+    }
+
+    #[test]
+    fn user_info_and_fragment_are_stripped_and_the_query_kept() {
+        for (sent, stored) in [
+            (
+                "https://user:secret@shop.example/checkout?step=2#token=abc",
+                "https://shop.example/checkout?step=2",
+            ),
+            ("https://user@shop.example/", "https://shop.example/"),
+            ("https://:secret@shop.example/a", "https://shop.example/a"),
+            ("http://shop.example:8080/a#", "http://shop.example:8080/a"),
+            (
+                "https://shop.example/?email=a%40b.example#x",
+                "https://shop.example/?email=a%40b.example",
+            ),
+        ] {
+            assert_eq!(kept(sent), stored, "{sent}");
+            assert_eq!(kept(stored), stored, "stable when read back");
+        }
+    }
+
+    #[test]
+    fn a_url_with_nothing_to_strip_is_kept_as_sent() {
+        for sent in [
+            "https://shop.example/checkout?step=2",
+            "https://Shop.Example",
+            "https://shop.example/a b?q=ä",
+        ] {
+            assert_eq!(kept(sent), sent);
+        }
+    }
+
+    #[test]
+    fn other_urls_are_refused() {
+        for sent in [
+            "ftp://user:pw@shop.example/",
+            "mailto:a@b.example",
+            "/relative",
+        ] {
+            assert!(PageUrl::parse(sent.into()).is_err(), "{sent}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Assembles the gRPC server: health and reflection without a key, our
 //! services behind API keys, limits on every call, optional TLS,
 //! background workers (database health, preference expiry, consent
-//! retention), and a drain on shutdown.
+//! request-id expiry, retention), and a drain on shutdown.
 //!
 //! Health (`grpc.health.v1`) answers two questions under different names:
 //! - readiness, on the empty name and on each `consent.v1` service:
@@ -18,7 +18,13 @@ pub mod limits;
 pub mod shutdown;
 pub mod tls;
 
-use std::{future::Future, path::PathBuf, pin::pin, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    path::PathBuf,
+    pin::pin,
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
+};
 
 use tokio::{net::TcpListener, sync::watch, time::Instant};
 use tonic::transport::Server;
@@ -42,7 +48,7 @@ use crate::{
         site::ServerDefaults,
     },
     metrics::metrics,
-    store::{ConsentWriter, Store, WriterConfig},
+    store::{ConsentWriter, Forgotten, Store, WriterConfig},
     telemetry::RpcLayer,
 };
 
@@ -55,6 +61,9 @@ pub struct ServerSettings {
     pub expiry_interval: Duration,
     /// How often records past their retention are deleted.
     pub retention_interval: Duration,
+    /// How long a request id is remembered (AIP-155); forgotten by the
+    /// expiry worker once this has passed.
+    pub request_id_ttl: Duration,
     /// How RecordConsent batches its writes.
     pub writer: WriterConfig,
     /// What one call and one connection may take.
@@ -116,6 +125,37 @@ pub async fn run(
                         tracing::info!(expired, "expired preference selections");
                     }
                     Ok(expired == WORKER_BATCH)
+                }
+            }
+        })),
+        tokio::spawn(repeat(settings.expiry_interval, stopped.clone(), {
+            let (store, clock, ttl) = (
+                store.clone(),
+                context.clock.clone(),
+                settings.request_id_ttl,
+            );
+            move || {
+                let (store, clock) = (store.clone(), clock.clone());
+                async move {
+                    let before = clock().checked_sub(ttl).unwrap_or(UNIX_EPOCH);
+                    let forgotten = store.forget_request_ids(before, WORKER_BATCH).await;
+                    count_run(
+                        "request_ids",
+                        forgotten
+                            .as_ref()
+                            .map(|f| Some(f.consent_request_ids + f.preference_responses)),
+                    );
+                    let forgotten = forgotten?;
+                    if forgotten != Forgotten::default() {
+                        tracing::info!(
+                            consent_request_ids = forgotten.consent_request_ids,
+                            preference_responses = forgotten.preference_responses,
+                            "forgot request ids past the retry window"
+                        );
+                    }
+                    let full = WORKER_BATCH as u64;
+                    Ok(forgotten.consent_request_ids == full
+                        || forgotten.preference_responses == full)
                 }
             }
         })),
@@ -366,6 +406,7 @@ impl ServerSettings {
             health_check_interval: config.health_check_interval,
             expiry_interval: config.expiry_interval,
             retention_interval: config.retention_interval,
+            request_id_ttl: config.request_id_ttl,
             writer: WriterConfig {
                 writers: config.writers,
                 max_batch: config.max_batch,

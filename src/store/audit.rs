@@ -20,7 +20,7 @@ pub struct Erasure {
 /// One entry to write.
 pub(super) struct AuditEntry {
     pub tenant_id: Uuid,
-    /// None: the consentd command line.
+    /// None: the consentd command line, or the server itself.
     pub key_id: Option<Uuid>,
     pub scope: Option<Scope>,
     pub action: AuditAction,
@@ -60,6 +60,11 @@ impl AuditEntry {
             item_count: 0,
             detail: None,
         }
+    }
+
+    /// An entry for what the server does by itself, such as retention.
+    pub fn server(tenant_id: Uuid, action: AuditAction, target: &str) -> Self {
+        Self::command_line(tenant_id, action, target)
     }
 
     /// Writes the entry inside the caller's transaction, labelled as a

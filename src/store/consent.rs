@@ -97,7 +97,9 @@ impl Store {
     }
 
     /// Deletes up to `batch` records past their expire time plus retention
-    /// at `now`. One replica at a time: `None` when another holds the turn.
+    /// at `now`, and audits how many went from each site (counts only), in
+    /// one transaction. One replica at a time: `None` when another holds
+    /// the turn.
     pub async fn delete_retired_consents(
         &self,
         now: SystemTime,
@@ -119,7 +121,7 @@ impl Store {
         if !turn {
             return Ok(None);
         }
-        let deleted = run::execute(
+        let per_site = run::query(
             &transaction,
             include_str!("sql/delete_retired_consents.sql"),
             &[
@@ -130,6 +132,17 @@ impl Store {
             ],
         )
         .await?;
+        let mut deleted = 0;
+        for row in &per_site {
+            let row = StoredRow::of("consent_records", row);
+            let site_id: String = row.get("site_id")?;
+            let mut audit =
+                AuditEntry::server(row.get("tenant_id")?, AuditAction::ConsentPurge, &site_id);
+            audit.item_count = row.get("deleted")?;
+            audit.detail = Some("past expire time plus retention".into());
+            deleted += audit.item_count as u64;
+            audit.write(&transaction).await?;
+        }
         transaction.commit().await?;
         Ok(Some(deleted))
     }

@@ -186,7 +186,10 @@ impl BegunBatch {
                 request_id
                     .and_then(|r| earlier.get(&(s.tenant_id, r.as_ref().to_string())))
                     .map(|record| Written::Earlier(Box::new(record.clone())))
-                    .ok_or_else(|| Error::Internal("retried record not found".into()))
+                    // Erased, or its request id forgotten, between the
+                    // INSERT and this read: the caller's next retry is a
+                    // new request.
+                    .ok_or_else(|| Error::Unavailable("retried record gone meanwhile".into()))
             })
             .collect())
     }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "batch_receipts",
         include_str!("migrations/0004_batch_receipts.sql"),
     ),
+    (5, "forget", include_str!("migrations/0005_forget.sql")),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

@@ -18,6 +18,7 @@ mod migrate;
 mod paging;
 mod preference;
 mod preference_history;
+mod request_ids;
 mod row;
 mod run;
 mod site;
@@ -34,6 +35,7 @@ pub use error::{Error, Result};
 pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
 pub use preference::Idempotent;
+pub use request_ids::Forgotten;
 pub use site::Changer;
 pub use writer::{ConsentWriter, Recorded, WriterConfig, WriterTasks};
 

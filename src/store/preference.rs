@@ -28,6 +28,12 @@ use crate::domain::{
 
 const SELECTIONS: &str = "preference_selections";
 
+/// The kind under which a stored response names its user, keyed (see
+/// [`AuditKey::digest`]): erasure finds the responses without any table
+/// holding the raw id for it. Another kind than the audit trail's, so the
+/// two digests of one user never match.
+const RESPONSE_USER: &str = "preference_request.user_id";
+
 /// The answer to a write that carries a request id: done now, or the
 /// encoded response of the first call with that id.
 pub enum Idempotent<T> {
@@ -55,12 +61,15 @@ impl<'a> Owner<'a> {
 impl Store {
     /// Applies `update` and writes its events in one transaction. With a
     /// request id, the response built by `encode` is kept for retries, which
-    /// get it back instead of applying the changes again.
+    /// get it back instead of applying the changes again, until the id is
+    /// forgotten (see [`Store::forget_request_ids`]). The response is filed
+    /// under the user's digest by `audit_key`, for erasure.
     pub async fn update_preferences(
         &self,
         tenant_id: Uuid,
         update: &PreferenceUpdate,
         now: SystemTime,
+        audit_key: &AuditKey,
         encode: impl FnOnce(&UpdateOutcome) -> Vec<u8>,
     ) -> Result<Idempotent<UpdateOutcome>> {
         let mut client = self.connection().await?;
@@ -68,10 +77,18 @@ impl Store {
         mark_writer(&transaction).await?;
         if let Some(request_id) = &update.request_id {
             let request_id = request_id.as_ref();
+            let user_digest = audit_key
+                .digest(RESPONSE_USER, update.user_id.as_ref())
+                .to_vec();
             let claimed = run::query_opt(
                 &transaction,
                 include_str!("sql/claim_preference_request.sql"),
-                &[&tenant_id, &request_id],
+                &[
+                    &tenant_id,
+                    &request_id,
+                    &update.widget_id.as_ref(),
+                    &user_digest,
+                ],
             )
             .await?
             .is_some();
@@ -172,9 +189,9 @@ impl Store {
         state_of(&*self.connection().await?, &owner, now).await
     }
 
-    /// Deletes a user's selections and history (on one widget or all) and
-    /// writes the audit entry, atomically. The count is selections plus
-    /// events.
+    /// Deletes a user's selections, history and stored responses (on one
+    /// widget or all) and writes the audit entry, atomically. The count is
+    /// selections plus events.
     pub async fn erase_preferences(
         &self,
         caller: &Caller,
@@ -188,7 +205,12 @@ impl Store {
         let row = run::query_one(
             &transaction,
             include_str!("sql/erase_preferences.sql"),
-            &[&caller.tenant_id, &widget, &user_id.as_ref()],
+            &[
+                &caller.tenant_id,
+                &widget,
+                &user_id.as_ref(),
+                &audit_key.digest(RESPONSE_USER, user_id.as_ref()).to_vec(),
+            ],
         )
         .await?;
         let row = StoredRow::of("preference_selections", &row);

@@ -276,6 +276,21 @@ fn serve_refuses_a_value_out_of_range_rather_than_clamping_it() {
 }
 
 #[test]
+fn serve_remembers_request_ids_for_one_hour_to_seven_days() {
+    for ttl in ["8d", "59m"] {
+        let stderr = refused(&consentd_with(
+            &SERVE_ENV,
+            &["serve", "--request-id-ttl", ttl],
+        ));
+        assert!(
+            stderr.contains("--request-id-ttl (CONSENTD_REQUEST_ID_TTL)")
+                && stderr.contains("must be between 1h and 7d"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn serve_names_the_setting_of_a_bad_key() {
     let mut env = SERVE_ENV.to_vec();
     env[1] = ("CONSENTD_AUDIT_KEY", "short");

@@ -8,7 +8,7 @@ use consentd::{
         ApiContext,
         proto::{
             ConsentRecord, ListSigningKeysRequest, RecordConsentRequest,
-            consent_service_client::ConsentServiceClient,
+            admin_service_client::AdminServiceClient, consent_service_client::ConsentServiceClient,
             preference_service_client::PreferenceServiceClient,
         },
     },
@@ -75,6 +75,8 @@ pub fn settings() -> ServerSettings {
         health_check_interval: Duration::from_millis(100),
         expiry_interval: Duration::from_millis(50),
         retention_interval: Duration::from_millis(50),
+        // As `consentd serve` defaults.
+        request_id_ttl: parse_duration("24h").unwrap(),
         // As `consentd serve` defaults: batches from several writers.
         writer: WriterConfig {
             writers: 2,
@@ -105,6 +107,7 @@ impl Interceptor for WithKey {
 
 pub type ConsentClient = ConsentServiceClient<InterceptedService<Channel, WithKey>>;
 pub type PreferenceClient = PreferenceServiceClient<InterceptedService<Channel, WithKey>>;
+pub type AdminClient = AdminServiceClient<InterceptedService<Channel, WithKey>>;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -178,6 +181,13 @@ impl TestApp {
     pub async fn preference_client(&self, key: Option<&str>) -> PreferenceClient {
         let key = key.map(|key| key.parse().unwrap());
         PreferenceServiceClient::with_interceptor(self.channel().await, WithKey(key))
+    }
+
+    pub async fn admin_client(&self, key: &str) -> AdminClient {
+        AdminServiceClient::with_interceptor(
+            self.channel().await,
+            WithKey(Some(key.parse().unwrap())),
+        )
     }
 
     /// A client of `tenant` holding every consent scope.

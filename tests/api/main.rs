@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod availability;
 mod cli;
+mod erasure;
 mod export;
 mod idempotency;
 mod limits;

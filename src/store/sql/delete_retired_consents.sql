@@ -1,5 +1,6 @@
 -- Up to $2 records whose expire time plus their site's retention is before
--- $1 ($3, $4: the server's default lifetime and retention).
+-- $1 ($3, $4: the server's default lifetime and retention); how many went
+-- from each site, for the audit trail.
 WITH due AS (
     SELECT c.tenant_id, c.record_id
     FROM consent_records c
@@ -7,7 +8,12 @@ WITH due AS (
     WHERE c.expire_time < $1
       AND c.expire_time + s.retention_micros * interval '1 microsecond' < $1
     LIMIT $2
+), deleted AS (
+    DELETE FROM consent_records c
+    USING due
+    WHERE (c.tenant_id, c.record_id) = (due.tenant_id, due.record_id)
+    RETURNING c.tenant_id, c.site_id
 )
-DELETE FROM consent_records c
-USING due
-WHERE (c.tenant_id, c.record_id) = (due.tenant_id, due.record_id)
+SELECT tenant_id, site_id, count(*) AS deleted
+FROM deleted
+GROUP BY tenant_id, site_id
