@@ -12,8 +12,6 @@
 //!   the one mapping from errors to `tonic::Status`. No SQL.
 //! - [`server`]: assembles tonic with health, reflection and the services,
 //!   watches the database, and drains on shutdown.
-//! - [`transport`]: the server's connections, which send answers ready
-//!   together in one write.
 //! - [`config`]: the settings, from flags and environment.
 //! - [`telemetry`]: logs, OpenTelemetry traces (OTLP) and the layer that
 //!   measures every RPC; nothing personal is ever recorded.
@@ -28,4 +26,3 @@ pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod transport;

@@ -23,7 +23,6 @@ use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::tls::ReloadingTls;
-use crate::transport::CoalescedWrites;
 
 /// Longest a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,14 +44,14 @@ impl Incoming {
 }
 
 impl Stream for Incoming {
-    type Item = io::Result<CoalescedWrites<Connection>>;
+    type Item = io::Result<Connection>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
             while let Poll::Ready(Some(done)) = this.handshakes.poll_join_next(cx) {
                 if let Ok(Some(connection)) = done {
-                    return Poll::Ready(Some(Ok(CoalescedWrites::new(connection))));
+                    return Poll::Ready(Some(Ok(connection)));
                 }
             }
             let tcp = match this.listener.poll_accept(cx) {
@@ -64,7 +63,7 @@ impl Stream for Incoming {
             // client's delayed ACK.
             let _ = tcp.set_nodelay(true);
             match &this.tls {
-                None => return Poll::Ready(Some(Ok(CoalescedWrites::new(Connection::Plain(tcp))))),
+                None => return Poll::Ready(Some(Ok(Connection::Plain(tcp)))),
                 Some(tls) => {
                     let tls = tls.clone();
                     this.handshakes.spawn(async move {

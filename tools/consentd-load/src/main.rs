@@ -21,10 +21,7 @@ use consentd::api::proto::{
     EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest, RecordConsentRequest,
     consent_service_client::ConsentServiceClient,
 };
-use consentd::transport::CoalescedWrites;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tonic::{Request, Status, codegen::http::Uri, metadata::MetadataValue, transport::Channel};
+use tonic::{Request, Status, metadata::MetadataValue, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 #[path = "../../../tests/fixtures/decision.rs"]
@@ -196,17 +193,9 @@ where
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    // Requests leave coalesced, as the server's answers do, so the load
-    // generator takes less of the CPU it shares with what it measures.
     let channel = Channel::from_shared(cli.addr.clone())?
-        .connect_with_connector(tower::service_fn(|uri: Uri| async move {
-            let host = uri.host().ok_or("the address has no host")?;
-            let socket = TcpStream::connect((host, uri.port_u16().unwrap_or(80))).await?;
-            socket.set_nodelay(true)?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(TokioIo::new(CoalescedWrites::new(
-                socket,
-            )))
-        }))
+        .tcp_nodelay(true)
+        .connect()
         .await?;
     match cli.rpc {
         Rpc::Record {
