@@ -122,6 +122,33 @@ pub struct ServeConfig {
     pub limits: LimitsConfig,
     #[command(flatten)]
     pub shutdown: ShutdownConfig,
+    #[command(flatten)]
+    pub public: PublicConfig,
+}
+
+/// The public HTTP listener browsers post consent to (`public`).
+#[derive(clap::Args, Clone)]
+pub struct PublicConfig {
+    /// Address of the public HTTP listener for browsers (POST /v1/consents
+    /// with publishable keys); unset = off.
+    #[arg(long, env = "CONSENTD_PUBLIC_LISTEN")]
+    pub public_listen: Option<SocketAddr>,
+    /// Reverse proxies in front of the public listener whose
+    /// X-Forwarded-For entries are trusted, counted from the right; 0 uses
+    /// the connection's address only. 0 to 16.
+    #[arg(long, env = "CONSENTD_PUBLIC_TRUSTED_HOPS", default_value = "0",
+          value_parser = within(0usize, 16))]
+    pub public_trusted_hops: usize,
+    /// Requests per second one publishable key may send (its burst is the
+    /// same number); 1 to 1000000.
+    #[arg(long, env = "CONSENTD_PUBLIC_KEY_RATE", default_value = "500",
+          value_parser = within(1usize, 1_000_000))]
+    pub public_key_rate: usize,
+    /// Requests per minute one client network (IPv4 /24, IPv6 /48) may send
+    /// (its burst is the same number); 1 to 1000000.
+    #[arg(long, env = "CONSENTD_PUBLIC_NETWORK_RATE", default_value = "120",
+          value_parser = within(1usize, 1_000_000))]
+    pub public_network_rate: usize,
 }
 
 /// How a setting is named in messages: `--foo-bar (CONSENTD_FOO_BAR)`.

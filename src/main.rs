@@ -10,7 +10,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use consentd::{
     config::{DatabaseConfig, DefaultsConfig, ServeConfig, format_duration, within},
     domain::{
-        auth::Scope,
+        auth::{Origin, Scope},
+        ids::SiteId,
         keyring::{check_key_id, generate_entry},
         receipt::Receipt,
         site::{MAX_SETTING_DURATION, MIN_LIFETIME, SiteSettingsUpdate},
@@ -81,8 +82,20 @@ enum KeysCommand {
         #[arg(long)]
         tenant: String,
         /// Comma-separated, e.g. consent:write,consent:read.
-        #[arg(long, value_delimiter = ',', value_parser = Scope::parse, required = true)]
+        #[arg(long, value_delimiter = ',', value_parser = Scope::parse,
+              required_unless_present = "publishable", conflicts_with = "publishable")]
         scopes: Vec<Scope>,
+        /// A publishable site key, safe to embed in pages: it records consent
+        /// for `--site` from `--origins` on the public listener, nothing else.
+        #[arg(long, requires_all = ["site", "origins"])]
+        publishable: bool,
+        /// The one site a publishable key records for.
+        #[arg(long, value_parser = site_id, requires = "publishable")]
+        site: Option<SiteId>,
+        /// Comma-separated origins pages may send from, e.g.
+        /// https://shop.example,https://www.shop.example.
+        #[arg(long, value_delimiter = ',', value_parser = Origin::parse, requires = "publishable")]
+        origins: Vec<Origin>,
     },
     /// Revokes a key by its id; calls with it fail from then on.
     Revoke { key_id: Uuid },
@@ -236,11 +249,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys { database, command } => {
             let store = open(&database)?;
             match command {
-                KeysCommand::Create { tenant, scopes } => {
-                    let created = store
-                        .create_key(&tenant, &scopes)
-                        .await
-                        .map_err(|e| error_chain(&e))?;
+                KeysCommand::Create {
+                    tenant,
+                    scopes,
+                    site,
+                    origins,
+                    ..
+                } => {
+                    let created = match site {
+                        Some(site) => store.create_site_key(&tenant, &site, &origins).await,
+                        None => store.create_key(&tenant, &scopes).await,
+                    }
+                    .map_err(|e| error_chain(&e))?;
                     println!("tenant_id: {}", created.tenant_id);
                     println!("key_id: {}", created.key_id);
                     println!("{}", created.secret.expose());
@@ -257,12 +277,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                         } else {
                             "active"
                         };
+                        let kind = match &key.site {
+                            Some((site, origins)) => {
+                                format!("publishable site={site} origins={}", origins.join(","))
+                            }
+                            None => "secret".into(),
+                        };
                         println!(
-                            "{}\t{}\t{}\t{}",
+                            "{}\t{}\t{}\t{}\t{}",
                             key.key_id,
                             key.tenant,
                             key.scopes.join(","),
-                            state
+                            state,
+                            kind
                         );
                     }
                 }
@@ -270,6 +297,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn site_id(site: &str) -> Result<SiteId, String> {
+    SiteId::parse(site.to_string())
 }
 
 fn key_id(id: &str) -> Result<String, String> {

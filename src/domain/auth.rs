@@ -89,13 +89,25 @@ pub struct ApiKey(String);
 
 /// Prefix that makes keys recognisable to secret scanners.
 const KEY_PREFIX: &str = "cdk_";
+/// Prefix of publishable keys, which are meant to be seen: scanners can
+/// tell them from secrets.
+const PUBLISHABLE_PREFIX: &str = "cdp_";
 
 impl ApiKey {
     /// A new key: 32 random bytes from the OS generator.
     pub fn generate() -> Self {
+        Self::with_prefix(KEY_PREFIX)
+    }
+
+    /// A new publishable site key.
+    pub fn generate_publishable() -> Self {
+        Self::with_prefix(PUBLISHABLE_PREFIX)
+    }
+
+    fn with_prefix(prefix: &str) -> Self {
         use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
         let bytes: [u8; 32] = rand::random();
-        Self(format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+        Self(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     pub fn presented(value: &str) -> Self {
@@ -116,5 +128,80 @@ impl ApiKey {
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// A publishable site key's holder, as the public listener sees it: it may
+/// record consent for `site_id` only, from `origins` only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteKey {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub site_id: super::ids::SiteId,
+    pub origins: Vec<Origin>,
+}
+
+impl SiteKey {
+    pub fn allows(&self, origin: &Origin) -> bool {
+        self.origins.contains(origin)
+    }
+}
+
+/// A web origin as browsers send it in `Origin`: scheme, host and a port
+/// only when not the scheme's default, lower case, no path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        const WRONG: &str = "must be an origin such as https://shop.example";
+        let url = url::Url::parse(value).map_err(|_| WRONG.to_string())?;
+        let plain = url.path() == "/"
+            && !value.ends_with('/')
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !plain {
+            return Err(WRONG.into());
+        }
+        Ok(Self(url.origin().ascii_serialization()))
+    }
+}
+
+impl AsRef<str> for Origin {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_read_as_browsers_send_them() {
+        let origin = |s: &str| Origin::parse(s).map(|o| o.0);
+        assert_eq!(
+            origin("https://Shop.Example"),
+            Ok("https://shop.example".into())
+        );
+        assert_eq!(
+            origin("https://shop.example:443"),
+            Ok("https://shop.example".into())
+        );
+        assert_eq!(
+            origin("http://localhost:8080"),
+            Ok("http://localhost:8080".into())
+        );
+        for wrong in [
+            "https://shop.example/",
+            "https://shop.example/a",
+            "ftp://x",
+            "shop",
+            "null",
+        ] {
+            assert!(origin(wrong).is_err(), "{wrong}");
+        }
     }
 }

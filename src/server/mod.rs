@@ -48,6 +48,7 @@ use crate::{
         site::ServerDefaults,
     },
     metrics::metrics,
+    public::PublicSettings,
     store::{ConsentWriter, Forgotten, Store, WriterConfig},
     telemetry::RpcLayer,
 };
@@ -72,6 +73,8 @@ pub struct ServerSettings {
     pub tls: Option<TlsFiles>,
     /// How shutdown drains.
     pub drain: Drain,
+    /// The public listener for browsers, when on.
+    pub public: Option<PublicSettings>,
 }
 
 /// The health name of liveness.
@@ -206,6 +209,20 @@ pub async fn run(
 
     let (delay, drain_timeout) = (settings.drain.delay, settings.drain.timeout);
     let (draining, drain_started) = tokio::sync::oneshot::channel();
+    // The public listener stops accepting when the gRPC one does.
+    let (stop_public, public_stopped) = watch::channel(false);
+    let public = settings.public.map(|public| {
+        let (store, clock) = (store.clone(), context.clock.clone());
+        let serve = crate::public::serve(
+            public,
+            store,
+            writer.clone(),
+            clock,
+            context.auth_cache_ttl,
+            public_stopped,
+        );
+        tokio::spawn(serve)
+    });
     let drain_health = health.clone();
     let announce = async move {
         shutdown.await;
@@ -217,6 +234,7 @@ pub async fn run(
         set_health(&drain_health, ServingStatus::NotServing).await;
         tokio::time::sleep(delay).await;
         tracing::info!("no longer accepting; finishing the calls in flight");
+        let _ = stop_public.send(true);
         let _ = draining.send(Instant::now());
     };
 
@@ -271,7 +289,7 @@ pub async fn run(
     let mut served = pin!(served);
     let served = tokio::select! {
         served = &mut served => {
-            writer_tasks.finish().await;
+            finish_writes(public, writer_tasks).await;
             served
         }
         Ok(started) = drain_started => {
@@ -280,7 +298,7 @@ pub async fn run(
                 // In-flight calls are done; what is still queued is written
                 // and answered first, so every acknowledged record is
                 // committed.
-                writer_tasks.finish().await;
+                finish_writes(public, writer_tasks).await;
                 served
             };
             match tokio::time::timeout_at(started + drain_timeout, drained).await {
@@ -299,6 +317,20 @@ pub async fn run(
         worker.abort();
     }
     Ok(served?)
+}
+
+/// Waits for the public listener, which holds a writer handle too, then for
+/// the writers to drain.
+async fn finish_writes(
+    public: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    writer_tasks: crate::store::WriterTasks,
+) {
+    if let Some(public) = public
+        && let Ok(Err(error)) = public.await
+    {
+        tracing::error!(%error, "the public listener failed");
+    }
+    writer_tasks.finish().await;
 }
 
 /// Counts a worker's batch: `None` rows when another replica had the turn.
@@ -414,6 +446,7 @@ impl ServerSettings {
             limits: Limits::from_config(&config.limits),
             tls: TlsFiles::from_config(&config.limits)?,
             drain: Drain::from_config(&config.shutdown),
+            public: PublicSettings::from_config(&config.public)?,
         })
     }
 }

@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::{Error, Result, Store, audit::AuditEntry, row::StoredRow, run};
 use crate::domain::{
     audit::AuditAction,
-    auth::{ApiKey, Caller, Scope},
+    auth::{ApiKey, Caller, Origin, Scope, SiteKey},
+    ids::SiteId,
 };
 
 /// A key just created: `secret` is shown once and never stored.
@@ -26,6 +27,8 @@ pub struct KeyInfo {
     pub scopes: Vec<String>,
     pub created_at: SystemTime,
     pub revoked_at: Option<SystemTime>,
+    /// A publishable key's site, with the origins it accepts.
+    pub site: Option<(String, Vec<String>)>,
 }
 
 impl Store {
@@ -46,6 +49,49 @@ impl Store {
         let mut audit =
             AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
         audit.detail = Some(format!("scopes={}", scopes.join(",")));
+        audit.item_count = 1;
+        audit.write(&transaction).await?;
+        transaction.commit().await?;
+        Ok(CreatedKey {
+            tenant_id,
+            key_id,
+            secret,
+        })
+    }
+
+    /// Creates a publishable key (and the tenant if new): it records consent
+    /// for `site` from `origins` on the public listener, and nothing else.
+    pub async fn create_site_key(
+        &self,
+        tenant: &str,
+        site: &SiteId,
+        origins: &[Origin],
+    ) -> Result<CreatedKey> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let tenant_id = upsert_tenant(&transaction, tenant).await?;
+        let secret = ApiKey::generate_publishable();
+        let key_id = Uuid::now_v7();
+        let origins: Vec<&str> = origins.iter().map(AsRef::as_ref).collect();
+        run::execute(
+            &transaction,
+            include_str!("sql/insert_site_key.sql"),
+            &[
+                &tenant_id,
+                &key_id,
+                &secret.digest().as_slice(),
+                &site.as_ref(),
+                &origins,
+            ],
+        )
+        .await?;
+        let mut audit =
+            AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
+        audit.detail = Some(format!(
+            "publishable site={} origins={}",
+            site.as_ref(),
+            origins.join(",")
+        ));
         audit.item_count = 1;
         audit.write(&transaction).await?;
         transaction.commit().await?;
@@ -93,6 +139,10 @@ impl Store {
                     scopes: row.get("scopes")?,
                     created_at: row.get("created_at")?,
                     revoked_at: row.get("revoked_at")?,
+                    site: row
+                        .get::<Option<String>>("site_id")?
+                        .map(|site| Ok::<_, Error>((site, row.get("origins")?)))
+                        .transpose()?,
                 })
             })
             .collect()
@@ -115,6 +165,38 @@ impl Store {
                 key_id: row.get("key_id")?,
                 // A scope this version does not know grants nothing here.
                 scopes: scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+            })
+        })
+        .transpose()
+    }
+}
+
+impl Store {
+    /// The publishable key a presented key stands for, if it is one, known
+    /// and not revoked. Secret keys are never returned here, and
+    /// [`Store::authenticate`] never returns a publishable one.
+    pub async fn authenticate_site_key(&self, presented: &ApiKey) -> Result<Option<SiteKey>> {
+        let client = self.pool.get().await?;
+        let row = run::query_opt(
+            &client,
+            include_str!("sql/authenticate_site_key.sql"),
+            &[&presented.digest().as_slice()],
+        )
+        .await?;
+        row.map(|row| {
+            let row = StoredRow::of("api_keys", &row);
+            let origins: Vec<String> = row.get("origins")?;
+            let site: String = row.get("site_id")?;
+            Ok(SiteKey {
+                tenant_id: row.get("tenant_id")?,
+                key_id: row.get("key_id")?,
+                site_id: SiteId::parse(site)
+                    .map_err(|e| Error::Internal(format!("stored site id {e}").into()))?,
+                // Stored origins were parsed on the way in.
+                origins: origins
+                    .iter()
+                    .filter_map(|o| Origin::parse(o).ok())
+                    .collect(),
             })
         })
         .transpose()

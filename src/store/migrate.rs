@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0004_batch_receipts.sql"),
     ),
     (5, "forget", include_str!("migrations/0005_forget.sql")),
+    (
+        6,
+        "publishable_keys",
+        include_str!("migrations/0006_publishable_keys.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

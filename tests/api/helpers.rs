@@ -89,6 +89,7 @@ pub fn settings() -> ServerSettings {
             delay: Duration::ZERO,
             timeout: Duration::from_secs(20),
         },
+        public: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod pagination;
 mod preferences;
 mod privacy;
 mod proof;
+mod public;
 mod reflection;
 mod round_trip;
 mod shutdown;
