@@ -83,7 +83,8 @@ enum KeysCommand {
         tenant: String,
         /// Comma-separated, e.g. consent:write,consent:read.
         #[arg(long, value_delimiter = ',', value_parser = Scope::parse,
-              required_unless_present = "publishable", conflicts_with = "publishable")]
+              required_unless_present = "publishable",
+              conflicts_with_all = ["publishable", "site", "origins"])]
         scopes: Vec<Scope>,
         /// A publishable site key, safe to embed in pages: it records consent
         /// for `--site` from `--origins` on the public listener, nothing else.

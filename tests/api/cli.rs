@@ -378,3 +378,64 @@ fn generate_key_refuses_an_id_a_keyring_would_refuse() {
     let long = "k".repeat(65);
     refused(&consentd_with(&[], &["generate-key", "--id", &long]));
 }
+
+#[tokio::test]
+async fn a_publishable_key_is_created_for_one_site_and_its_origins() {
+    let app = TestApp::spawn().await;
+    let url = app.database_url.clone();
+    let created = stdout(&consentd(
+        &url,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--site",
+            "shop",
+            "--publishable",
+            "--origins",
+            "https://shop.example,https://www.shop.example",
+        ],
+    ));
+    let key = created.lines().last().unwrap().to_string();
+    assert!(key.starts_with("cdp_"), "publishable keys look it: {key}");
+    let listed = stdout(&consentd(&url, &["keys", "list"]));
+    assert!(
+        listed.contains(
+            "publishable site=shop origins=https://shop.example,https://www.shop.example"
+        ),
+        "{listed}"
+    );
+    // It is no key at all to the gRPC API.
+    let refused = app
+        .client(Some(&key))
+        .await
+        .record_consent(decision("shop", "v"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+
+    for wrong in [
+        &["--site", "shop", "--publishable"][..],
+        &[
+            "--site",
+            "shop",
+            "--publishable",
+            "--origins",
+            "https://shop.example/path",
+        ],
+        &["--publishable", "--origins", "https://shop.example"],
+        &[
+            "--scopes",
+            "admin",
+            "--site",
+            "shop",
+            "--origins",
+            "https://shop.example",
+        ],
+    ] {
+        let mut args = vec!["keys", "create", "--tenant", "acme"];
+        args.extend_from_slice(wrong);
+        assert!(!consentd(&url, &args).status.success(), "{wrong:?}");
+    }
+}
