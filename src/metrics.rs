@@ -61,6 +61,11 @@ struct WorkerRunLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -99,6 +104,7 @@ pub struct Metrics {
     pub exported_records: Counter,
     worker_runs: Family<WorkerRunLabels, Counter>,
     worker_rows: Family<WorkerLabels, Counter>,
+    public_requests: Family<OutcomeLabels, Counter>,
     pool_source: Source<PoolStatus>,
     queue_source: Source<usize>,
     next_source: AtomicU64,
@@ -181,6 +187,12 @@ impl Metrics {
             "Rows a background worker removed: expired selections, forgotten request ids, records past retention",
             worker_rows.clone(),
         );
+        let public_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "consentd_public_requests",
+            "Requests to the public listener, by outcome: recorded or the reason refused",
+            public_requests.clone(),
+        );
         Self {
             registry,
             handled,
@@ -194,6 +206,7 @@ impl Metrics {
             exported_records,
             worker_runs,
             worker_rows,
+            public_requests,
             pool_source: Mutex::default(),
             queue_source: Mutex::default(),
             next_source: AtomicU64::new(1),
@@ -222,6 +235,14 @@ impl Metrics {
         self.worker_rows
             .get_or_create(&WorkerLabels { worker })
             .inc_by(rows);
+    }
+
+    /// Counts one request to the public listener: "recorded", or the code
+    /// of its refusal.
+    pub fn public_request(&self, outcome: &'static str) {
+        self.public_requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Reads the pool's state at every scrape, until the guard is dropped.

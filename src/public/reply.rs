@@ -84,6 +84,7 @@ impl IntoResponse for Refusal {
             ),
         };
         tracing::debug!(code, "public request refused");
+        crate::metrics::metrics().public_request(code);
         let mut error = json!({ "code": code, "message": message });
         if let Refusal::Invalid(invalid) = &self {
             error["fieldViolations"] = invalid
@@ -117,6 +118,7 @@ pub fn recorded(record: &ConsentRecord, receipt: Option<Receipt>) -> Response {
         "expireTime": rfc3339(record.expire_time),
         "receipt": receipt.map(|r| r.token()),
     });
+    crate::metrics::metrics().public_request("recorded");
     (StatusCode::OK, json_body(&body)).into_response()
 }
 

@@ -372,6 +372,13 @@ async fn keys_and_origins_not_allowed_are_refused_and_store_nothing() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
 
+    // Refusals are counted by reason (other tests may count too).
+    let scraped = consentd::metrics::metrics().encode();
+    for reason in ["UNAUTHENTICATED", "ORIGIN_NOT_ALLOWED"] {
+        let series = format!("consentd_public_requests_total{{outcome=\"{reason}\"}} ");
+        assert!(scraped.contains(&series), "{series} in {scraped}");
+    }
+
     assert!(app.listed("shop").await.is_empty());
     assert!(app.listed("blog").await.is_empty());
     assert_eq!(app.app.stored_records().await, 0);
