@@ -4,24 +4,43 @@
 //!
 //! ## Layout
 //!
-//! - [`domain`]: types valid by construction (ids, decisions, filters, page
-//!   tokens, scopes). No I/O.
-//! - [`store`]: Postgres: pool, embedded migrations, every query (the SQL
-//!   sits in `src/store/sql/*.sql`). No tonic.
-//! - [`api`]: the gRPC layer: proto <-> domain conversions, authentication,
-//!   the one mapping from errors to `tonic::Status`. No SQL.
+//! - [`domain`]: types valid by construction, no I/O.
+//!   - `command`: what each RPC asks for, parsed; `consent`, `preference`,
+//!     `site`, `erasure`, `audit`, `auth`: the things themselves.
+//!   - `seal`: what a decision becomes when stored (minimised, expire
+//!     time, IP encrypted, the batch signed); `receipt` and `merkle`: the
+//!     signed receipts and their RFC 9162 tree; `keyring`: the keys.
+//!   - `preference::effect`: which changes take effect and why not.
+//!   - `page`, `time`, `validation`, `ids`, `web`, `network`: tokens,
+//!     instants, violations and the small value types.
+//! - [`store`]: PostgreSQL, no tonic. SQL sits in `src/store/sql/*.sql` and
+//!   runs through `run` (prepared, every value bound); rows are read through
+//!   `row` (corrupt rows name their table); `stored` maps domain enums to
+//!   their stored numbers; `consent_row` lists the record's columns once.
+//!   The RecordConsent write path: `writer` (thread, queue, repeated
+//!   request ids, per-row fallback), `writer::turn` (which writer collects
+//!   next), `consent_batch` (a batch's two round trips). `deadline` bounds
+//!   a call's SQL by the caller's gRPC deadline.
+//! - [`api`]: the gRPC layer: `convert` turns every request into its domain
+//!   command (all violations at once) and proto enums into domain enums by
+//!   explicit matches; `auth`; handlers per service; the one mapping from
+//!   errors to `tonic::Status` in `error`. No SQL.
 //! - [`public`]: the HTTP listener browsers post consent to, with
 //!   publishable site keys: CookieConsent's data in, the same decision and
 //!   writer as RecordConsent; nothing that reads data.
-//! - [`server`]: assembles tonic with health, reflection and the services,
-//!   watches the database, and drains on shutdown.
-//! - [`config`]: the settings, from flags and environment.
+//! - [`server`]: assembles tonic: health (readiness and `liveness`),
+//!   reflection, limits (load shedding, message sizes, deadlines), optional
+//!   TLS reloaded from files, background workers, and the drain on
+//!   shutdown.
+//! - [`config`]: plain settings from flags and environment; a leaf that
+//!   imports no other layer.
 //! - [`telemetry`]: logs, OpenTelemetry traces (OTLP) and the layer that
 //!   measures every RPC; nothing personal is ever recorded.
 //! - [`metrics`]: Prometheus series and their `/metrics` listener.
 //!
 //! Arrows point one way: `api -> domain <- store`, `public -> domain, store`,
-//! `server -> api, public, store`.
+//! `server -> api, public, store`,
+//! and `config` reads nothing but the domain's limits.
 
 pub mod api;
 pub mod config;
