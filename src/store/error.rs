@@ -160,6 +160,7 @@ impl From<deadpool_postgres::PoolError> for Error {
         use deadpool_postgres::PoolError;
         match error {
             PoolError::Backend(error) => error.into(),
+            PoolError::PostCreateHook(deadpool_postgres::HookError::Backend(error)) => error.into(),
             PoolError::Timeout(kind) => {
                 Error::Unavailable(format!("pool timed out: {kind:?}").into())
             }

@@ -27,7 +27,7 @@ mod writer;
 
 use std::{str::FromStr, time::Duration};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Statement};
 
 pub use audit::Erasure;
@@ -82,6 +82,16 @@ impl Store {
             .wait_timeout(Some(CONNECTION_TIMEOUT))
             .create_timeout(Some(CONNECTION_TIMEOUT))
             .recycle_timeout(Some(CONNECTION_TIMEOUT))
+            // An acknowledged record must survive a crash of PostgreSQL,
+            // whatever synchronous_commit the server runs with.
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(include_str!("sql/durable_commits.sql"))
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|error| Error::Internal(error.into()))?;
         Ok(Self { pool, config })
