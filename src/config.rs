@@ -20,7 +20,8 @@ pub struct DatabaseConfig {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Most connections the pool opens (the RecordConsent writers and the
-    /// health probe have their own); 1 to 1024.
+    /// health probe have their own); 1 to 1024. Exports may hold half of
+    /// them at once, one tenant's a quarter.
     #[arg(long, env = "CONSENTD_POOL_SIZE", default_value = "16",
           value_parser = within(1usize, 1024))]
     pub pool_size: usize,

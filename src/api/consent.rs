@@ -124,7 +124,8 @@ impl ConsentService for ConsentApi {
         let export = ExportConsents::try_from(request.into_inner())?;
         let chunks = self
             .store
-            .export_consents(&caller, &export.filter, EXPORT_CHUNK_RECORDS);
+            .export_consents(&caller, &export.filter, EXPORT_CHUNK_RECORDS)
+            .await?;
         let (tenant_id, view) = (caller.tenant_id, export.view);
         Ok(Response::new(export_stream(chunks, move |records| {
             proto::ExportConsentsResponse {

@@ -87,6 +87,14 @@ impl From<Error> for Status {
                     HashMap::new(),
                 )
             }
+            Error::Store(store::Error::TooManyExports { limit, scope }) => with_reason(
+                Code::ResourceExhausted,
+                &format!(
+                    "too many exports are running ({limit} {scope}); finish or cancel one, or retry later"
+                ),
+                "TOO_MANY_EXPORTS",
+                HashMap::from([("limit".to_string(), limit.to_string())]),
+            ),
             Error::Store(error @ store::Error::Internal(_)) => {
                 // The cause stays in our logs; the client learns nothing of
                 // the database.

@@ -127,9 +127,10 @@ impl PreferenceService for PreferenceApi {
             .authorize(&request, Scope::PreferenceExport)
             .await?;
         let export = ExportPreferenceHistory::try_from(request.into_inner())?;
-        let chunks =
-            self.store
-                .export_preference_history(&caller, &export.filter, EXPORT_CHUNK_RECORDS);
+        let chunks = self
+            .store
+            .export_preference_history(&caller, &export.filter, EXPORT_CHUNK_RECORDS)
+            .await?;
         Ok(Response::new(export_stream(chunks, |events| {
             proto::ExportPreferenceHistoryResponse {
                 events: events.into_iter().map(Into::into).collect(),

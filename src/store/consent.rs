@@ -165,12 +165,12 @@ impl Store {
     }
 
     /// Every matching record, from one snapshot, in chunks; audited.
-    pub fn export_consents(
+    pub async fn export_consents(
         &self,
         caller: &Caller,
         filter: &ConsentFilter,
         chunk_size: usize,
-    ) -> ExportChunks<ConsentRecord> {
+    ) -> Result<ExportChunks<ConsentRecord>> {
         let audit = AuditEntry::by(
             caller,
             Scope::ConsentExport,
@@ -183,6 +183,7 @@ impl Store {
             chunk_size,
             audit,
         )
+        .await
     }
 
     /// Deletes a subject's records and writes the audit entry, atomically.

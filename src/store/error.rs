@@ -16,6 +16,26 @@ pub enum Error {
     Unavailable(#[source] Source),
     #[error("database error")]
     Internal(#[source] Source),
+    /// Too many exports are running (of the caller's tenant, or in all);
+    /// the same call may work once one of them ends.
+    #[error("too many exports are running: at most {limit} {scope}")]
+    TooManyExports { limit: usize, scope: ExportScope },
+}
+
+/// Which limit on concurrent exports was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportScope {
+    Tenant,
+    Server,
+}
+
+impl std::fmt::Display for ExportScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExportScope::Tenant => "per tenant",
+            ExportScope::Server => "in all",
+        })
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,6 +57,10 @@ impl Error {
             Error::NotFound => Error::NotFound,
             Error::Unavailable(_) => Error::Unavailable(Box::new(SharedCause(error.clone()))),
             Error::Internal(_) => Error::Internal(Box::new(SharedCause(error.clone()))),
+            Error::TooManyExports { limit, scope } => Error::TooManyExports {
+                limit: *limit,
+                scope: *scope,
+            },
         }
     }
 }

@@ -13,6 +13,7 @@ mod consent_batch;
 mod consent_row;
 pub mod deadline;
 mod error;
+mod export_limit;
 mod keys;
 mod migrate;
 mod paging;
@@ -25,13 +26,15 @@ mod site;
 mod stored;
 mod writer;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Statement};
 
+use export_limit::ExportLimit;
+
 pub use audit::Erasure;
-pub use error::{Error, Result};
+pub use error::{Error, ExportScope, Result};
 pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
 pub use preference::Idempotent;
@@ -48,6 +51,8 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Store {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// How many exports may hold a pooled connection at once.
+    exports: Arc<ExportLimit>,
 }
 
 impl Store {
@@ -94,7 +99,11 @@ impl Store {
             }))
             .build()
             .map_err(|error| Error::Internal(error.into()))?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            exports: Arc::new(ExportLimit::for_pool(pool_size)),
+        })
     }
 
     /// A connection of its own for health checks, so a busy pool never

@@ -1,7 +1,7 @@
 //! Keyset pages behind the writers' watermark, and snapshot exports through
 //! a bounded channel: shared by every list and export.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio_postgres::{IsolationLevel, Row, types::ToSql};
@@ -17,6 +17,9 @@ pub type ExportChunks<T> = mpsc::Receiver<Result<Vec<T>>>;
 
 /// Chunks buffered between the database and a slow client.
 const EXPORT_CHANNEL_CHUNKS: usize = 2;
+
+/// How long an export waits for another to end when as many run as may.
+const EXPORT_WAIT: Duration = Duration::from_secs(1);
 
 /// One page of a list, and where to go on from.
 #[derive(Debug)]
@@ -88,13 +91,18 @@ impl Store {
     ///
     /// `audit` is written when the export ends, with the number of items
     /// sent and whether the client read to the end.
-    pub(super) fn export<T: Send + 'static>(
+    ///
+    /// Refused with `Error::TooManyExports` when as many exports of the
+    /// caller's tenant, or of all tenants, are running as the pool allows
+    /// (see `export_limit`) and none ends within [`EXPORT_WAIT`].
+    pub(super) async fn export<T: Send + 'static>(
         &self,
         keyset: &Keyset<T>,
         mut params: Params,
         chunk_size: usize,
         mut audit: AuditEntry,
-    ) -> ExportChunks<T> {
+    ) -> Result<ExportChunks<T>> {
+        let slot = self.exports.start(audit.tenant_id, EXPORT_WAIT).await?;
         let (sender, receiver) = mpsc::channel(EXPORT_CHANNEL_CHUNKS);
         let store = self.clone();
         let (sql, from_row) = (keyset.sql, keyset.from_row);
@@ -126,8 +134,9 @@ impl Store {
             if let Err(error) = store.write_audit(audit).await {
                 tracing::error!(error = %crate::telemetry::error_chain(&error), "cannot audit an export");
             }
+            drop(slot);
         });
-        receiver
+        Ok(receiver)
     }
 
     async fn export_into<T>(

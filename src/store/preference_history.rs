@@ -53,12 +53,12 @@ impl Store {
         .await
     }
 
-    pub fn export_preference_history(
+    pub async fn export_preference_history(
         &self,
         caller: &Caller,
         filter: &HistoryFilter,
         chunk_size: usize,
-    ) -> ExportChunks<PreferenceEvent> {
+    ) -> Result<ExportChunks<PreferenceEvent>> {
         let audit = AuditEntry::by(
             caller,
             Scope::PreferenceExport,
@@ -71,6 +71,7 @@ impl Store {
             chunk_size,
             audit,
         )
+        .await
     }
 }
 
