@@ -228,7 +228,8 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-async fn fresh_database(cluster_url: &str) -> String {
+/// A new, empty database of the cluster at `cluster_url`.
+pub async fn fresh_database(cluster_url: &str) -> String {
     let name = format!("test_{}", Uuid::new_v4().simple());
     connect(cluster_url)
         .await
@@ -309,6 +310,47 @@ impl OwnCluster {
         pg_script(&["stop", self.dir.to_str().unwrap()]);
     }
 
+    /// Kills the postmaster with SIGKILL, as a crash would, and waits until
+    /// every process of the cluster has exited.
+    pub fn crash(&self) {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut processes = children(pid);
+        processes.push(pid);
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let started = std::time::Instant::now();
+        while !processes.iter().all(|&p| exited(p)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the cluster's processes outlived its postmaster"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Without an init that reaps orphans (as in some containers), the
+        // killed postmaster stays a zombie whose PID still answers
+        // kill(pid, 0), and PostgreSQL would take its lock file for a live
+        // one. A reaped crash leaves stale lock files (of the data directory
+        // and the socket), which PostgreSQL ignores; removing them comes to
+        // the same.
+        let _ = std::fs::remove_file(pid_file);
+        for entry in std::fs::read_dir(self.dir.join("socket")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
     /// Starts the cluster again, on the same port.
     pub fn restart(&self) {
         let url = pg_script(&["start", self.dir.to_str().unwrap(), "--fast"]);
@@ -320,6 +362,32 @@ impl Drop for OwnCluster {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // After the command name in parentheses: state, then parent.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Whether `pid` has exited (gone, or a zombie nobody reaped).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
     }
 }
 

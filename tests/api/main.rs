@@ -1,22 +1,28 @@
 //! End-to-end tests: a real Postgres (started by scripts/test), a fresh
 //! database per test, and tonic clients over TCP.
 
+mod child;
 mod helpers;
+mod load;
+mod soak;
 
 mod auth;
 mod availability;
 mod cli;
 mod erasure;
 mod export;
+mod faults;
 mod idempotency;
 mod limits;
 mod metrics;
 mod pagination;
+mod pollers;
 mod preferences;
 mod privacy;
 mod proof;
 mod public;
 mod reflection;
+mod resources;
 mod round_trip;
 mod shutdown;
 mod telemetry;
