@@ -50,12 +50,7 @@ impl Authenticator {
 
     /// The caller, if the request carries a live key with `scope`.
     pub async fn authorize<T>(&self, request: &Request<T>, scope: Scope) -> Result<Caller, Error> {
-        let presented = request
-            .metadata()
-            .get(API_KEY_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.is_empty())
-            .ok_or(Error::Unauthenticated)?;
+        let presented = only_key(request.metadata()).ok_or(Error::Unauthenticated)?;
         let caller = self
             .caller(&ApiKey::presented(presented))
             .await?
@@ -67,6 +62,18 @@ impl Authenticator {
         crate::telemetry::RpcSpan::record_tenant(request.extensions(), caller.tenant_id);
         Ok(caller)
     }
+}
+
+/// The one key a request carries. Two or more `x-api-key` values are
+/// refused whatever they hold: which of them a proxy, a log or this server
+/// reads would otherwise decide who the caller is.
+fn only_key(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
+    let mut values = metadata.get_all(API_KEY_HEADER).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok().filter(|value| !value.is_empty())
 }
 
 /// Callers by the SHA-256 of their key, the digest the store keeps too, so
@@ -116,6 +123,23 @@ mod tests {
             key_id: Uuid::from_bytes([n; 16]),
             scopes: vec![Scope::ConsentRead],
         }
+    }
+
+    #[test]
+    fn a_request_with_more_than_one_key_has_none() {
+        use tonic::metadata::{MetadataMap, MetadataValue};
+        let with = |keys: &[&'static str]| {
+            let mut metadata = MetadataMap::new();
+            for key in keys {
+                metadata.append(API_KEY_HEADER, MetadataValue::from_static(key));
+            }
+            metadata
+        };
+        assert_eq!(only_key(&with(&["cdk_a"])), Some("cdk_a"));
+        assert_eq!(only_key(&with(&[])), None);
+        assert_eq!(only_key(&with(&[""])), None);
+        assert_eq!(only_key(&with(&["cdk_a", "cdk_a"])), None);
+        assert_eq!(only_key(&with(&["cdk_a", "cdk_b"])), None);
     }
 
     #[test]

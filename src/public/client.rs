@@ -7,19 +7,23 @@ use axum::http::{HeaderMap, Uri, header};
 
 use super::{KEY_HEADER, reply::Refusal};
 
-/// The key from the header, else from the `key` query parameter.
+/// The key from the header, else from the `key` query parameter. More than
+/// one key (the header twice, the parameter twice, or both) is no key: the
+/// answer must not depend on which of them is read.
 pub fn presented_key(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let from_header = headers
-        .get(KEY_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string);
-    from_header
-        .or_else(|| {
-            url::form_urlencoded::parse(uri.query()?.as_bytes())
-                .find(|(name, _)| name == "key")
-                .map(|(_, value)| value.into_owned())
-        })
-        .filter(|key| !key.is_empty())
+    let from_headers = headers
+        .get_all(KEY_HEADER)
+        .iter()
+        .map(|value| value.to_str().map(str::to_string).unwrap_or_default());
+    let from_query = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "key")
+        .map(|(_, value)| value.into_owned());
+    let mut keys = from_headers.chain(from_query);
+    let key = keys.next()?;
+    if keys.next().is_some() {
+        return None;
+    }
+    Some(key).filter(|key| !key.is_empty())
 }
 
 /// The client's address: the connection's, or with `trusted_hops` proxies
@@ -81,6 +85,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", value.parse().unwrap());
         headers
+    }
+
+    #[test]
+    fn a_request_with_more_than_one_key_has_none() {
+        let key = |uri: &str, header_values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in header_values {
+                headers.append(KEY_HEADER, value.parse().unwrap());
+            }
+            presented_key(&uri.parse().unwrap(), &headers)
+        };
+        assert_eq!(key("/v1/consents", &["cdp_a"]), Some("cdp_a".into()));
+        assert_eq!(key("/v1/consents?key=cdp_a", &[]), Some("cdp_a".into()));
+        assert_eq!(key("/v1/consents", &[]), None);
+        assert_eq!(key("/v1/consents", &["cdp_a", "cdp_a"]), None);
+        assert_eq!(key("/v1/consents?key=cdp_a&key=cdp_b", &[]), None);
+        assert_eq!(key("/v1/consents?key=cdp_b", &["cdp_a"]), None);
     }
 
     #[test]

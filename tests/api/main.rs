@@ -22,6 +22,7 @@ mod privacy;
 mod proof;
 mod public;
 mod reflection;
+mod repeated_keys;
 mod resources;
 mod round_trip;
 mod shutdown;
