@@ -60,7 +60,11 @@ impl ConsentService for ConsentApi {
         let decision = ConsentDecision::try_from(request.into_inner())?;
         let recorded = self.writer.record(caller.tenant_id, decision).await?;
         Ok(Response::new(proto::RecordConsentResponse {
-            record: Some(record_message(recorded.record, recorded.receipt)),
+            record: Some(record_message(
+                recorded.record,
+                recorded.receipt,
+                caller.disclosure(),
+            )),
         }))
     }
 
@@ -81,7 +85,7 @@ impl ConsentService for ConsentApi {
             )
             .await?;
         Ok(Response::new(proto::GetConsentStatusResponse {
-            record: Some(with_receipt(record, caller.tenant_id)),
+            record: Some(with_receipt(record, &caller)),
         }))
     }
 
@@ -106,7 +110,7 @@ impl ConsentService for ConsentApi {
             records: page
                 .items
                 .into_iter()
-                .map(|r| in_view(r, view, caller.tenant_id))
+                .map(|r| in_view(r, view, &caller))
                 .collect(),
             next_page_token,
             resume_page_token,
@@ -126,12 +130,12 @@ impl ConsentService for ConsentApi {
             .store
             .export_consents(&caller, &export.filter, EXPORT_CHUNK_RECORDS)
             .await?;
-        let (tenant_id, view) = (caller.tenant_id, export.view);
+        let view = export.view;
         Ok(Response::new(export_stream(chunks, move |records| {
             proto::ExportConsentsResponse {
                 records: records
                     .into_iter()
-                    .map(|r| in_view(r, view, tenant_id))
+                    .map(|r| in_view(r, view, &caller))
                     .collect(),
             }
         })))
@@ -173,7 +177,7 @@ impl ConsentService for ConsentApi {
                 .map(NoticeHash::to_hex)
                 .unwrap_or_default(),
             notice_on_file,
-            record: Some(with_receipt(record, caller.tenant_id)),
+            record: Some(with_receipt(record, &caller)),
         }))
     }
 

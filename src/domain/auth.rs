@@ -9,6 +9,9 @@ use uuid::Uuid;
 pub enum Scope {
     ConsentWrite,
     ConsentRead,
+    /// With `ConsentRead` or `ConsentExport`: records come back with the
+    /// raw user agent and the full page URL (see [`Disclosure`]).
+    ConsentReadRaw,
     ConsentExport,
     ConsentErase,
     PreferenceWrite,
@@ -20,9 +23,10 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::ConsentWrite,
         Scope::ConsentRead,
+        Scope::ConsentReadRaw,
         Scope::ConsentExport,
         Scope::ConsentErase,
         Scope::PreferenceWrite,
@@ -37,6 +41,7 @@ impl Scope {
         match self {
             Scope::ConsentWrite => "consent:write",
             Scope::ConsentRead => "consent:read",
+            Scope::ConsentReadRaw => "consent:read_raw",
             Scope::ConsentExport => "consent:export",
             Scope::ConsentErase => "consent:erase",
             Scope::PreferenceWrite => "preference:write",
@@ -81,6 +86,29 @@ impl Caller {
     pub fn may(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
+
+    /// How much of the browser's own words this caller's responses show.
+    pub fn disclosure(&self) -> Disclosure {
+        if self.may(Scope::ConsentReadRaw) {
+            Disclosure::Raw
+        } else {
+            Disclosure::Parsed
+        }
+    }
+}
+
+/// How much of what a browser said about itself a record in a response
+/// shows. A raw user agent is precise enough to help tell visitors apart,
+/// and a query string often carries an e-mail address or a token; reading
+/// a record seldom needs either. Neither is in a receipt's claims, so a
+/// record verifies the same in both forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disclosure {
+    /// The default: the device type, OS and browser parsed from the user
+    /// agent but not the agent itself, and the page URL without its query.
+    Parsed,
+    /// With `consent:read_raw`: the user agent and page URL as stored.
+    Raw,
 }
 
 /// An API key as presented by a caller or just generated. Only its SHA-256

@@ -146,6 +146,28 @@ mod page_url_tests {
     }
 
     #[test]
+    fn without_its_query_a_url_keeps_the_rest_as_stored() {
+        let bare = |sent: &str| {
+            PageUrl::parse(sent.into())
+                .unwrap()
+                .without_query()
+                .as_ref()
+                .to_string()
+        };
+        assert_eq!(
+            bare("https://shop.example/checkout?email=a%40b.example&step=2"),
+            "https://shop.example/checkout"
+        );
+        assert_eq!(bare("https://shop.example/?"), "https://shop.example/");
+        assert_eq!(
+            bare("https://u:p@shop.example/a?t=1#f"),
+            "https://shop.example/a"
+        );
+        assert_eq!(bare("https://Shop.Example/a b"), "https://Shop.Example/a b");
+        assert!(PageUrl::parse(bare("https://shop.example/a?q=1")).is_ok());
+    }
+
+    #[test]
     fn other_urls_are_refused() {
         for sent in [
             "ftp://user:pw@shop.example/",
@@ -153,6 +175,18 @@ mod page_url_tests {
             "/relative",
         ] {
             assert!(PageUrl::parse(sent.into()).is_err(), "{sent}");
+        }
+    }
+}
+
+impl PageUrl {
+    /// The URL without its query string (`https://host/p?q` is
+    /// `https://host/p`), otherwise as stored. User info and fragment are
+    /// gone already, so the first `?` is where the query starts.
+    pub fn without_query(&self) -> PageUrl {
+        match self.0.split_once('?') {
+            Some((page, _query)) => Self(page.to_string()),
+            None => self.clone(),
         }
     }
 }

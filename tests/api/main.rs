@@ -21,6 +21,7 @@ mod preferences;
 mod privacy;
 mod proof;
 mod public;
+mod raw_details;
 mod reflection;
 mod repeated_keys;
 mod resources;

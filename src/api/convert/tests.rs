@@ -55,14 +55,17 @@ fn a_decision_becomes_its_domain_value_with_enums_mapped_by_name() {
     assert_eq!(parsed.action, Action::RejectAll);
     assert_eq!(parsed.choices.granted().len(), 2);
     assert_eq!(
-        proto::ConsentRecord::from(crate::domain::consent::ConsentRecord {
-            id: Uuid::nil(),
-            status: parsed.status(),
-            decision: parsed,
-            record_time: std::time::UNIX_EPOCH,
-            expire_time: std::time::UNIX_EPOCH,
-            seal: None,
-        })
+        super::record::message(
+            crate::domain::consent::ConsentRecord {
+                id: Uuid::nil(),
+                status: parsed.status(),
+                decision: parsed,
+                record_time: std::time::UNIX_EPOCH,
+                expire_time: std::time::UNIX_EPOCH,
+                seal: None,
+            },
+            crate::domain::auth::Disclosure::Raw
+        )
         .status,
         i32::from(proto::ConsentStatus::Rejected)
     );
