@@ -32,6 +32,8 @@
 //!   reflection, limits (load shedding, message sizes, deadlines), optional
 //!   TLS reloaded from files, background workers, and the drain on
 //!   shutdown.
+//! - [`cli`]: the values the commands other than `serve` take, refused
+//!   where given with the rule that `serve` or the API would apply.
 //! - [`config`]: plain settings from flags and environment; a leaf that
 //!   imports no other layer.
 //! - [`telemetry`]: logs, OpenTelemetry traces (OTLP) and the layer that
@@ -43,6 +45,7 @@
 //! and `config` reads nothing but the domain's limits.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod metrics;

@@ -8,11 +8,12 @@ use std::{
 
 use clap::{CommandFactory, Parser, Subcommand};
 use consentd::{
+    cli::{key_id, key_uuid, site_id, site_or_defaults, tenant},
     config::{DatabaseConfig, DefaultsConfig, ServeConfig, format_duration, within},
     domain::{
         auth::{Origin, Scope},
         ids::SiteId,
-        keyring::{check_key_id, generate_entry},
+        keyring::generate_entry,
         receipt::Receipt,
         site::{MAX_SETTING_DURATION, MIN_LIFETIME, SiteSettingsUpdate},
     },
@@ -79,9 +80,16 @@ enum KeysCommand {
     /// Creates a key (and its tenant if new); the key is printed once, alone
     /// on the last line.
     Create {
-        #[arg(long)]
+        /// The tenant, created when new: 1-128 printable ASCII characters,
+        /// no spaces.
+        #[arg(long, value_parser = tenant)]
         tenant: String,
-        /// Comma-separated, e.g. consent:write,consent:read.
+        /// Comma-separated, e.g. consent:write,consent:read, of:
+        /// consent:write, consent:read, consent:read_raw (with consent:read
+        /// or consent:export: the raw user agent and full page URL),
+        /// consent:export, consent:erase, preference:write,
+        /// preference:read, preference:export, preference:erase, admin,
+        /// audit:read.
         #[arg(long, value_delimiter = ',', value_parser = Scope::parse,
               required_unless_present = "publishable",
               conflicts_with_all = ["publishable", "site", "origins"])]
@@ -90,7 +98,8 @@ enum KeysCommand {
         /// for `--site` from `--origins` on the public listener, nothing else.
         #[arg(long, requires_all = ["site", "origins"])]
         publishable: bool,
-        /// The one site a publishable key records for.
+        /// The one site a publishable key records for: 1-128 printable
+        /// ASCII characters, no spaces.
         #[arg(long, value_parser = site_id, requires = "publishable")]
         site: Option<SiteId>,
         /// Comma-separated origins pages may send from, e.g.
@@ -99,7 +108,11 @@ enum KeysCommand {
         origins: Vec<Origin>,
     },
     /// Revokes a key by its id; calls with it fail from then on.
-    Revoke { key_id: Uuid },
+    Revoke {
+        /// The key's id as `keys create` and `keys list` print it: a UUID.
+        #[arg(value_parser = key_uuid)]
+        key_id: Uuid,
+    },
     /// Lists keys (never their secrets).
     List,
 }
@@ -108,9 +121,13 @@ enum KeysCommand {
 enum SitesCommand {
     /// Changes some settings of a site; unset flags keep their value.
     Set {
-        #[arg(long)]
+        /// The tenant, created when new: 1-128 printable ASCII characters,
+        /// no spaces.
+        #[arg(long, value_parser = tenant)]
         tenant: String,
-        #[arg(long)]
+        /// The site: 1-128 printable ASCII characters, no spaces; '' for
+        /// the tenant's defaults.
+        #[arg(long, value_parser = site_or_defaults)]
         site: String,
         /// Off keeps no user agent, page URL or IP of any form.
         #[arg(long)]
@@ -123,12 +140,19 @@ enum SitesCommand {
         /// 36500d.
         #[arg(long, value_parser = within(Duration::ZERO, MAX_SETTING_DURATION))]
         retention: Option<Duration>,
+        /// On: page URLs are stored without their query string (which
+        /// often holds e-mail addresses and tokens); off keeps it as sent.
+        #[arg(long)]
+        drop_query_strings: Option<bool>,
     },
     /// Prints the settings in force for a site.
     Get {
-        #[arg(long)]
+        /// The tenant: 1-128 printable ASCII characters, no spaces.
+        #[arg(long, value_parser = tenant)]
         tenant: String,
-        #[arg(long)]
+        /// The site: 1-128 printable ASCII characters, no spaces; '' for
+        /// the tenant's defaults.
+        #[arg(long, value_parser = site_or_defaults)]
         site: String,
     },
 }
@@ -208,12 +232,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                     detailed_logging,
                     consent_lifetime,
                     retention,
+                    drop_query_strings,
                     ..
                 } => {
                     let update = SiteSettingsUpdate {
                         detailed_logging,
                         consent_lifetime,
                         retention,
+                        drop_query_strings,
                     };
                     update
                         .check()
@@ -241,6 +267,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 format_duration(settings.consent_lifetime)
             );
             println!("retention: {}", format_duration(settings.retention));
+            println!("drop_query_strings: {}", settings.drop_query_strings);
             Ok(())
         }
         Command::Migrate(database) => open(&database)?
@@ -298,14 +325,6 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
-}
-
-fn site_id(site: &str) -> Result<SiteId, String> {
-    SiteId::parse(site.to_string())
-}
-
-fn key_id(id: &str) -> Result<String, String> {
-    check_key_id(id).map(|()| id.to_string())
 }
 
 /// `consentd verify`: the verdict goes to stdout, the exit code says it.

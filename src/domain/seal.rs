@@ -90,6 +90,9 @@ fn stored_form(
     } else {
         decision.minimized()
     };
+    if settings.drop_query_strings {
+        decision.page_url = decision.page_url.map(|url| url.without_query());
+    }
     let full_ip = decision.full_ip.take();
     let record = ConsentRecord {
         id: Uuid::now_v7(),
@@ -212,6 +215,7 @@ pub(crate) mod tests {
             detailed_logging,
             consent_lifetime: LIFETIME,
             retention: Duration::from_secs(3600),
+            drop_query_strings: false,
         }
     }
 

@@ -19,6 +19,8 @@ pub struct SiteSettings {
     pub consent_lifetime: Duration,
     /// How long a record is kept after it expires.
     pub retention: Duration,
+    /// On: page URLs are stored without their query string.
+    pub drop_query_strings: bool,
 }
 
 /// What sites inherit when neither they nor their tenant set a value.
@@ -34,6 +36,7 @@ pub struct SiteSettingsUpdate {
     pub detailed_logging: Option<bool>,
     pub consent_lifetime: Option<Duration>,
     pub retention: Option<Duration>,
+    pub drop_query_strings: Option<bool>,
 }
 
 /// The one rule for every lifetime (of a consent, of a preference

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "publishable_keys",
         include_str!("migrations/0006_publishable_keys.sql"),
     ),
+    (
+        7,
+        "drop_query_strings",
+        include_str!("migrations/0007_drop_query_strings.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

@@ -54,6 +54,7 @@ pub(super) fn settings_from_row(row: &Row) -> Result<SiteSettings> {
         detailed_logging: row.get("detailed_logging")?,
         consent_lifetime: row.duration("consent_lifetime_micros")?,
         retention: row.duration("retention_micros")?,
+        drop_query_strings: row.get("drop_query_strings")?,
     })
 }
 
@@ -98,16 +99,18 @@ impl Store {
                 &update.detailed_logging,
                 &update.consent_lifetime.map(micros),
                 &update.retention.map(micros),
+                &update.drop_query_strings,
             ],
         )
         .await?;
         let settings = settings_of(&transaction, tenant_id, site_id, defaults).await?;
         audit.item_count = 1;
         audit.detail = Some(format!(
-            "detailed_logging={} consent_lifetime_s={} retention_s={}",
+            "detailed_logging={} consent_lifetime_s={} retention_s={} drop_query_strings={}",
             settings.detailed_logging,
             settings.consent_lifetime.as_secs(),
-            settings.retention.as_secs()
+            settings.retention.as_secs(),
+            settings.drop_query_strings
         ));
         audit.write(&transaction).await?;
         transaction.commit().await?;

@@ -59,6 +59,7 @@ fn update_site_settings(
         detailed_logging: r.detailed_logging,
         consent_lifetime: consent_lifetime.unwrap_or_default(),
         retention: retention.unwrap_or_default(),
+        drop_query_strings: r.drop_query_strings,
     };
     if let Err((setting, description)) = update.check() {
         v.add(setting_field(setting), description);
@@ -129,6 +130,7 @@ pub fn site_settings(settings: SiteSettings) -> proto::SiteSettings {
         detailed_logging: settings.detailed_logging,
         consent_lifetime: Some(proto_duration(settings.consent_lifetime)),
         retention: Some(proto_duration(settings.retention)),
+        drop_query_strings: settings.drop_query_strings,
     }
 }
 

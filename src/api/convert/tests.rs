@@ -182,6 +182,7 @@ fn site_settings_name_the_setting_out_of_range() {
         detailed_logging: Some(true),
         consent_lifetime: Some(prost_types::Duration { seconds, nanos: 0 }),
         retention: None,
+        ..Default::default()
     };
     let defaults = UpdateSiteSettings::try_from(request(60)).unwrap();
     assert_eq!(defaults.site_id, None, "the tenant's defaults");

@@ -1,0 +1,268 @@
+//! Every command refuses a bad value where it is given, with the rule in
+//! the message and in `--help`, and writes nothing.
+
+use std::process::{Command, Output};
+
+use consentd::domain::auth::Scope;
+
+use crate::helpers::TestApp;
+
+/// `consentd ARGS` against `database_url`.
+pub fn consentd(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_consentd"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The standard output of a command that succeeded.
+pub fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// Text with its runs of white space as one space, so a rule reads the
+/// same however `--help` wraps it.
+fn flat(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const TENANT_RULE: &str = "a tenant name is 1-128 printable ASCII characters, no spaces";
+const SITE_RULE: &str = "a site id is 1-128 printable ASCII characters, no spaces";
+const ORIGIN: &str = "https://shop.example";
+
+#[tokio::test]
+async fn each_command_refuses_a_bad_value_with_its_rule_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let url = app.database_url.clone();
+    let long_tenant = "t".repeat(129);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "keys",
+                "create",
+                "--tenant",
+                "acme corp",
+                "--scopes",
+                "consent:read",
+            ],
+            TENANT_RULE,
+        ),
+        (
+            &["keys", "create", "--tenant", "", "--scopes", "consent:read"],
+            TENANT_RULE,
+        ),
+        (
+            &[
+                "keys",
+                "create",
+                "--tenant",
+                &long_tenant,
+                "--scopes",
+                "admin",
+            ],
+            TENANT_RULE,
+        ),
+        (
+            &[
+                "keys",
+                "create",
+                "--tenant",
+                "acme",
+                "--scopes",
+                "consent:all",
+            ],
+            "known scopes: consent:write, consent:read, consent:read_raw",
+        ),
+        (
+            &[
+                "keys",
+                "create",
+                "--tenant",
+                "acme",
+                "--publishable",
+                "--site",
+                "my shop",
+                "--origins",
+                ORIGIN,
+            ],
+            SITE_RULE,
+        ),
+        (
+            &[
+                "keys",
+                "create",
+                "--tenant",
+                "acme",
+                "--publishable",
+                "--site",
+                "shop",
+                "--origins",
+                "https://shop.example/cart",
+            ],
+            "must be an origin such as https://shop.example",
+        ),
+        (&["keys", "revoke", "key-7"], "a UUID"),
+        (
+            &[
+                "sites",
+                "set",
+                "--tenant",
+                "acme",
+                "--site",
+                "my shop",
+                "--retention",
+                "1d",
+            ],
+            SITE_RULE,
+        ),
+        (
+            &[
+                "sites",
+                "set",
+                "--tenant",
+                "a\tb",
+                "--site",
+                "shop",
+                "--retention",
+                "1d",
+            ],
+            TENANT_RULE,
+        ),
+        (
+            &["sites", "get", "--tenant", "acme", "--site", "x y"],
+            SITE_RULE,
+        ),
+        (
+            &[
+                "sites",
+                "set",
+                "--tenant",
+                "acme",
+                "--site",
+                "shop",
+                "--consent-lifetime",
+                "0s",
+            ],
+            "must be between 1s and 36500d",
+        ),
+        (
+            &[
+                "sites",
+                "set",
+                "--tenant",
+                "acme",
+                "--site",
+                "shop",
+                "--retention",
+                "36501d",
+            ],
+            "must be between 0s and 36500d",
+        ),
+        (
+            &[
+                "sites",
+                "set",
+                "--tenant",
+                "acme",
+                "--site",
+                "shop",
+                "--drop-query-strings",
+                "yes",
+            ],
+            "true, false",
+        ),
+        (
+            &["migrate", "--pool-size", "0"],
+            "must be between 1 and 1024",
+        ),
+        (&["generate-key", "--id", "bad.id"], "1-64 of [A-Za-z0-9_-]"),
+    ];
+    for (args, rule) in cases {
+        let output = consentd(&url, args);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        let stderr = flat(&output.stderr);
+        assert!(stderr.contains(rule), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+
+    let sql = app.sql().await;
+    for table in ["tenants", "api_keys", "sites"] {
+        let rows: i64 = sql
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0, "{table}: a refused command wrote");
+    }
+
+    // The same values within their rules are taken.
+    succeeded(&consentd(
+        &url,
+        &[
+            "sites",
+            "set",
+            "--tenant",
+            "acme",
+            "--site",
+            "",
+            "--retention",
+            "1d",
+        ],
+    ));
+    succeeded(&consentd(
+        &url,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--publishable",
+            "--site",
+            "shop",
+            "--origins",
+            ORIGIN,
+        ],
+    ));
+}
+
+#[test]
+fn the_rules_are_in_help() {
+    let help = |args: &[&str]| flat(&consentd("postgres://unused", args).stdout);
+    let create = help(&["keys", "create", "--help"]);
+    assert!(
+        create.contains("1-128 printable ASCII characters, no spaces"),
+        "{create}"
+    );
+    for scope in Scope::ALL {
+        assert!(
+            create.contains(scope.as_str()),
+            "{scope} is not in: {create}"
+        );
+    }
+    for args in [["sites", "set", "--help"], ["sites", "get", "--help"]] {
+        let text = help(&args);
+        assert!(
+            text.contains("The site: 1-128 printable ASCII characters, no spaces; '' for the tenant's defaults"),
+            "{text}"
+        );
+        assert!(text.contains("The tenant"), "{text}");
+    }
+    let set = help(&["sites", "set", "--help"]);
+    assert!(
+        set.contains("1s to 36500d") && set.contains("0s to 36500d"),
+        "{set}"
+    );
+    assert!(help(&["keys", "revoke", "--help"]).contains("a UUID"));
+    assert!(help(&["migrate", "--help"]).contains("1 to 1024"));
+    assert!(help(&["generate-key", "--help"]).contains("1-64 of [A-Za-z0-9_-]"));
+}
