@@ -75,7 +75,9 @@ impl AsRef<str> for LanguageTag {
 /// An absolute http(s) URL without user info or fragment: what a browser
 /// sends as `https://user:pass@host/path?query#fragment` is kept as
 /// `https://host/path?query`. Credentials never describe the page, and a
-/// fragment often carries a token. The query string is kept as sent.
+/// fragment often carries a token. The query string is kept as sent; a
+/// site setting drops it at sealing, and responses leave it out unless
+/// the caller may read raw values ([`PageUrl::without_query`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageUrl(String);
 

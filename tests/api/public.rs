@@ -493,3 +493,63 @@ async fn other_paths_and_methods_are_not_served() {
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     app.app.stop().await;
 }
+
+/// More than one key in a request is no key, whatever the keys and
+/// wherever they come: two headers, two `key` parameters, or one of each.
+#[tokio::test]
+async fn a_request_with_two_keys_is_refused_and_stores_nothing() {
+    let app = spawn(DEFAULT).await;
+    let blog = site_key(&app.app, "acme", "blog", SHOP).await;
+    let body = json_bytes(&payload(LAST));
+    let json = ("content-type", "application/json");
+    let origin = ("origin", SHOP);
+    let (key, bad) = (app.key.as_str(), "cdp_made_up");
+    for (path, keys) in [
+        ("/v1/consents".to_string(), [key, key]),
+        ("/v1/consents".to_string(), [key, blog.as_str()]),
+        ("/v1/consents".to_string(), [key, bad]),
+        ("/v1/consents".to_string(), [bad, key]),
+        (format!("/v1/consents?key={key}"), [key, ""]),
+        (format!("/v1/consents?key={key}&key={bad}"), ["", ""]),
+        (format!("/v1/consents?key={bad}&key={key}"), ["", ""]),
+    ] {
+        let mut headers = vec![json, origin];
+        for key in keys.into_iter().filter(|key| !key.is_empty()) {
+            headers.push(("x-consentd-key", key));
+        }
+        let answer = send(app.public, Method::POST, &path, &headers, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path} {keys:?}");
+    }
+    assert_eq!(app.app.stored_records().await, 0);
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_site_that_drops_query_strings_stores_posted_urls_without_them() {
+    let app = spawn(DEFAULT).await;
+    let admin = app.app.key("acme", &Scope::ALL).await;
+    app.app
+        .admin_client(&admin)
+        .await
+        .update_site_settings(consentd::api::proto::UpdateSiteSettingsRequest {
+            site_id: "shop".into(),
+            drop_query_strings: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut sent = payload(LAST);
+    sent["pageUrl"] = "https://shop.example/cart?email=x@y.example".into();
+    let answer = app.fetch(json_bytes(&sent), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let stored: String = app
+        .app
+        .sql()
+        .await
+        .query_one("SELECT page_url FROM consent_records", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "https://shop.example/cart");
+    app.app.stop().await;
+}
