@@ -8,7 +8,7 @@ use tonic::Code;
 
 use crate::helpers::{TestApp, decision};
 
-fn consentd(database_url: &str, args: &[&str]) -> Output {
+pub fn consentd(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_consentd"))
         .args(args)
         .env("DATABASE_URL", database_url)
@@ -17,7 +17,7 @@ fn consentd(database_url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
         "{}",

@@ -2,13 +2,14 @@
 //! query string, set through AdminService or `consentd sites set`.
 
 use consentd::{
-    api::proto::{GetSiteSettingsRequest, UpdateSiteSettingsRequest},
+    api::proto::{GetSiteSettingsRequest, SiteSettings, UpdateSiteSettingsRequest},
     domain::auth::Scope,
 };
 
 use crate::{
-    cli_limits::{consentd, succeeded},
-    helpers::{TestApp, decision, recorded},
+    cli::stdout,
+    cli_limits::consentd_line,
+    helpers::{AdminClient, TestApp, decision, recorded},
 };
 
 const SENT: &str = "https://shop.example/welcome?email=x@y.example&token=t-81kq";
@@ -23,6 +24,16 @@ async fn stored_url(app: &TestApp, subject: &str) -> String {
         .await
         .unwrap()
         .get(0)
+}
+
+async fn update(admin: &mut AdminClient, request: UpdateSiteSettingsRequest) -> SiteSettings {
+    admin
+        .update_site_settings(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap()
 }
 
 #[tokio::test]
@@ -40,17 +51,15 @@ async fn a_site_that_drops_query_strings_stores_and_returns_urls_without_them() 
         .settings
         .unwrap();
     assert!(!settings.drop_query_strings, "off by default");
-    let settings = admin
-        .update_site_settings(UpdateSiteSettingsRequest {
+    let settings = update(
+        &mut admin,
+        UpdateSiteSettingsRequest {
             site_id: "shop".into(),
             drop_query_strings: Some(true),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .settings
-        .unwrap();
+        },
+    )
+    .await;
     assert!(settings.drop_query_strings);
     assert!(
         settings.detailed_logging,
@@ -88,17 +97,15 @@ async fn a_site_that_drops_query_strings_stores_and_returns_urls_without_them() 
     assert_eq!(stored_url(&app, "visitor-b").await, SENT);
 
     // An update that leaves it unset keeps it on.
-    let settings = admin
-        .update_site_settings(UpdateSiteSettingsRequest {
+    let settings = update(
+        &mut admin,
+        UpdateSiteSettingsRequest {
             site_id: "shop".into(),
             detailed_logging: Some(true),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .settings
-        .unwrap();
+        },
+    )
+    .await;
     assert!(settings.drop_query_strings);
 }
 
@@ -106,24 +113,12 @@ async fn a_site_that_drops_query_strings_stores_and_returns_urls_without_them() 
 async fn the_command_line_sets_drop_query_strings_and_tenant_defaults_inherit_it() {
     let app = TestApp::spawn().await;
     let url = app.database_url.clone();
-    let set = succeeded(&consentd(
+    let set = stdout(&consentd_line(
         &url,
-        &[
-            "sites",
-            "set",
-            "--tenant",
-            "acme",
-            "--site",
-            "",
-            "--drop-query-strings",
-            "true",
-        ],
+        "sites|set|--tenant|acme|--site||--drop-query-strings|true",
     ));
     assert!(set.contains("drop_query_strings: true"), "{set}");
-    let got = succeeded(&consentd(
-        &url,
-        &["sites", "get", "--tenant", "acme", "--site", "shop"],
-    ));
+    let got = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|shop"));
     assert!(got.contains("drop_query_strings: true"), "inherited: {got}");
 
     let mut client = app.tenant_client("acme").await;
@@ -135,18 +130,9 @@ async fn the_command_line_sets_drop_query_strings_and_tenant_defaults_inherit_it
         "https://shop.example/welcome"
     );
 
-    let refused = consentd(
+    let refused = consentd_line(
         &url,
-        &[
-            "sites",
-            "set",
-            "--tenant",
-            "acme",
-            "--site",
-            "shop",
-            "--drop-query-strings",
-            "maybe",
-        ],
+        "sites|set|--tenant|acme|--site|shop|--drop-query-strings|maybe",
     );
     assert!(!refused.status.success());
 }
