@@ -48,8 +48,10 @@ pub struct ServeConfig {
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub defaults: DefaultsConfig,
-    /// Address the gRPC server listens on.
-    #[arg(long, env = "CONSENTD_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address the gRPC server listens on: IP:PORT, e.g. 0.0.0.0:50051 or
+    /// [::]:50051.
+    #[arg(long, env = "CONSENTD_LISTEN", default_value = "127.0.0.1:50051",
+          value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Secret (at least 32 bytes) keying the HMAC of identifiers in the
     /// audit trail. Keep it stable: a new key makes old digests unmatchable.
@@ -131,8 +133,8 @@ pub struct ServeConfig {
 #[derive(clap::Args, Clone)]
 pub struct PublicConfig {
     /// Address of the public HTTP listener for browsers (POST /v1/consents
-    /// with publishable keys); unset = off.
-    #[arg(long, env = "CONSENTD_PUBLIC_LISTEN")]
+    /// with publishable keys): IP:PORT; unset = off.
+    #[arg(long, env = "CONSENTD_PUBLIC_LISTEN", value_parser = listen_address)]
     pub public_listen: Option<SocketAddr>,
     /// Reverse proxies in front of the public listener whose
     /// X-Forwarded-For entries are trusted, counted from the right; 0 uses
@@ -150,6 +152,15 @@ pub struct PublicConfig {
     #[arg(long, env = "CONSENTD_PUBLIC_NETWORK_RATE", default_value = "120",
           value_parser = within(1usize, 1_000_000))]
     pub public_network_rate: usize,
+}
+
+/// An address to listen on. A host name is refused rather than resolved:
+/// what it resolves to could change between restarts.
+pub fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        "must be an IP address and a port, such as 0.0.0.0:50051 or [::]:50051 (no host name)"
+            .to_string()
+    })
 }
 
 /// How a setting is named in messages: `--foo-bar (CONSENTD_FOO_BAR)`.
@@ -285,9 +296,9 @@ impl<T: SettingValue> TypedValueParser for Within<T> {
 /// Traces and metrics. Both are off unless configured.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TelemetryConfig {
-    /// Address serving Prometheus metrics at GET /metrics, e.g.
+    /// Address serving Prometheus metrics at GET /metrics: IP:PORT, e.g.
     /// 0.0.0.0:9090. Unset: no metrics listener.
-    #[arg(long, env = "CONSENTD_METRICS_LISTEN")]
+    #[arg(long, env = "CONSENTD_METRICS_LISTEN", value_parser = listen_address)]
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP gRPC collector the traces go to, e.g. http://collector:4317.
     /// Unset: no spans are exported (nor made). OTEL_SERVICE_NAME,

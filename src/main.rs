@@ -102,7 +102,8 @@ enum KeysCommand {
         /// ASCII characters, no spaces.
         #[arg(long, value_parser = site_id, requires = "publishable")]
         site: Option<SiteId>,
-        /// Comma-separated origins pages may send from, e.g.
+        /// Comma-separated origins pages may send from, each http(s)://HOST
+        /// with a port only when not the default, no path, e.g.
         /// https://shop.example,https://www.shop.example.
         #[arg(long, value_delimiter = ',', value_parser = Origin::parse, requires = "publishable")]
         origins: Vec<Origin>,

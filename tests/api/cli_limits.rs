@@ -75,6 +75,14 @@ async fn each_command_refuses_a_bad_value_with_its_rule_and_writes_nothing() {
             "true, false",
         ),
         ("migrate|--pool-size|0", "must be between 1 and 1024"),
+        (
+            "serve|--listen|localhost:50051|--audit-key|k|--signing-keys|k",
+            "must be an IP address and a port",
+        ),
+        (
+            "serve|--public-listen|0.0.0.0|--audit-key|k|--signing-keys|k",
+            "must be an IP address and a port",
+        ),
         ("generate-key|--id|bad.id", "1-64 of [A-Za-z0-9_-]"),
     ];
     for (line, rule) in cases {
@@ -112,6 +120,7 @@ fn the_rules_are_in_help() {
         create.contains("1-128 printable ASCII characters, no spaces"),
         "{create}"
     );
+    assert!(create.contains("no path"), "the origin rule: {create}");
     for scope in Scope::ALL {
         assert!(
             create.contains(scope.as_str()),
@@ -133,5 +142,14 @@ fn the_rules_are_in_help() {
     );
     assert!(help(&["keys", "revoke", "--help"]).contains("a UUID"));
     assert!(help(&["migrate", "--help"]).contains("1 to 1024"));
+    let serve = help(&["serve", "--help"]);
+    for flag in ["--listen", "--public-listen", "--metrics-listen"] {
+        let described = serve
+            .split(&format!(" {flag} <"))
+            .nth(1)
+            .and_then(|rest| rest.split(" --").next())
+            .unwrap_or_default();
+        assert!(described.contains("IP:PORT"), "{flag}: {serve}");
+    }
     assert!(help(&["generate-key", "--help"]).contains("1-64 of [A-Za-z0-9_-]"));
 }
