@@ -208,6 +208,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_scope_is_read_back_from_its_name_and_only_raw_readers_see_raw_values() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Ok(scope));
+        }
+        assert_eq!(Scope::parse("consent:read_raw"), Ok(Scope::ConsentReadRaw));
+        let caller = |scopes: Vec<Scope>| Caller {
+            tenant_id: Uuid::nil(),
+            key_id: Uuid::nil(),
+            scopes,
+        };
+        let reader = caller(vec![Scope::ConsentRead, Scope::ConsentExport, Scope::Admin]);
+        assert_eq!(reader.disclosure(), Disclosure::Parsed);
+        let raw = caller(vec![Scope::ConsentRead, Scope::ConsentReadRaw]);
+        assert_eq!(raw.disclosure(), Disclosure::Raw);
+    }
+
+    #[test]
     fn origins_are_read_as_browsers_send_them() {
         let origin = |s: &str| Origin::parse(s).map(|o| o.0);
         assert_eq!(
