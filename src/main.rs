@@ -12,6 +12,7 @@ use consentd::{
     config::{DatabaseConfig, DefaultsConfig, ServeConfig, format_duration, within},
     domain::{
         auth::{Origin, Scope},
+        declared::Declaration,
         ids::SiteId,
         keyring::generate_entry,
         receipt::Receipt,
@@ -145,6 +146,17 @@ enum SitesCommand {
         /// often holds e-mail addresses and tokens); off keeps it as sent.
         #[arg(long)]
         drop_query_strings: Option<bool>,
+        /// Declares a category of the site's banner, with its services:
+        /// `analytics` or `analytics=ga,hotjar`; repeat for each. Replaces
+        /// the declared categories; decisions are then checked against them.
+        #[arg(long = "category", value_name = "NAME[=SERVICES]")]
+        categories: Vec<String>,
+        /// A declared category that is necessary (always granted); repeat.
+        #[arg(long = "necessary", value_name = "NAME", requires = "categories")]
+        necessary: Vec<String>,
+        /// Declares no categories: decisions are not checked.
+        #[arg(long, conflicts_with = "categories")]
+        no_categories: bool,
     },
     /// Prints the settings in force for a site.
     Get {
@@ -234,8 +246,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                     consent_lifetime,
                     retention,
                     drop_query_strings,
+                    ref categories,
+                    ref necessary,
+                    no_categories,
                     ..
                 } => {
+                    // The flags change the declaration only when given.
+                    let declared = (no_categories || !categories.is_empty())
+                        .then(|| Declaration::from_flags(categories, necessary))
+                        .transpose()?;
                     let update = SiteSettingsUpdate {
                         detailed_logging,
                         consent_lifetime,
@@ -251,6 +270,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                             changer,
                             site,
                             update,
+                            declared.as_ref().map(Option::as_ref),
                             server::site_defaults(&defaults),
                         )
                         .await
@@ -262,6 +282,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             .map_err(|e| error_chain(&e))?;
+            let (settings, declaration) = settings;
             println!("detailed_logging: {}", settings.detailed_logging);
             println!(
                 "consent_lifetime: {}",
@@ -269,6 +290,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             println!("retention: {}", format_duration(settings.retention));
             println!("drop_query_strings: {}", settings.drop_query_strings);
+            for category in declaration.iter().flat_map(Declaration::categories) {
+                let services: Vec<&str> = category.services.iter().map(AsRef::as_ref).collect();
+                let necessary = if category.necessary {
+                    " (necessary)"
+                } else {
+                    ""
+                };
+                let (name, services) = (category.name.as_ref(), services.join(","));
+                println!("category: {name}{necessary} services: {services}");
+            }
             Ok(())
         }
         Command::Migrate(database) => open(&database)?

@@ -95,6 +95,15 @@ impl From<Error> for Status {
                 "TOO_MANY_EXPORTS",
                 HashMap::from([("limit".to_string(), limit.to_string())]),
             ),
+            // Only RecordConsent meets a site's declared categories: its
+            // problems in the proto's field names.
+            Error::Store(store::Error::Declined(problems)) => Error::Invalid(ValidationError {
+                violations: problems
+                    .into_iter()
+                    .map(crate::api::convert::choice_violation)
+                    .collect(),
+            })
+            .into(),
             Error::Store(error @ store::Error::Internal(_)) => {
                 // The cause stays in our logs; the client learns nothing of
                 // the database.

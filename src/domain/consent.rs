@@ -1,14 +1,21 @@
 //! A consent decision and the record it becomes.
 
-use std::{collections::HashSet, time::SystemTime};
+use std::time::SystemTime;
 
 use uuid::Uuid;
 
 use super::{
     ids::{RequestId, SiteId, SubjectId, UserId},
     network::{AnonymizedIp, FullIp},
-    validation::{Checked, Violations, bounded_text},
+    validation::bounded_text,
     web::{CountryCode, LanguageTag, PageUrl, UserAgent},
+};
+
+mod choices;
+
+pub use choices::{
+    ChoiceField, ChoiceProblem, ChoiceViolation, ChoiceWords, Choices, RawServiceDecision,
+    ServiceDecision,
 };
 
 pub const MAX_CATEGORIES: usize = 64;
@@ -83,182 +90,6 @@ impl AsRef<str> for Name {
     fn as_ref(&self) -> &str {
         &self.0
     }
-}
-
-/// The decision on one service of a category.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceDecision {
-    pub category: Name,
-    pub service: Name,
-    pub granted: bool,
-}
-
-/// Unvalidated service decision, as the caller sent it.
-pub struct RawServiceDecision {
-    pub category: String,
-    pub service: String,
-    pub granted: bool,
-}
-
-/// The categories and services of one decision, consistent with each other
-/// and with the action.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Choices {
-    granted: Vec<Name>,
-    denied: Vec<Name>,
-    services: Vec<ServiceDecision>,
-}
-
-/// Where in a decision's choices a problem is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChoiceField {
-    Granted,
-    Denied,
-    Services,
-    GrantedEntry(usize),
-    DeniedEntry(usize),
-    Service(usize),
-    ServiceCategory(usize),
-    ServiceName(usize),
-}
-
-/// What is wrong there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChoiceProblem {
-    /// Not a [`Name`], and why.
-    NotAName(String),
-    /// More entries than the limit.
-    TooMany(usize),
-    /// A category listed twice in one list.
-    ListedTwice,
-    /// A denied category that is granted too.
-    AlsoGranted(Name),
-    /// Denied categories when every category is accepted.
-    DeniedWhileAcceptingAll,
-    /// A service of a category neither granted nor denied.
-    CategoryNotListed,
-    /// The same service of the same category twice.
-    ServiceListedTwice,
-}
-
-/// One problem of a decision's choices; `api` words it for the caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChoiceViolation {
-    pub field: ChoiceField,
-    pub problem: ChoiceProblem,
-}
-
-fn violation(field: ChoiceField, problem: ChoiceProblem) -> ChoiceViolation {
-    ChoiceViolation { field, problem }
-}
-
-impl Choices {
-    /// Parses the caller's lists, recording every problem. Without an
-    /// action (the caller's did not parse), the rules that depend on it
-    /// are not checked.
-    pub fn parse(
-        action: Option<Action>,
-        granted: Vec<String>,
-        denied: Vec<String>,
-        services: Vec<RawServiceDecision>,
-        violations: &mut Violations<ChoiceViolation>,
-    ) -> Checked<Self> {
-        use ChoiceField as F;
-        use ChoiceProblem as P;
-        let mark = violations.mark();
-        let granted = parse_names(F::Granted, F::GrantedEntry, granted, violations);
-        let denied = parse_names(F::Denied, F::DeniedEntry, denied, violations);
-        let granted_set: HashSet<&Name> = granted.iter().collect();
-        for (i, name) in denied.iter().enumerate() {
-            if granted_set.contains(name) {
-                violations.push(violation(F::DeniedEntry(i), P::AlsoGranted(name.clone())));
-            }
-        }
-        if action == Some(Action::AcceptAll) && !denied.is_empty() {
-            violations.push(violation(F::Denied, P::DeniedWhileAcceptingAll));
-        }
-        if services.len() > MAX_SERVICES {
-            violations.push(violation(F::Services, P::TooMany(MAX_SERVICES)));
-        }
-        let known: HashSet<&Name> = granted.iter().chain(&denied).collect();
-        let mut seen = HashSet::new();
-        let mut parsed_services = Vec::with_capacity(services.len());
-        for (i, raw) in services.into_iter().take(MAX_SERVICES).enumerate() {
-            let category = Name::parse(raw.category)
-                .map_err(|e| violations.push(violation(F::ServiceCategory(i), P::NotAName(e))));
-            let service = Name::parse(raw.service)
-                .map_err(|e| violations.push(violation(F::ServiceName(i), P::NotAName(e))));
-            let (Ok(category), Ok(service)) = (category, service) else {
-                continue;
-            };
-            if !known.contains(&category) {
-                violations.push(violation(F::ServiceCategory(i), P::CategoryNotListed));
-            }
-            if !seen.insert((category.clone(), service.clone())) {
-                violations.push(violation(F::Service(i), P::ServiceListedTwice));
-            }
-            parsed_services.push(ServiceDecision {
-                category,
-                service,
-                granted: raw.granted,
-            });
-        }
-        violations.failed_since(mark)?;
-        Ok(Self {
-            granted,
-            denied,
-            services: parsed_services,
-        })
-    }
-
-    /// Rebuilds choices read back from the store, which only holds valid ones.
-    pub fn from_stored(
-        granted: Vec<String>,
-        denied: Vec<String>,
-        services: Vec<ServiceDecision>,
-    ) -> Self {
-        Self {
-            granted: granted.into_iter().map(Name).collect(),
-            denied: denied.into_iter().map(Name).collect(),
-            services,
-        }
-    }
-
-    pub fn granted(&self) -> &[Name] {
-        &self.granted
-    }
-
-    pub fn denied(&self) -> &[Name] {
-        &self.denied
-    }
-
-    pub fn services(&self) -> &[ServiceDecision] {
-        &self.services
-    }
-}
-
-fn parse_names(
-    list: ChoiceField,
-    entry: fn(usize) -> ChoiceField,
-    values: Vec<String>,
-    violations: &mut Violations<ChoiceViolation>,
-) -> Vec<Name> {
-    if values.len() > MAX_CATEGORIES {
-        violations.push(violation(list, ChoiceProblem::TooMany(MAX_CATEGORIES)));
-    }
-    let mut names: Vec<Name> = Vec::with_capacity(values.len());
-    for (i, value) in values.into_iter().take(MAX_CATEGORIES).enumerate() {
-        match Name::parse(value) {
-            Err(problem) => {
-                violations.push(violation(entry(i), ChoiceProblem::NotAName(problem)));
-            }
-            Ok(name) if names.contains(&name) => {
-                violations.push(violation(entry(i), ChoiceProblem::ListedTwice));
-            }
-            Ok(name) => names.push(name),
-        }
-    }
-    names
 }
 
 /// Free text with a length limit, such as a TCF string; empty means absent.
@@ -365,8 +196,8 @@ impl ConsentDecision {
         match self.action {
             Action::AcceptAll => Status::Accepted,
             Action::RejectAll => Status::Rejected,
-            Action::Custom if self.choices.denied.is_empty() => Status::Accepted,
-            Action::Custom if self.choices.granted.is_empty() => Status::Rejected,
+            Action::Custom if self.choices.denied().is_empty() => Status::Accepted,
+            Action::Custom if self.choices.granted().is_empty() => Status::Rejected,
             Action::Custom => Status::Partial,
         }
     }

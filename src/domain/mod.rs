@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod command;
 pub mod consent;
+pub mod declared;
 pub mod erasure;
 pub mod ids;
 pub mod keyring;

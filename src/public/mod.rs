@@ -229,7 +229,14 @@ async fn accept(
         now: (public.clock)(),
     };
     let decision = payload::decision(&body, visit).map_err(Refusal::Invalid)?;
-    let recorded = public.writer.record(key.tenant_id, decision).await?;
+    // Kept to word what the site's declaration may refuse.
+    let choices = decision.choices.clone();
+    let recorded = match public.writer.record(key.tenant_id, decision).await {
+        Err(crate::store::Error::Declined(problems)) => {
+            return Err(Refusal::Invalid(payload::declined(problems, &choices)));
+        }
+        recorded => recorded?,
+    };
     let receipt = recorded
         .receipt
         .or_else(|| receipt::receipt(key.tenant_id, &recorded.record));
@@ -281,6 +288,16 @@ impl From<crate::store::Error> for Refusal {
     fn from(error: crate::store::Error) -> Self {
         match error {
             crate::store::Error::Unavailable(_) => Refusal::Unavailable,
+            // `accept` words these under the page's fields; this is the
+            // fallback of a call that could not.
+            crate::store::Error::Declined(_) => {
+                Refusal::Invalid(crate::domain::validation::ValidationError {
+                    violations: vec![crate::domain::validation::FieldViolation {
+                        field: "body".into(),
+                        description: "disagrees with the site's declared categories".into(),
+                    }],
+                })
+            }
             error => {
                 tracing::error!(error = %crate::telemetry::error_chain(&error), "public listener");
                 Refusal::Internal

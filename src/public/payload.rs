@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     consent::{
-        Action, ChoiceField, ChoiceProblem, ChoiceViolation, Choices, ConsentDecision,
+        Action, ChoiceField, ChoiceViolation, ChoiceWords, Choices, ConsentDecision,
         MAX_BANNER_REVISION_CHARS, MAX_NOTICE_VERSION_CHARS, NoticeHash, RawServiceDecision,
         Regime, optional_text,
     },
@@ -107,7 +107,7 @@ fn parse(
         match v.check(field, service_map(object, field)) {
             Ok(by_category) => {
                 for (category, index, service) in by_category {
-                    service_paths.push(format!("{field}.{category}[{index}]"));
+                    service_paths.push(service_path(granted, &category, index));
                     services.push(RawServiceDecision {
                         category,
                         service,
@@ -228,6 +228,39 @@ fn parse(
     })
 }
 
+/// Where the page sent the `index`th service of `category`.
+fn service_path(granted: bool, category: &str, index: usize) -> String {
+    let field = if granted {
+        "acceptedServices"
+    } else {
+        "rejectedServices"
+    };
+    format!("{field}.{category}[{index}]")
+}
+
+/// The problems the site's declared categories found in a decision this
+/// module parsed, under the fields the page sent.
+pub fn declined(problems: Vec<ChoiceViolation>, choices: &Choices) -> ValidationError {
+    // The services are in the order the page sent them: accepted, then
+    // rejected, each category's in its array's order.
+    let mut seen: std::collections::HashMap<(bool, &str), usize> = Default::default();
+    let service_paths: Vec<String> = choices
+        .services()
+        .iter()
+        .map(|s| {
+            let index = seen.entry((s.granted, s.category.as_ref())).or_default();
+            *index += 1;
+            service_path(s.granted, s.category.as_ref(), *index - 1)
+        })
+        .collect();
+    ValidationError {
+        violations: problems
+            .into_iter()
+            .map(|problem| choice_violation(problem, &service_paths))
+            .collect(),
+    }
+}
+
 /// A problem of the choices, under the page's field and in its words.
 fn choice_violation(violation: ChoiceViolation, service_paths: &[String]) -> FieldViolation {
     let service = |i: usize| {
@@ -250,22 +283,16 @@ fn choice_violation(violation: ChoiceViolation, service_paths: &[String]) -> Fie
                 .map_or(path.clone(), |(key, _)| key.to_string())
         }
     };
-    let description = match violation.problem {
-        ChoiceProblem::NotAName(problem) => problem,
-        ChoiceProblem::TooMany(max) => format!("at most {max} entries"),
-        ChoiceProblem::ListedTwice => "listed twice".to_string(),
-        ChoiceProblem::AlsoGranted(name) => {
-            format!("category {:?} is also accepted", name.as_ref())
-        }
-        ChoiceProblem::DeniedWhileAcceptingAll => {
-            "must be empty when acceptType is \"all\"".to_string()
-        }
-        ChoiceProblem::CategoryNotListed => {
-            "must be a category of acceptedCategories or rejectedCategories".to_string()
-        }
-        ChoiceProblem::ServiceListedTwice => "service listed twice".to_string(),
-    };
-    FieldViolation { field, description }
+    FieldViolation {
+        field,
+        description: violation.problem.describe(&ChoiceWords {
+            granted: "accepted",
+            denied: "rejected",
+            accept_all: "acceptType is \"all\"",
+            reject_all: "acceptType is \"necessary\"",
+            category_lists: "acceptedCategories or rejectedCategories",
+        }),
+    }
 }
 
 fn one(field: &str, description: impl Into<String>) -> ValidationError {

@@ -16,10 +16,11 @@ use super::{
     consent_row::{Columns, ConsentRow, INSERT_CONSENTS, record_from_row},
     row::{StoredRow, micros},
     run,
-    site::settings_from_row,
+    site::{declaration_from_row, settings_from_row},
 };
 use crate::domain::{
     consent::{ConsentDecision, ConsentRecord},
+    declared::Declaration,
     seal::Sealed,
     site::{ServerDefaults, SiteSettings},
 };
@@ -39,6 +40,13 @@ pub(super) struct BegunBatch {
     insert: Statement,
     /// One per (tenant, site) of the batch, each with the batch's clock.
     settings: Vec<Row>,
+}
+
+/// What a batch's site holds its decisions to.
+pub(super) struct InForce {
+    pub settings: SiteSettings,
+    /// Checked before anything is sealed.
+    pub declaration: Option<Declaration>,
 }
 
 /// What became of a record once its batch committed.
@@ -98,15 +106,28 @@ impl BegunBatch {
         StoredRow::of("sites", first).get("now")
     }
 
-    /// The settings in force for each (tenant, site) of the batch.
-    pub fn settings(&self) -> Result<HashMap<(Uuid, &str), SiteSettings>> {
+    /// The settings in force for each (tenant, site) of the batch, with
+    /// the categories it declares.
+    pub fn settings(&self) -> Result<HashMap<(Uuid, &str), InForce>> {
         let mut settings = HashMap::with_capacity(self.settings.len());
         for row in &self.settings {
             let stored = StoredRow::of("sites", row);
             let key: (Uuid, &str) = (stored.get("tenant_id")?, stored.get("site_id")?);
-            settings.insert(key, settings_from_row(row)?);
+            let in_force = InForce {
+                settings: settings_from_row(row)?,
+                declaration: declaration_from_row(row)?,
+            };
+            settings.insert(key, in_force);
         }
         Ok(settings)
+    }
+
+    /// Ends a batch with nothing to insert (every decision of it was
+    /// refused), keeping its connection for the next.
+    pub async fn commit_nothing(self) -> Result<()> {
+        self.transaction.client().batch_execute(COMMIT).await?;
+        drop(self.transaction.ended());
+        Ok(())
     }
 
     /// Inserts the records and commits, in one round trip; `on_sent` runs

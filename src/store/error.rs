@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use tokio_postgres::error::SqlState;
 
+use crate::domain::consent::ChoiceViolation;
+
 type Source = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +22,11 @@ pub enum Error {
     /// the same call may work once one of them ends.
     #[error("too many exports are running: at most {limit} {scope}")]
     TooManyExports { limit: usize, scope: ExportScope },
+    /// The decision disagrees with the categories its site declares
+    /// (`domain::declared`); each edge words the problems in its own
+    /// field names. Nothing was stored.
+    #[error("the decision disagrees with the site's declared categories")]
+    Declined(Vec<ChoiceViolation>),
 }
 
 /// Which limit on concurrent exports was reached.
@@ -61,6 +68,7 @@ impl Error {
                 limit: *limit,
                 scope: *scope,
             },
+            Error::Declined(problems) => Error::Declined(problems.clone()),
         }
     }
 }

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "drop_query_strings",
         include_str!("migrations/0007_drop_query_strings.sql"),
     ),
+    (
+        8,
+        "declared_categories",
+        include_str!("migrations/0008_declared_categories.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

@@ -16,6 +16,7 @@ use super::{
 use crate::domain::{
     audit::AuditAction,
     auth::{Caller, Scope},
+    declared::Declaration,
     ids::WidgetId,
     site::{ServerDefaults, SiteSettings, SiteSettingsUpdate},
 };
@@ -58,26 +59,60 @@ pub(super) fn settings_from_row(row: &Row) -> Result<SiteSettings> {
     })
 }
 
+/// The categories `site_id` declares (its own, else its tenant's).
+async fn declaration_of(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    site_id: &str,
+) -> Result<Option<Declaration>> {
+    let row = run::query_one(
+        client,
+        include_str!("sql/site_declaration.sql"),
+        &[&tenant_id, &site_id],
+    )
+    .await?;
+    declaration_from_row(&row)
+}
+
+/// A row of `consentd_site_declaration`: a site's declared categories.
+pub(super) fn declaration_from_row(row: &Row) -> Result<Option<Declaration>> {
+    let row = StoredRow::of("sites", row);
+    let list = |column| -> Result<Vec<String>> {
+        Ok(row.get::<Option<Vec<String>>>(column)?.unwrap_or_default())
+    };
+    Ok(Declaration::from_stored(
+        list("declared_categories")?,
+        list("necessary_categories")?,
+        list("declared_services")?,
+    ))
+}
+
 impl Store {
-    /// The settings in force for `site_id` ("" for the tenant's defaults).
+    /// The settings in force for `site_id` ("" for the tenant's defaults),
+    /// with the categories it declares.
     pub async fn site_settings(
         &self,
         tenant_id: Uuid,
         site_id: &str,
         defaults: ServerDefaults,
-    ) -> Result<SiteSettings> {
+    ) -> Result<(SiteSettings, Option<Declaration>)> {
         let client = self.connection().await?;
-        settings_of(&*client, tenant_id, site_id, defaults).await
+        Ok((
+            settings_of(&*client, tenant_id, site_id, defaults).await?,
+            declaration_of(&*client, tenant_id, site_id).await?,
+        ))
     }
 
-    /// Changes some settings and audits it; returns the settings in force.
+    /// Changes some settings (and, when `declared` is given, replaces the
+    /// declared categories) and audits it; returns what is in force.
     pub async fn update_site_settings(
         &self,
         changer: Changer<'_>,
         site_id: &str,
         update: SiteSettingsUpdate,
+        declared: Option<Option<&Declaration>>,
         defaults: ServerDefaults,
-    ) -> Result<SiteSettings> {
+    ) -> Result<(SiteSettings, Option<Declaration>)> {
         let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let (tenant_id, mut audit) = match changer {
@@ -103,7 +138,20 @@ impl Store {
             ],
         )
         .await?;
+        if let Some(declared) = declared {
+            let (categories, necessary, services) = match declared.map(Declaration::to_stored) {
+                Some((c, n, s)) => (Some(c), Some(n), Some(s)),
+                None => (None, None, None),
+            };
+            run::execute(
+                &transaction,
+                include_str!("sql/declare_site_categories.sql"),
+                &[&tenant_id, &site_id, &categories, &necessary, &services],
+            )
+            .await?;
+        }
         let settings = settings_of(&transaction, tenant_id, site_id, defaults).await?;
+        let declaration = declaration_of(&transaction, tenant_id, site_id).await?;
         audit.item_count = 1;
         audit.detail = Some(format!(
             "detailed_logging={} consent_lifetime_s={} retention_s={} drop_query_strings={}",
@@ -112,9 +160,15 @@ impl Store {
             settings.retention.as_secs(),
             settings.drop_query_strings
         ));
+        if let (Some(detail), Some(declaration)) = (&mut audit.detail, &declaration) {
+            detail.push_str(&format!(
+                " declared_categories={}",
+                declaration.categories().len()
+            ));
+        }
         audit.write(&transaction).await?;
         transaction.commit().await?;
-        Ok(settings)
+        Ok((settings, declaration))
     }
 }
 

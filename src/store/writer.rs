@@ -256,36 +256,58 @@ impl BatchWriter {
         .await?;
         let record_time = begun.record_time()?;
         let settings = begun.settings()?;
-        let pending = items
-            .iter()
-            .map(|&(tenant_id, decision)| {
-                let settings = *settings
-                    .get(&(tenant_id, decision.site_id.as_ref()))
-                    .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
-                Ok(Pending {
+        // A decision its site's declaration refuses is answered here and
+        // never sealed: no row, no leaf in the signed tree.
+        let mut answers: Vec<Option<Result<Recorded>>> = Vec::with_capacity(items.len());
+        let mut pending = Vec::with_capacity(items.len());
+        for &(tenant_id, decision) in items {
+            let in_force = settings
+                .get(&(tenant_id, decision.site_id.as_ref()))
+                .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
+            let declined = in_force
+                .declaration
+                .as_ref()
+                .map(|d| d.check(decision.action, &decision.choices))
+                .unwrap_or_default();
+            if declined.is_empty() {
+                answers.push(None);
+                pending.push(Pending {
                     tenant_id,
                     decision: decision.clone(),
-                    settings,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                    settings: in_force.settings,
+                });
+            } else {
+                answers.push(Some(Err(Error::Declined(declined))));
+            }
+        }
         drop(settings);
+        if pending.is_empty() {
+            drop(turn);
+            begun.commit_nothing().await?;
+            return Ok(answers.into_iter().flatten().collect());
+        }
         let sealed = seal::seal_batch(pending, record_time, &self.sealing)
             .map_err(|error| Error::Internal(error.into()))?;
         let written = begun.insert_and_commit(&sealed, move || drop(turn)).await?;
-        Ok(sealed
+        let mut stored = sealed.into_iter().zip(written).map(|(sealed, written)| {
+            Ok(match written? {
+                Written::Inserted => Recorded {
+                    record: sealed.record,
+                    receipt: Some(sealed.receipt),
+                },
+                Written::Earlier(record) => Recorded {
+                    receipt: receipt::receipt(sealed.tenant_id, &record),
+                    record: *record,
+                },
+            })
+        });
+        Ok(answers
             .into_iter()
-            .zip(written)
-            .map(|(sealed, written)| {
-                Ok(match written? {
-                    Written::Inserted => Recorded {
-                        record: sealed.record,
-                        receipt: Some(sealed.receipt),
-                    },
-                    Written::Earlier(record) => Recorded {
-                        receipt: receipt::receipt(sealed.tenant_id, &record),
-                        record: *record,
-                    },
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
+                    stored
+                        .next()
+                        .unwrap_or_else(|| Err(Error::Internal("an answer missing".into())))
                 })
             })
             .collect())

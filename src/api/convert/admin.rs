@@ -12,10 +12,11 @@ use crate::{
             GetSiteSettings, GetWidgetSettings, ListAuditEvents, UpdateSiteSettings,
             UpdateWidgetSettings,
         },
+        declared::{Declaration, RawDeclaredCategory},
         ids::{SiteId, WidgetId},
         page::PageSize,
         site::{Setting, SiteSettings, SiteSettingsUpdate, lifetime},
-        validation::{Checked, Violations},
+        validation::{Checked, FieldViolation, Violations},
     },
 };
 
@@ -64,7 +65,32 @@ fn update_site_settings(
     if let Err((setting, description)) = update.check() {
         v.add(setting_field(setting), description);
     }
+    let declared = match r.categories {
+        None => Ok(None),
+        Some(declared) => {
+            let raw = declared
+                .categories
+                .into_iter()
+                .map(|c| RawDeclaredCategory {
+                    name: c.name,
+                    necessary: c.necessary,
+                    services: c.services,
+                })
+                .collect();
+            Declaration::parse(raw).map(Some).map_err(|problems| {
+                let mut invalid = None;
+                for problem in problems {
+                    invalid = Some(v.push(FieldViolation {
+                        field: format!("categories.{}", problem.field),
+                        description: problem.description,
+                    }));
+                }
+                invalid.expect("a declaration fails with a problem")
+            })
+        }
+    };
     Ok(UpdateSiteSettings {
+        declared: declared?,
         site_id: site_id?,
         update: SiteSettingsUpdate {
             consent_lifetime: consent_lifetime?,
@@ -125,8 +151,20 @@ fn update_widget_settings(
     })
 }
 
-pub fn site_settings(settings: SiteSettings) -> proto::SiteSettings {
+pub fn site_settings(
+    (settings, declaration): (SiteSettings, Option<Declaration>),
+) -> proto::SiteSettings {
+    let categories = declaration
+        .iter()
+        .flat_map(Declaration::categories)
+        .map(|c| proto::DeclaredCategory {
+            name: c.name.as_ref().to_string(),
+            necessary: c.necessary,
+            services: c.services.iter().map(|s| s.as_ref().to_string()).collect(),
+        })
+        .collect();
     proto::SiteSettings {
+        categories,
         detailed_logging: settings.detailed_logging,
         consent_lifetime: Some(proto_duration(settings.consent_lifetime)),
         retention: Some(proto_duration(settings.retention)),

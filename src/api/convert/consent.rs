@@ -11,7 +11,7 @@ use crate::{
             ExportConsents, GetConsentProof, GetConsentStatus, GetNotice, ListConsents, PutNotice,
         },
         consent::{
-            ChoiceField, ChoiceProblem, ChoiceViolation, Choices, ConsentDecision,
+            ChoiceField, ChoiceViolation, ChoiceWords, Choices, ConsentDecision,
             MAX_BANNER_REVISION_CHARS, MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS,
             MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash, NoticeText, RawServiceDecision,
             optional_text,
@@ -130,7 +130,7 @@ fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked
 
 /// A problem of a decision's choices, under its proto field and in the
 /// proto's words.
-fn choice_violation(violation: ChoiceViolation) -> FieldViolation {
+pub fn choice_violation(violation: ChoiceViolation) -> FieldViolation {
     let field = match violation.field {
         ChoiceField::Granted => "granted_categories".to_string(),
         ChoiceField::Denied => "denied_categories".to_string(),
@@ -141,22 +141,16 @@ fn choice_violation(violation: ChoiceViolation) -> FieldViolation {
         ChoiceField::ServiceCategory(i) => format!("services[{i}].category"),
         ChoiceField::ServiceName(i) => format!("services[{i}].service"),
     };
-    let description = match violation.problem {
-        ChoiceProblem::NotAName(problem) => problem,
-        ChoiceProblem::TooMany(max) => format!("at most {max} entries"),
-        ChoiceProblem::ListedTwice => "listed twice".to_string(),
-        ChoiceProblem::AlsoGranted(name) => {
-            format!("category {:?} is also granted", name.as_ref())
-        }
-        ChoiceProblem::DeniedWhileAcceptingAll => {
-            "must be empty when action is CONSENT_ACTION_ACCEPT_ALL".to_string()
-        }
-        ChoiceProblem::CategoryNotListed => {
-            "must be listed in granted_categories or denied_categories".to_string()
-        }
-        ChoiceProblem::ServiceListedTwice => "service listed twice".to_string(),
-    };
-    FieldViolation { field, description }
+    FieldViolation {
+        field,
+        description: violation.problem.describe(&ChoiceWords {
+            granted: "granted",
+            denied: "denied",
+            accept_all: "action is CONSENT_ACTION_ACCEPT_ALL",
+            reject_all: "action is CONSENT_ACTION_REJECT_ALL",
+            category_lists: "granted_categories or denied_categories",
+        }),
+    }
 }
 
 fn get_consent_status(

@@ -34,6 +34,7 @@ use std::time::{Duration, SystemTime};
 use prost_types::Timestamp;
 
 pub use admin::{site_settings, widget_settings};
+pub use consent::choice_violation;
 pub use preference::{update_preferences, update_response};
 pub use record::{in_view, record_message, with_receipt};
 

@@ -1,4 +1,5 @@
-use super::*;
+use super::{choices::violation, *};
+use crate::domain::validation::Violations;
 
 fn names(values: &[&str]) -> Vec<String> {
     values.iter().map(|v| v.to_string()).collect()

@@ -1,0 +1,1 @@
+SELECT * FROM consentd_site_declaration($1, $2)
