@@ -276,9 +276,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .await
                 }
                 SitesCommand::Get { .. } => {
-                    store
-                        .site_settings(tenant_id, site, server::site_defaults(&defaults))
-                        .await
+                    let defaults = server::site_defaults(&defaults);
+                    match store.site_settings(tenant_id, site, defaults).await {
+                        Ok(settings) => store
+                            .site_declaration(tenant_id, site)
+                            .await
+                            .map(|declaration| (settings, declaration)),
+                        Err(error) => Err(error),
+                    }
                 }
             }
             .map_err(|e| error_chain(&e))?;

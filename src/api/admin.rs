@@ -59,9 +59,13 @@ impl AdminService for AdminApi {
             .store
             .site_settings(caller.tenant_id, &site_id, self.context.defaults)
             .await?;
+        let declaration = self
+            .store
+            .site_declaration(caller.tenant_id, &site_id)
+            .await?;
         Ok(Response::new(proto::GetSiteSettingsResponse {
             site_id,
-            settings: Some(site_settings(settings)),
+            settings: Some(site_settings((settings, declaration))),
         }))
     }
 

@@ -88,19 +88,25 @@ pub(super) fn declaration_from_row(row: &Row) -> Result<Option<Declaration>> {
 }
 
 impl Store {
-    /// The settings in force for `site_id` ("" for the tenant's defaults),
-    /// with the categories it declares.
+    /// The settings in force for `site_id` ("" for the tenant's defaults).
     pub async fn site_settings(
         &self,
         tenant_id: Uuid,
         site_id: &str,
         defaults: ServerDefaults,
-    ) -> Result<(SiteSettings, Option<Declaration>)> {
+    ) -> Result<SiteSettings> {
         let client = self.connection().await?;
-        Ok((
-            settings_of(&*client, tenant_id, site_id, defaults).await?,
-            declaration_of(&*client, tenant_id, site_id).await?,
-        ))
+        settings_of(&*client, tenant_id, site_id, defaults).await
+    }
+
+    /// The categories `site_id` declares: its own, else its tenant's.
+    pub async fn site_declaration(
+        &self,
+        tenant_id: Uuid,
+        site_id: &str,
+    ) -> Result<Option<Declaration>> {
+        let client = self.connection().await?;
+        declaration_of(&*client, tenant_id, site_id).await
     }
 
     /// Changes some settings (and, when `declared` is given, replaces the

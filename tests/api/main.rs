@@ -10,6 +10,7 @@ mod auth;
 mod availability;
 mod cli;
 mod cli_limits;
+mod declared;
 mod erasure;
 mod export;
 mod faults;

@@ -19,28 +19,28 @@ use tonic::Code;
 
 use crate::helpers::{TestApp, cluster_url, decision, settings};
 
-const SHOP: &str = "https://shop.example";
-const CONSENT_ID: &str = "0b4c7a5e-54d4-4c4a-9d6b-0c1f3b1f6e2a";
+pub(crate) const SHOP: &str = "https://shop.example";
+pub(crate) const CONSENT_ID: &str = "0b4c7a5e-54d4-4c4a-9d6b-0c1f3b1f6e2a";
 const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
-struct PublicApp {
-    app: TestApp,
-    public: SocketAddr,
+pub(crate) struct PublicApp {
+    pub app: TestApp,
+    pub public: SocketAddr,
     /// A publishable key of tenant "acme" for site "shop" from SHOP.
-    key: String,
+    pub key: String,
 }
 
-struct Limits {
-    trusted_hops: usize,
-    network_burst: u32,
+pub(crate) struct Limits {
+    pub trusted_hops: usize,
+    pub network_burst: u32,
 }
 
-const DEFAULT: Limits = Limits {
+pub(crate) const DEFAULT: Limits = Limits {
     trusted_hops: 0,
     network_burst: 1000,
 };
 
-async fn spawn(limits: Limits) -> PublicApp {
+pub(crate) async fn spawn(limits: Limits) -> PublicApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let public = listener.local_addr().unwrap();
     let mut settings = settings();
@@ -61,7 +61,7 @@ async fn spawn(limits: Limits) -> PublicApp {
     PublicApp { app, public, key }
 }
 
-async fn site_key(app: &TestApp, tenant: &str, site: &str, origin: &str) -> String {
+pub(crate) async fn site_key(app: &TestApp, tenant: &str, site: &str, origin: &str) -> String {
     app.store
         .create_site_key(
             tenant,
@@ -77,7 +77,7 @@ async fn site_key(app: &TestApp, tenant: &str, site: &str, origin: &str) -> Stri
 
 /// What CookieConsent's `getCookie()` and `getUserPreferences()` give after
 /// "Accept all" then rejecting analytics.
-fn payload(last: &str) -> Value {
+pub(crate) fn payload(last: &str) -> Value {
     json!({
         "consentId": CONSENT_ID,
         "acceptType": "custom",
@@ -93,16 +93,16 @@ fn payload(last: &str) -> Value {
     })
 }
 
-const LAST: &str = "2026-01-02T10:00:00.000Z";
+pub(crate) const LAST: &str = "2026-01-02T10:00:00.000Z";
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
 }
 
 impl Answer {
-    fn fields(&self) -> Vec<String> {
+    pub fn fields(&self) -> Vec<String> {
         self.body["error"]["fieldViolations"]
             .as_array()
             .map(|violations| {
@@ -155,7 +155,7 @@ async fn send(
 
 impl PublicApp {
     /// What `fetch` with a JSON body sends, the key in the header.
-    async fn fetch(&self, body: impl Into<Bytes>, extra: &[(&str, &str)]) -> Answer {
+    pub async fn fetch(&self, body: impl Into<Bytes>, extra: &[(&str, &str)]) -> Answer {
         let mut headers = vec![
             ("content-type", "application/json"),
             ("origin", SHOP),
@@ -167,7 +167,7 @@ impl PublicApp {
     }
 
     /// The records of `site` as ListConsents returns them to a secret key.
-    async fn listed(&self, site: &str) -> Vec<ConsentRecord> {
+    pub async fn listed(&self, site: &str) -> Vec<ConsentRecord> {
         self.app
             .tenant_client("acme")
             .await
@@ -185,7 +185,7 @@ impl PublicApp {
     }
 }
 
-fn json_bytes(value: &Value) -> Vec<u8> {
+pub(crate) fn json_bytes(value: &Value) -> Vec<u8> {
     value.to_string().into_bytes()
 }
 

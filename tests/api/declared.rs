@@ -1,0 +1,223 @@
+//! Sites that declare their categories: RecordConsent and the public
+//! listener refuse decisions that disagree, naming the field, and store
+//! nothing.
+
+use consentd::api::proto::{
+    ConsentAction, DeclaredCategories, DeclaredCategory, GetSiteSettingsRequest, ServiceDecision,
+    UpdateSiteSettingsRequest,
+};
+use consentd::domain::auth::Scope;
+use hyper::StatusCode;
+use serde_json::json;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::{
+    helpers::{TestApp, decision, violated_fields},
+    public::{DEFAULT, LAST, json_bytes, payload, spawn},
+};
+
+/// necessary (necessary), analytics (ga, matomo), marketing (ads, google-ads).
+fn shop_categories() -> DeclaredCategories {
+    let category = |name: &str, necessary, services: &[&str]| DeclaredCategory {
+        name: name.into(),
+        necessary,
+        services: services.iter().map(|s| s.to_string()).collect(),
+    };
+    DeclaredCategories {
+        categories: vec![
+            category("necessary", true, &[]),
+            category("analytics", false, &["ga", "matomo"]),
+            category("marketing", false, &["ads", "google-ads"]),
+        ],
+    }
+}
+
+async fn declare(app: &TestApp, key: &str, site: &str, categories: DeclaredCategories) {
+    app.admin_client(key)
+        .await
+        .update_site_settings(UpdateSiteSettingsRequest {
+            site_id: site.into(),
+            categories: Some(categories),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn record_consent_is_checked_against_the_sites_declared_categories() {
+    let app = TestApp::spawn().await;
+    let key = app.key("acme", &Scope::ALL).await;
+    declare(&app, &key, "shop", shop_categories()).await;
+    let settings = app
+        .admin_client(&key)
+        .await
+        .get_site_settings(GetSiteSettingsRequest {
+            site_id: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(settings.categories, shop_categories().categories);
+
+    let mut client = app.client(Some(&key)).await;
+    // The fixture's decision names only declared categories and services.
+    client
+        .record_consent(decision("shop", "visitor-ok"))
+        .await
+        .unwrap();
+
+    // Today's problem: REJECT_ALL stored as REJECTED with both granted.
+    let mut reject_all = decision("shop", "visitor-1");
+    reject_all.action = ConsentAction::RejectAll.into();
+    reject_all.granted_categories =
+        vec!["necessary".into(), "analytics".into(), "marketing".into()];
+    reject_all.denied_categories = vec![];
+    reject_all.services = vec![];
+    let mut accept_all = decision("shop", "visitor-2");
+    accept_all.action = ConsentAction::AcceptAll.into();
+    accept_all.granted_categories = vec!["necessary".into(), "analytics".into()];
+    accept_all.denied_categories = vec![];
+    accept_all.services = vec![];
+    let mut unknown = decision("shop", "visitor-3");
+    unknown.granted_categories.push("social".into());
+    unknown.services.push(ServiceDecision {
+        category: "analytics".into(),
+        service: "hotjar".into(),
+        granted: true,
+    });
+    let mut necessary_denied = decision("shop", "visitor-4");
+    necessary_denied.granted_categories = vec!["analytics".into()];
+    necessary_denied.denied_categories = vec!["marketing".into(), "necessary".into()];
+    for (request, fields) in [
+        (
+            reject_all,
+            vec!["granted_categories[1]", "granted_categories[2]"],
+        ),
+        (accept_all, vec!["granted_categories"]),
+        (
+            unknown,
+            vec!["granted_categories[2]", "services[2].service"],
+        ),
+        (necessary_denied, vec!["denied_categories[1]"]),
+    ] {
+        let refused = client.record_consent(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(violated_fields(&refused), fields, "{}", refused.message());
+    }
+    let refused = {
+        let mut reject_all = decision("shop", "visitor-5");
+        reject_all.action = ConsentAction::RejectAll.into();
+        reject_all.granted_categories = vec!["necessary".into(), "marketing".into()];
+        reject_all.denied_categories = vec!["analytics".into()];
+        reject_all.services = vec![];
+        client.record_consent(reject_all).await.unwrap_err()
+    };
+    let details = refused.get_error_details();
+    let description = &details.bad_request().unwrap().field_violations[0].description;
+    assert!(
+        description.contains("\"marketing\" is not necessary")
+            && description.contains("CONSENT_ACTION_REJECT_ALL"),
+        "{description}"
+    );
+    assert_eq!(app.stored_records().await, 1, "only the valid decision");
+
+    // A site without a declaration of its own inherits the tenant's; with
+    // neither, decisions are not checked.
+    let mut elsewhere = decision("blog", "visitor-6");
+    elsewhere.granted_categories.push("social".into());
+    client.record_consent(elsewhere.clone()).await.unwrap();
+    declare(&app, &key, "", shop_categories()).await;
+    elsewhere.subject_id = "visitor-7".into();
+    let refused = client.record_consent(elsewhere).await.unwrap_err();
+    assert_eq!(violated_fields(&refused), ["granted_categories[2]"]);
+    // Declaring no categories ends the checks of a site's own declaration.
+    declare(&app, &key, "", DeclaredCategories::default()).await;
+    let mut social = decision("blog", "visitor-8");
+    social.granted_categories.push("social".into());
+    client.record_consent(social).await.unwrap();
+    assert_eq!(app.stored_records().await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_declaration_with_bad_names_is_refused_by_field() {
+    let app = TestApp::spawn().await;
+    let key = app.key("acme", &Scope::ALL).await;
+    let mut categories = shop_categories();
+    categories.categories[1].services.push("ga".into());
+    categories.categories[2].name = "necessary".into();
+    let refused = app
+        .admin_client(&key)
+        .await
+        .update_site_settings(UpdateSiteSettingsRequest {
+            site_id: "shop".into(),
+            categories: Some(categories),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&refused),
+        [
+            "categories.categories[1].services[2]",
+            "categories.categories[2].name"
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_public_listener_refuses_what_the_declaration_does_not_allow() {
+    let app = spawn(DEFAULT).await;
+    let admin = app.app.key("acme", &Scope::ALL).await;
+    let mut categories = shop_categories();
+    categories.categories[2].services = vec!["ads".into()];
+    declare(&app.app, &admin, "shop", categories).await;
+
+    let ok = app.fetch(json_bytes(&payload(LAST)), &[]).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    let mut reject_all = payload("2026-01-03T10:00:00.000Z");
+    reject_all["acceptType"] = json!("necessary");
+    reject_all["acceptedCategories"] = json!(["necessary", "analytics", "marketing"]);
+    reject_all["rejectedCategories"] = json!([]);
+    reject_all["acceptedServices"] = json!({"marketing": ["ads"]});
+    reject_all["rejectedServices"] = json!({});
+    let mut unknown = payload("2026-01-04T10:00:00.000Z");
+    unknown["acceptedCategories"] = json!(["necessary", "marketing", "social"]);
+    unknown["acceptedServices"] = json!({"necessary": [], "marketing": ["ads", "tiktok"]});
+    let mut accept_all = payload("2026-01-05T10:00:00.000Z");
+    accept_all["acceptType"] = json!("all");
+    accept_all["acceptedCategories"] = json!(["necessary", "analytics", "marketing"]);
+    accept_all["rejectedCategories"] = json!([]);
+    accept_all["acceptedServices"] = json!({"analytics": ["ga"], "marketing": ["ads"]});
+    accept_all["rejectedServices"] = json!({"analytics": ["matomo"]});
+    for (body, fields) in [
+        (
+            reject_all,
+            vec![
+                "acceptedCategories[1]",
+                "acceptedCategories[2]",
+                "acceptedServices.marketing[0]",
+            ],
+        ),
+        (
+            unknown,
+            vec!["acceptedCategories[2]", "acceptedServices.marketing[1]"],
+        ),
+        (accept_all, vec!["rejectedServices.analytics[0]"]),
+    ] {
+        let answer = app.fetch(json_bytes(&body), &[]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+        assert_eq!(answer.body["error"]["code"], "INVALID_ARGUMENT");
+        assert_eq!(answer.fields(), fields, "{}", answer.body);
+    }
+    assert_eq!(app.listed("shop").await.len(), 1);
+    assert_eq!(app.app.stored_records().await, 1);
+    app.app.stop().await;
+}
