@@ -8,6 +8,7 @@ mod soak;
 
 mod auth;
 mod availability;
+mod browser;
 mod cli;
 mod cli_limits;
 mod declared;
