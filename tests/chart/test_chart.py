@@ -65,6 +65,10 @@ CONTRACT_ENV = {
     "CONSENTD_TLS_CERT_FILE",
     "CONSENTD_TLS_KEY_FILE",
     "CONSENTD_TLS_CLIENT_CA_FILE",
+    "CONSENTD_PUBLIC_LISTEN",
+    "CONSENTD_PUBLIC_TRUSTED_HOPS",
+    "CONSENTD_PUBLIC_KEY_RATE",
+    "CONSENTD_PUBLIC_NETWORK_RATE",
 }
 # Set by the chart besides the contract's: the log filter and the downward
 # API entries OTEL_RESOURCE_ATTRIBUTES refers to.
@@ -229,7 +233,8 @@ class KubernetesSchemas(unittest.TestCase):
         objects = self.validate_all(production_values())
         for kind in ["HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"]:
             self.assertIn(kind, kinds(objects))
-        self.assertEqual(kinds(objects).count("Service"), 3)
+        # gRPC, headless, public and metrics.
+        self.assertEqual(kinds(objects).count("Service"), 4)
 
     def test_tls_values_validate(self):
         self.validate_all(TLS_VALUES)
@@ -547,6 +552,36 @@ class Rollout(unittest.TestCase):
         self.assertEqual(headless["spec"]["ports"][0]["targetPort"], "grpc")
         self.assertNotIn(f"{RELEASE}-headless", [o["metadata"]["name"] for o in render() if o["kind"] == "Service"])
 
+    def test_public_listener_is_off_by_default(self):
+        objects = render()
+        self.assertNotIn(f"{RELEASE}-public", [o["metadata"]["name"] for o in objects if o["kind"] == "Service"])
+        self.assertNotIn("public", [p["name"] for p in container(objects)["ports"]])
+        self.assertFalse({k for k in configmap(objects) if k.startswith("CONSENTD_PUBLIC_")})
+
+    def test_public_listener_has_a_service_and_port_of_its_own(self):
+        objects = render(production_values())
+        (port,) = [p for p in container(objects)["ports"] if p["name"] == "public"]
+        self.assertEqual(port["containerPort"], 8080)
+        data = configmap(objects)
+        self.assertEqual(data["CONSENTD_PUBLIC_LISTEN"], "0.0.0.0:8080")
+        self.assertEqual(data["CONSENTD_PUBLIC_TRUSTED_HOPS"], "1")
+        self.assertEqual(data["CONSENTD_PUBLIC_KEY_RATE"], "1000")
+        self.assertEqual(data["CONSENTD_PUBLIC_NETWORK_RATE"], "240")
+        public = only(objects, "Service", f"{RELEASE}-public")
+        (service_port,) = public["spec"]["ports"]
+        self.assertEqual((service_port["port"], service_port["targetPort"]), (80, "public"))
+        self.assertEqual(service_port["appProtocol"], "http")
+        self.assertTrue(selects(public["spec"]["selector"], deployment(objects)["spec"]["template"]["metadata"]["labels"]))
+        # The gRPC Service does not expose it, nor it gRPC.
+        grpc = only(objects, "Service", RELEASE)
+        self.assertEqual([p["targetPort"] for p in grpc["spec"]["ports"]], ["grpc"])
+        # Only the ingress controller's namespace may reach it.
+        policy = only(objects, "NetworkPolicy")
+        (rule,) = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "public"]
+        self.assertEqual(rule["from"], [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}])
+        ipv6 = configmap(render(merge(production_values(), {"config": {"listenHost": "::"}})))
+        self.assertEqual(ipv6["CONSENTD_PUBLIC_LISTEN"], "[::]:8080")
+
     def test_autoscaling_owns_the_replica_count(self):
         objects = render(production_values())
         hpa = only(objects, "HorizontalPodAutoscaler")
@@ -611,6 +646,7 @@ class ValuesSchema(unittest.TestCase):
         "secret-value.yaml": ["/secrets/databaseUrl", "'value' not allowed"],
         "bad-duration.yaml": ["/config/drainTimeout", "does not match pattern"],
         "root-user.yaml": ["/securityContext/runAsUser", "minimum"],
+        "public-rate.yaml": ["/public/keyRate", "minimum"],
     }
 
     def test_invalid_values_files_are_refused(self):
@@ -640,7 +676,7 @@ class ValuesSchema(unittest.TestCase):
         # only maps (labels, resources) and Kubernetes objects stay open.
         with helm.Chart.load(CHART) as chart:
             schema = chart.schema
-        open_ok = {"global", "affinity", "tolerations", "grpcFrom", "metricsFrom", "to"}
+        open_ok = {"global", "affinity", "tolerations", "grpcFrom", "metricsFrom", "publicFrom", "to"}
 
         def walk(node, path):
             if isinstance(node, dict):
