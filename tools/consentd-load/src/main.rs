@@ -6,6 +6,7 @@
 //!   consentd-load export --key KEY --site bench
 //!   consentd-load list   --key KEY --site bench --page-size 1000 --pages 1000
 //!   consentd-load erase  --key KEY --site bench --subject subject-42
+//!   consentd-load public --public-addr http://127.0.0.1:8080 --site-key cdp_... --origin https://shop.example
 
 use std::{
     collections::BTreeMap,
@@ -16,7 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
 use consentd::api::proto::{
     EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest, RecordConsentRequest,
     consent_service_client::ConsentServiceClient,
@@ -77,6 +80,25 @@ enum Rpc {
         #[arg(long, default_value_t = 100)]
         pages: usize,
     },
+    /// POST /v1/consents on the public listener, as CookieConsent's
+    /// logConsent() sends it with sendBeacon (text/plain, the key in the
+    /// query), each caller on a keep-alive HTTP/1.1 connection of its own
+    /// as browsers are, with distinct consent ids.
+    Public {
+        /// The public listener's address.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        public_addr: String,
+        /// A publishable key for the site the records go to.
+        #[arg(long, env = "CONSENTD_SITE_KEY")]
+        site_key: String,
+        /// An origin the key allows.
+        #[arg(long)]
+        origin: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
     /// One EraseConsents of a subject.
     Erase {
         #[arg(long, default_value = "bench")]
@@ -84,6 +106,11 @@ enum Rpc {
         #[arg(long)]
         subject: String,
     },
+}
+
+/// A failed call's status code, as the tally counts it.
+fn code(status: Status) -> String {
+    format!("{:?}", status.code())
 }
 
 fn with_key<T>(message: T, key: &str) -> Request<T> {
@@ -100,6 +127,26 @@ fn decision(site: &str, n: u64) -> RecordConsentRequest {
         ip_address: format!("203.0.{}.{}", (n / 256) % 256, n % 256),
         ..fixture::decision(site, &format!("load-{}-{n}", std::process::id()))
     }
+}
+
+/// What CookieConsent's logConsent() posts, as the fixture's decision
+/// (same categories and services, user agent and page), for a consent id
+/// of its own per call.
+fn cookieconsent_body(n: u64) -> String {
+    let site = fixture::decision("bench", "");
+    format!(
+        concat!(
+            r#"{{"consentId":"{:08x}-0000-4000-8000-{:012x}","acceptType":"custom","#,
+            r#""acceptedCategories":["necessary","analytics"],"rejectedCategories":["marketing"],"#,
+            r#""acceptedServices":{{"analytics":["matomo"]}},"rejectedServices":{{"marketing":["google-ads"]}},"#,
+            r#""revision":"{}","consentTimestamp":"2026-01-01T10:00:00.000Z","#,
+            r#""lastConsentTimestamp":"2026-01-01T10:00:00.000Z","language":"de-DE","pageUrl":"{}"}}"#
+        ),
+        std::process::id(),
+        n,
+        site.banner_revision,
+        site.page_url,
+    )
 }
 
 /// Latencies and errors of one run.
@@ -150,7 +197,7 @@ async fn drive<Call, Answer>(
 ) -> Result<(), tokio::task::JoinError>
 where
     Call: Fn(u64) -> Answer + Clone + Send + 'static,
-    Answer: Future<Output = Result<(), Status>> + Send,
+    Answer: Future<Output = Result<(), String>> + Send,
 {
     let deadline = Instant::now() + Duration::from_secs(duration);
     let issued = Arc::new(AtomicU64::new(0));
@@ -168,12 +215,7 @@ where
                     let sent = Instant::now();
                     match call(n).await {
                         Ok(()) => tally.latencies.push(sent.elapsed()),
-                        Err(status) => {
-                            *tally
-                                .errors
-                                .entry(format!("{:?}", status.code()))
-                                .or_default() += 1
-                        }
+                        Err(code) => *tally.errors.entry(code).or_default() += 1,
                     }
                 }
             })
@@ -208,7 +250,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let key = cli.key.clone();
             drive("record", concurrency, duration, count, move |n| {
                 let (mut client, request) = (client.clone(), with_key(decision(&site, n), &key));
-                async move { client.record_consent(request).await.map(drop) }
+                async move { client.record_consent(request).await.map(drop).map_err(code) }
             })
             .await?;
         }
@@ -226,6 +268,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         })
                         .await
                         .map(drop)
+                        .map_err(code)
+                }
+            })
+            .await?;
+        }
+        Rpc::Public {
+            public_addr,
+            site_key,
+            origin,
+            concurrency,
+            duration,
+        } => {
+            let uri: hyper::Uri = format!("{public_addr}/v1/consents?key={site_key}").parse()?;
+            let user_agent = fixture::decision("bench", "").user_agent;
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_nodelay(true);
+            let client = hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .pool_max_idle_per_host(concurrency)
+            .build::<_, Full<Bytes>>(connector);
+            drive("public", concurrency, duration, None, move |n| {
+                let request = hyper::Request::post(uri.clone())
+                    .header("content-type", "text/plain;charset=UTF-8")
+                    .header("origin", &origin)
+                    .header("user-agent", &user_agent)
+                    .body(Full::new(Bytes::from(cookieconsent_body(n))));
+                let client = client.clone();
+                async move {
+                    let response = client
+                        .request(request.map_err(|e| e.to_string())?)
+                        .await
+                        .map_err(|e| format!("connection: {e}"))?;
+                    let status = response.status();
+                    // The answer is read whole, as a page's fetch would.
+                    response.into_body().collect().await.map_err(|e| e.to_string())?;
+                    if status.is_success() {
+                        Ok(())
+                    } else {
+                        Err(status.as_u16().to_string())
+                    }
                 }
             })
             .await?;
