@@ -6,7 +6,9 @@
 //!
 //! - [`domain`]: types valid by construction, no I/O.
 //!   - `command`: what each RPC asks for, parsed; `consent`, `preference`,
-//!     `site`, `erasure`, `audit`, `auth`: the things themselves.
+//!     `site`, `erasure`, `audit`, `auth`: the things themselves;
+//!     `declared`: a site's declared categories and the check of a
+//!     decision against them, which the writer makes for both edges.
 //!   - `seal`: what a decision becomes when stored (minimised, expire
 //!     time, IP encrypted, the batch signed); `receipt` and `merkle`: the
 //!     signed receipts and their RFC 9162 tree; `keyring`: the keys.

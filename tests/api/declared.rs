@@ -13,6 +13,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::{
+    cli::{consentd, stdout},
     helpers::{TestApp, decision, violated_fields},
     public::{DEFAULT, LAST, json_bytes, payload, spawn},
 };
@@ -220,4 +221,54 @@ async fn the_public_listener_refuses_what_the_declaration_does_not_allow() {
     assert_eq!(app.listed("shop").await.len(), 1);
     assert_eq!(app.app.stored_records().await, 1);
     app.app.stop().await;
+}
+
+#[tokio::test]
+async fn sites_set_declares_categories_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let url = app.database_url.clone();
+    let site = ["sites", "set", "--tenant", "acme", "--site", "shop"];
+    let flags = [
+        "--category",
+        "necessary",
+        "--category",
+        "analytics=ga,matomo",
+        "--category",
+        "marketing=ads,google-ads",
+        "--necessary",
+        "necessary",
+    ];
+    let set = stdout(&consentd(&url, &[&site[..], &flags[..]].concat()));
+    assert!(
+        set.contains("category: necessary (necessary) services: \n")
+            && set.contains("category: analytics services: ga,matomo\n"),
+        "{set}"
+    );
+    let key = app.key("acme", &Scope::ALL).await;
+    let settings = app
+        .admin_client(&key)
+        .await
+        .get_site_settings(GetSiteSettingsRequest {
+            site_id: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(settings.categories, shop_categories().categories);
+
+    let refused = consentd(
+        &url,
+        &[
+            &site[..],
+            &["--category", "analytics", "--necessary", "ads"],
+        ]
+        .concat(),
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--necessary ads: not a --category"));
+    let cleared = stdout(&consentd(&url, &[&site[..], &["--no-categories"]].concat()));
+    assert!(!cleared.contains("category:"), "{cleared}");
+    app.stop().await;
 }

@@ -19,11 +19,11 @@ use std::{
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use http_body_util::{BodyExt, Full};
 use consentd::api::proto::{
     EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest, RecordConsentRequest,
     consent_service_client::ConsentServiceClient,
 };
+use http_body_util::{BodyExt, Full};
 use tonic::{Request, Status, metadata::MetadataValue, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -284,11 +284,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let user_agent = fixture::decision("bench", "").user_agent;
             let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
             connector.set_nodelay(true);
-            let client = hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .pool_max_idle_per_host(concurrency)
-            .build::<_, Full<Bytes>>(connector);
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .pool_max_idle_per_host(concurrency)
+                    .build::<_, Full<Bytes>>(connector);
             drive("public", concurrency, duration, None, move |n| {
                 let request = hyper::Request::post(uri.clone())
                     .header("content-type", "text/plain;charset=UTF-8")
@@ -303,7 +302,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .map_err(|e| format!("connection: {e}"))?;
                     let status = response.status();
                     // The answer is read whole, as a page's fetch would.
-                    response.into_body().collect().await.map_err(|e| e.to_string())?;
+                    response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map_err(|e| e.to_string())?;
                     if status.is_success() {
                         Ok(())
                     } else {
