@@ -277,13 +277,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
                 SitesCommand::Get { .. } => {
                     let defaults = server::site_defaults(&defaults);
-                    match store.site_settings(tenant_id, site, defaults).await {
-                        Ok(settings) => store
-                            .site_declaration(tenant_id, site)
-                            .await
-                            .map(|declaration| (settings, declaration)),
-                        Err(error) => Err(error),
-                    }
+                    let settings = store.site_settings(tenant_id, site, defaults).await;
+                    let declaration = store.site_declaration(tenant_id, site).await;
+                    settings.and_then(|settings| Ok((settings, declaration?)))
                 }
             }
             .map_err(|e| error_chain(&e))?;
@@ -296,14 +292,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("retention: {}", format_duration(settings.retention));
             println!("drop_query_strings: {}", settings.drop_query_strings);
             for category in declaration.iter().flat_map(Declaration::categories) {
-                let services: Vec<&str> = category.services.iter().map(AsRef::as_ref).collect();
-                let necessary = if category.necessary {
-                    " (necessary)"
-                } else {
-                    ""
-                };
-                let (name, services) = (category.name.as_ref(), services.join(","));
-                println!("category: {name}{necessary} services: {services}");
+                println!("category: {category}");
             }
             Ok(())
         }

@@ -29,6 +29,22 @@ pub struct DeclaredCategory {
     pub services: Vec<Name>,
 }
 
+/// As `consentd sites get` prints it: `analytics: ga,matomo`,
+/// `necessary (necessary)`.
+impl std::fmt::Display for DeclaredCategory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name.as_ref())?;
+        if self.necessary {
+            f.write_str(" (necessary)")?;
+        }
+        let services: Vec<&str> = self.services.iter().map(AsRef::as_ref).collect();
+        if !services.is_empty() {
+            write!(f, ": {}", services.join(","))?;
+        }
+        Ok(())
+    }
+}
+
 /// Unvalidated category, as the caller sent it.
 pub struct RawDeclaredCategory {
     pub name: String,
