@@ -9,13 +9,14 @@
 use std::{path::PathBuf, process::Command};
 
 use axum::{Router, http::header, routing::get};
-use consentd::api::proto::{
-    ConsentAction, ConsentStatus, DeclaredCategories, DeclaredCategory, UpdateSiteSettingsRequest,
-};
+use consentd::api::proto::{ConsentAction, ConsentStatus, DeclaredCategories};
 use consentd::domain::auth::Scope;
 use serde_json::Value;
 
-use crate::public::{DEFAULT, site_key, spawn};
+use crate::{
+    declared::{category, declare},
+    public::{DEFAULT, site_key, spawn},
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -81,27 +82,12 @@ async fn cookieconsent_in_chromium_logs_each_change_and_a_foreign_origin_stores_
     // The banner's own categories and services, declared: what it sends
     // passes the checks.
     let admin = app.app.key("acme", &Scope::ALL).await;
-    let category = |name: &str, necessary, services: &[&str]| DeclaredCategory {
-        name: name.into(),
-        necessary,
-        services: services.iter().map(|s| s.to_string()).collect(),
-    };
-    app.app
-        .admin_client(&admin)
-        .await
-        .update_site_settings(UpdateSiteSettingsRequest {
-            site_id: "shop".into(),
-            categories: Some(DeclaredCategories {
-                categories: vec![
-                    category("necessary", true, &[]),
-                    category("analytics", false, &["ga", "matomo"]),
-                    category("marketing", false, &[]),
-                ],
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let categories = vec![
+        category("necessary", true, &[]),
+        category("analytics", false, &["ga", "matomo"]),
+        category("marketing", false, &[]),
+    ];
+    declare(&app.app, &admin, "shop", DeclaredCategories { categories }).await;
 
     let driver = root().join("tests/browser/drive.cjs");
     let (allowed_url, refused_url) = (format!("{allowed}/"), format!("{refused}/"));

@@ -18,13 +18,16 @@ use crate::{
     public::{DEFAULT, LAST, json_bytes, payload, spawn},
 };
 
-/// necessary (necessary), analytics (ga, matomo), marketing (ads, google-ads).
-fn shop_categories() -> DeclaredCategories {
-    let category = |name: &str, necessary, services: &[&str]| DeclaredCategory {
+pub(crate) fn category(name: &str, necessary: bool, services: &[&str]) -> DeclaredCategory {
+    DeclaredCategory {
         name: name.into(),
         necessary,
         services: services.iter().map(|s| s.to_string()).collect(),
-    };
+    }
+}
+
+/// necessary (necessary), analytics (ga, matomo), marketing (ads, google-ads).
+fn shop_categories() -> DeclaredCategories {
     DeclaredCategories {
         categories: vec![
             category("necessary", true, &[]),
@@ -34,7 +37,7 @@ fn shop_categories() -> DeclaredCategories {
     }
 }
 
-async fn declare(app: &TestApp, key: &str, site: &str, categories: DeclaredCategories) {
+pub(crate) async fn declare(app: &TestApp, key: &str, site: &str, categories: DeclaredCategories) {
     app.admin_client(key)
         .await
         .update_site_settings(UpdateSiteSettingsRequest {
@@ -46,23 +49,30 @@ async fn declare(app: &TestApp, key: &str, site: &str, categories: DeclaredCateg
         .unwrap();
 }
 
-#[tokio::test]
-async fn record_consent_is_checked_against_the_sites_declared_categories() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
-    declare(&app, &key, "shop", shop_categories()).await;
-    let settings = app
-        .admin_client(&key)
+/// The categories GetSiteSettings says `site` declares.
+async fn declared_categories(app: &TestApp, key: &str, site: &str) -> Vec<DeclaredCategory> {
+    app.admin_client(key)
         .await
         .get_site_settings(GetSiteSettingsRequest {
-            site_id: "shop".into(),
+            site_id: site.into(),
         })
         .await
         .unwrap()
         .into_inner()
         .settings
-        .unwrap();
-    assert_eq!(settings.categories, shop_categories().categories);
+        .unwrap()
+        .categories
+}
+
+#[tokio::test]
+async fn record_consent_is_checked_against_the_sites_declared_categories() {
+    let app = TestApp::spawn().await;
+    let key = app.key("acme", &Scope::ALL).await;
+    declare(&app, &key, "shop", shop_categories()).await;
+    assert_eq!(
+        declared_categories(&app, &key, "shop").await,
+        shop_categories().categories
+    );
 
     let mut client = app.client(Some(&key)).await;
     // The fixture's decision names only declared categories and services.
@@ -245,18 +255,10 @@ async fn sites_set_declares_categories_from_the_command_line() {
         "{set}"
     );
     let key = app.key("acme", &Scope::ALL).await;
-    let settings = app
-        .admin_client(&key)
-        .await
-        .get_site_settings(GetSiteSettingsRequest {
-            site_id: "shop".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .settings
-        .unwrap();
-    assert_eq!(settings.categories, shop_categories().categories);
+    assert_eq!(
+        declared_categories(&app, &key, "shop").await,
+        shop_categories().categories
+    );
 
     let refused = consentd(
         &url,
