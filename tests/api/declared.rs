@@ -274,3 +274,37 @@ async fn sites_set_declares_categories_from_the_command_line() {
     assert!(!cleared.contains("category:"), "{cleared}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn refused_and_valid_decisions_written_together_each_get_their_own_answer() {
+    let app = TestApp::spawn().await;
+    let key = app.key("acme", &Scope::ALL).await;
+    declare(&app, &key, "shop", shop_categories()).await;
+    let client = app.client(Some(&key)).await;
+    // Sent at once, so the writer is likely to batch valid and refused
+    // decisions together; each call must still get its own answer.
+    let calls = (0..40).map(|n| {
+        let mut client = client.clone();
+        let mut request = decision("shop", &format!("visitor-{n}"));
+        if n % 2 == 1 {
+            request.granted_categories.push("social".into());
+        }
+        async move { (n, client.record_consent(request).await) }
+    });
+    for (n, answer) in futures::future::join_all(calls).await {
+        match answer {
+            Ok(stored) if n % 2 == 0 => {
+                assert_eq!(
+                    stored.into_inner().record.unwrap().subject_id,
+                    format!("visitor-{n}")
+                );
+            }
+            Err(refused) if n % 2 == 1 => {
+                assert_eq!(violated_fields(&refused), ["granted_categories[2]"]);
+            }
+            other => panic!("call {n}: {other:?}"),
+        }
+    }
+    assert_eq!(app.stored_records().await, 20);
+    app.stop().await;
+}
