@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiContext, Authenticator,
-    convert::{site_settings, widget_settings},
+    convert::{list_command, site_settings, widget_settings},
     paging::page_tokens,
     proto::{self, admin_service_server::AdminService},
 };
@@ -18,6 +18,7 @@ use crate::{
             UpdateWidgetSettings,
         },
         ids::SiteId,
+        page::PageTokens,
     },
     store::{Changer, Store},
 };
@@ -99,16 +100,17 @@ impl AdminService for AdminApi {
         request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::AuditRead).await?;
+        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
         let ListAuditEvents {
             filter,
             after,
             page_size,
-        } = request.into_inner().try_into()?;
+        } = list_command(request.into_inner(), &tokens)?;
         let page = self
             .store
             .list_audit_events(caller.tenant_id, &filter, after, page_size.get())
             .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
+        let (next_page_token, resume_page_token) = page_tokens(&page, &filter, &tokens);
         Ok(Response::new(proto::ListAuditEventsResponse {
             events: page.items.into_iter().map(Into::into).collect(),
             next_page_token,

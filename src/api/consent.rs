@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiContext, Authenticator,
-    convert::{in_view, record_message, timestamp, with_receipt},
+    convert::{in_view, list_command, record_message, timestamp, with_receipt},
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, consent_service_server::ConsentService},
 };
@@ -18,6 +18,7 @@ use crate::{
         },
         consent::{ConsentDecision, NoticeHash},
         erasure::EraseRequest,
+        page::PageTokens,
     },
     store::{ConsentWriter, Store},
 };
@@ -95,17 +96,18 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ListConsentsRequest>,
     ) -> Result<Response<proto::ListConsentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
+        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
         let ListConsents {
             filter,
             after,
             page_size,
             view,
-        } = request.into_inner().try_into()?;
+        } = list_command(request.into_inner(), &tokens)?;
         let page = self
             .store
             .list_consents(caller.tenant_id, &filter, after, page_size.get())
             .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
+        let (next_page_token, resume_page_token) = page_tokens(&page, &filter, &tokens);
         Ok(Response::new(proto::ListConsentsResponse {
             records: page
                 .items

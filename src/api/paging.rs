@@ -7,20 +7,24 @@ use tonic::Status;
 
 use super::Error;
 use crate::{
-    domain::page::{Cursor, PageFilter},
+    domain::page::{Cursor, PageFilter, PageTokens},
     metrics::metrics,
     store::{ExportChunks, Page},
 };
 
 /// `(next_page_token, resume_page_token)` of a page (AIP-158): the next
 /// token is empty at the end of the list; the resume token is always set.
-pub fn page_tokens<T>(page: &Page<T>, filter: &impl PageFilter) -> (String, String) {
+pub fn page_tokens<T>(
+    page: &Page<T>,
+    filter: &impl PageFilter,
+    tokens: &PageTokens,
+) -> (String, String) {
     let next = page
         .next
-        .map(|cursor| cursor.to_token(filter))
+        .map(|cursor| tokens.seal(cursor, filter))
         .unwrap_or_default();
     // A poller that saw nothing yet resumes from the start.
-    let resume = page.resume.unwrap_or(Cursor::START).to_token(filter);
+    let resume = tokens.seal(page.resume.unwrap_or(Cursor::START), filter);
     (next, resume)
 }
 

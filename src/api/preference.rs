@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{
     ApiContext, Authenticator, Error,
     consent::EXPORT_CHUNK_RECORDS,
-    convert::{update_preferences, update_response},
+    convert::{list_command, update_preferences, update_response},
     paging::{ExportStream, export_stream, page_tokens},
     proto::{self, preference_service_server::PreferenceService},
 };
@@ -18,6 +18,7 @@ use crate::{
         command::{
             ErasePreferences, ExportPreferenceHistory, GetPreferences, ListPreferenceHistory,
         },
+        page::PageTokens,
     },
     store::{Idempotent, Store},
 };
@@ -98,16 +99,17 @@ impl PreferenceService for PreferenceApi {
         request: Request<proto::ListPreferenceHistoryRequest>,
     ) -> Result<Response<proto::ListPreferenceHistoryResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::PreferenceRead).await?;
+        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
         let ListPreferenceHistory {
             filter,
             after,
             page_size,
-        } = request.into_inner().try_into()?;
+        } = list_command(request.into_inner(), &tokens)?;
         let page = self
             .store
             .list_preference_history(caller.tenant_id, &filter, after, page_size.get())
             .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &filter);
+        let (next_page_token, resume_page_token) = page_tokens(&page, &filter, &tokens);
         Ok(Response::new(proto::ListPreferenceHistoryResponse {
             events: page.items.into_iter().map(Into::into).collect(),
             next_page_token,

@@ -3,11 +3,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
     consent::Status,
+    erasure::AuditKey,
     ids::{SiteId, SubjectId, UserId},
     time::{micros_since_epoch, time_from_micros},
     web::CountryCode,
@@ -114,10 +116,18 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
-const TOKEN_VERSION: u8 = 1;
+/// Version 1 tokens carried an unkeyed fingerprint of the filter only:
+/// another tenant could replay them. They are refused, with a message
+/// that says to start again.
+const OLD_TOKEN_VERSION: u8 = 1;
+const TOKEN_VERSION: u8 = 2;
 /// 9999-12-31T23:59:59Z, the last instant a timestamp may hold.
 const MAX_TOKEN_MICROS: i64 = 253_402_300_799_000_000;
-const TOKEN_LEN: usize = 1 + 8 + 16 + 8;
+const MAC_LEN: usize = 16;
+const CURSOR_LEN: usize = 1 + 8 + 16;
+const TOKEN_LEN: usize = CURSOR_LEN + MAC_LEN;
+const NOT_A_TOKEN: &str = "is not a page token issued by this service";
+const NOT_THIS_LIST: &str = "was not issued for this list and filter; send the same filter as the first page, with a key of the same tenant";
 
 impl Cursor {
     /// Before every record: every record time is after the Unix epoch.
@@ -125,38 +135,78 @@ impl Cursor {
         time: UNIX_EPOCH,
         id: Uuid::nil(),
     };
+}
 
-    /// Encodes the cursor as an opaque token bound to `filter`.
-    pub fn to_token(self, filter: &impl PageFilter) -> String {
+/// Seals and opens the page tokens of one tenant. A token holds its
+/// cursor and an HMAC over the tenant, the list and filter
+/// ([`PageFilter::fingerprint`]) and the cursor, keyed by the server's
+/// secret: any other tenant, list or filter, and any change to a byte, is
+/// refused. Every replica derives the same key, so tokens survive a
+/// restart and move between replicas.
+#[derive(Clone)]
+pub struct PageTokens {
+    key: [u8; 32],
+    tenant_id: Uuid,
+}
+
+impl PageTokens {
+    /// The tokens of `tenant_id`, keyed from the audit key (a stable server
+    /// secret), domain-separated so no audit digest is ever a token key.
+    pub fn new(secret: &AuditKey, tenant_id: Uuid) -> Self {
+        Self {
+            key: secret.digest("page_token_key", ""),
+            tenant_id,
+        }
+    }
+
+    fn mac(&self, filter: &impl PageFilter, cursor: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(self.tenant_id.as_bytes());
+        mac.update(&filter.fingerprint());
+        mac.update(cursor);
+        mac
+    }
+
+    /// Encodes the cursor as an opaque token bound to this tenant and
+    /// `filter`.
+    pub fn seal(&self, cursor: Cursor, filter: &impl PageFilter) -> String {
         let mut bytes = Vec::with_capacity(TOKEN_LEN);
         bytes.push(TOKEN_VERSION);
-        bytes.extend_from_slice(&micros_since_epoch(self.time).to_be_bytes());
-        bytes.extend_from_slice(self.id.as_bytes());
-        bytes.extend_from_slice(&filter.fingerprint());
+        bytes.extend_from_slice(&micros_since_epoch(cursor.time).to_be_bytes());
+        bytes.extend_from_slice(cursor.id.as_bytes());
+        let mac = self.mac(filter, &bytes).finalize().into_bytes();
+        bytes.extend_from_slice(&mac[..MAC_LEN]);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// Decodes a token; it must have been made for the same filter.
-    pub fn from_token(token: &str, filter: &impl PageFilter) -> Result<Self, String> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .filter(|bytes| bytes.len() == TOKEN_LEN && bytes[0] == TOKEN_VERSION)
-            .ok_or("is not a page token issued by this service")?;
-        if bytes[25..] != filter.fingerprint() {
-            return Err(
-                "was issued for another site or filter; send the same filter as the first page"
-                    .into(),
-            );
+    /// Decodes a token; it must have been sealed for this tenant and the
+    /// same filter, and not changed since.
+    pub fn open(&self, token: &str, filter: &impl PageFilter) -> Result<Cursor, String> {
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| NOT_A_TOKEN)?;
+        match bytes.first() {
+            Some(&OLD_TOKEN_VERSION) => {
+                return Err(
+                    "was issued by an earlier version of consentd; start again from the first page"
+                        .into(),
+                );
+            }
+            Some(&TOKEN_VERSION) if bytes.len() == TOKEN_LEN => {}
+            _ => return Err(NOT_A_TOKEN.into()),
         }
-        let micros = i64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
-        // Tokens are not secret: refuse times no record can have, which
-        // the database could not even compare.
+        let (cursor, mac) = bytes.split_at(CURSOR_LEN);
+        // Compared in constant time, so a forger learns nothing byte by byte.
+        self.mac(filter, cursor)
+            .verify_truncated_left(mac)
+            .map_err(|_| NOT_THIS_LIST)?;
+        let micros = i64::from_be_bytes(cursor[1..9].try_into().expect("8 bytes"));
+        // Only a token this service sealed gets here; its time is still
+        // checked, so a leaked key cannot make the database compare an
+        // instant it cannot hold.
         if !(0..=MAX_TOKEN_MICROS).contains(&micros) {
-            return Err("is not a page token issued by this service".into());
+            return Err(NOT_A_TOKEN.into());
         }
-        let id = Uuid::from_slice(&bytes[9..25]).expect("16 bytes");
-        Ok(Self {
+        let id = Uuid::from_slice(&cursor[9..]).expect("16 bytes");
+        Ok(Cursor {
             time: time_from_micros(micros),
             id,
         })
@@ -179,16 +229,43 @@ mod tests {
         }
     }
 
+    fn tokens(tenant: Uuid) -> PageTokens {
+        PageTokens::new(&AuditKey::new(&[7; 32]).unwrap(), tenant)
+    }
+
     #[test]
-    fn token_round_trips_and_is_bound_to_its_filter() {
+    fn token_round_trips_and_is_bound_to_its_tenant_and_filter() {
         let cursor = Cursor {
             time: time_from_micros(1_700_000_000_123_456),
             id: Uuid::now_v7(),
         };
-        let token = cursor.to_token(&filter("a"));
-        assert_eq!(Cursor::from_token(&token, &filter("a")), Ok(cursor));
-        assert!(Cursor::from_token(&token, &filter("b")).is_err());
-        assert!(Cursor::from_token("garbage", &filter("a")).is_err());
+        let (a, b) = (tokens(Uuid::now_v7()), tokens(Uuid::now_v7()));
+        let token = a.seal(cursor, &filter("a"));
+        assert_eq!(a.open(&token, &filter("a")), Ok(cursor));
+        assert_eq!(b.open(&token, &filter("a")), Err(NOT_THIS_LIST.into()));
+        assert_eq!(a.open(&token, &filter("b")), Err(NOT_THIS_LIST.into()));
+        assert_eq!(a.open("garbage", &filter("a")), Err(NOT_A_TOKEN.into()));
+        let other_key = PageTokens::new(&AuditKey::new(&[8; 32]).unwrap(), a.tenant_id);
+        assert!(other_key.open(&token, &filter("a")).is_err());
+    }
+
+    #[test]
+    fn a_changed_byte_anywhere_in_a_token_is_refused() {
+        let a = tokens(Uuid::now_v7());
+        let token = a.seal(Cursor::START, &filter("a"));
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for i in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[i] ^= 1;
+            let changed = URL_SAFE_NO_PAD.encode(changed);
+            assert!(a.open(&changed, &filter("a")).is_err(), "byte {i}");
+        }
+        assert!(a.open(&token[..token.len() - 1], &filter("a")).is_err());
+        let mut old = bytes[..25].to_vec();
+        old[0] = OLD_TOKEN_VERSION;
+        old.extend_from_slice(&filter("a").fingerprint());
+        let refused = a.open(&URL_SAFE_NO_PAD.encode(old), &filter("a"));
+        assert!(refused.unwrap_err().contains("earlier version"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{duration, page_start, present, proto_duration, required, time, timestamp};
+use super::{
+    ListRequest, duration, page_start, present, proto_duration, required, time, timestamp,
+};
 use crate::{
     api::proto,
     domain::{
@@ -14,7 +16,7 @@ use crate::{
         },
         declared::{Declaration, RawDeclaredCategory},
         ids::{SiteId, WidgetId},
-        page::PageSize,
+        page::{PageSize, PageTokens},
         site::{Setting, SiteSettings, SiteSettingsUpdate, lifetime},
         validation::{Checked, FieldViolation, Violations},
     },
@@ -23,7 +25,6 @@ use crate::{
 conversions! {
     proto::GetSiteSettingsRequest => GetSiteSettings: get_site_settings,
     proto::UpdateSiteSettingsRequest => UpdateSiteSettings: update_site_settings,
-    proto::ListAuditEventsRequest => ListAuditEvents: list_audit_events,
     proto::GetWidgetSettingsRequest => GetWidgetSettings: get_widget_settings,
     proto::UpdateWidgetSettingsRequest => UpdateWidgetSettings: update_widget_settings,
 }
@@ -100,8 +101,17 @@ fn update_site_settings(
     })
 }
 
+impl ListRequest for proto::ListAuditEventsRequest {
+    type Command = ListAuditEvents;
+
+    fn parse(self, tokens: &PageTokens, v: &mut Violations) -> Checked<ListAuditEvents> {
+        list_audit_events(self, tokens, v)
+    }
+}
+
 fn list_audit_events(
     r: proto::ListAuditEventsRequest,
+    tokens: &PageTokens,
     v: &mut Violations,
 ) -> Checked<ListAuditEvents> {
     let start_time = v.check_optional("start_time", r.start_time.map(time));
@@ -113,7 +123,7 @@ fn list_audit_events(
         start_time: start_time.unwrap_or_default(),
         end_time: end_time.unwrap_or_default(),
     };
-    let after = page_start(r.page_token, Some(&parsed), v);
+    let after = page_start(r.page_token, Some(&parsed), tokens, v);
     Ok(ListAuditEvents {
         filter: AuditFilter {
             start_time: start_time?,

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{enums, page_start, present, required, time};
+use super::{ListRequest, enums, page_start, present, required, time};
 use crate::{
     api::proto,
     domain::{
@@ -19,7 +19,7 @@ use crate::{
         erasure::EraseRequest,
         ids::{RequestId, SiteId, SubjectId, UserId},
         network::FullIp,
-        page::{ConsentFilter, PageSize},
+        page::{ConsentFilter, PageSize, PageTokens},
         validation::{Checked, FieldViolation, Violations},
         web::{CountryCode, LanguageTag, PageUrl, UserAgent},
     },
@@ -28,7 +28,6 @@ use crate::{
 conversions! {
     proto::RecordConsentRequest => ConsentDecision: record_consent,
     proto::GetConsentStatusRequest => GetConsentStatus: get_consent_status,
-    proto::ListConsentsRequest => ListConsents: list_consents,
     proto::ExportConsentsRequest => ExportConsents: export_consents,
     proto::EraseConsentsRequest => EraseRequest: erase_consents,
     proto::GetConsentProofRequest => GetConsentProof: get_consent_proof,
@@ -207,11 +206,23 @@ fn consent_filter(
     })
 }
 
-fn list_consents(r: proto::ListConsentsRequest, v: &mut Violations) -> Checked<ListConsents> {
+impl ListRequest for proto::ListConsentsRequest {
+    type Command = ListConsents;
+
+    fn parse(self, tokens: &PageTokens, v: &mut Violations) -> Checked<ListConsents> {
+        list_consents(self, tokens, v)
+    }
+}
+
+fn list_consents(
+    r: proto::ListConsentsRequest,
+    tokens: &PageTokens,
+    v: &mut Violations,
+) -> Checked<ListConsents> {
     let filter = consent_filter(r.site_id, r.filter, v);
     let page_size = v.check("page_size", PageSize::parse(r.page_size));
     let view = v.check("view", enums::view(r.view));
-    let after = page_start(r.page_token, filter.as_ref().ok(), v);
+    let after = page_start(r.page_token, filter.as_ref().ok(), tokens, v);
     Ok(ListConsents {
         filter: filter?,
         after: after?,

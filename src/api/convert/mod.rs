@@ -39,8 +39,8 @@ pub use preference::{update_preferences, update_response};
 pub use record::{in_view, record_message, with_receipt};
 
 use crate::domain::{
-    page::{Cursor, PageFilter},
-    validation::{Checked, Violations},
+    page::{Cursor, PageFilter, PageTokens},
+    validation::{Checked, ValidationError, Violations},
 };
 
 /// Empty means "not set" for optional proto3 strings.
@@ -100,17 +100,33 @@ fn text(value: Option<impl AsRef<str>>) -> String {
     value.map(|v| v.as_ref().to_string()).unwrap_or_default()
 }
 
+/// A list request: its page token is bound to the caller's tenant, so its
+/// conversion takes the caller's [`PageTokens`] besides the request.
+pub trait ListRequest {
+    type Command;
+    fn parse(self, tokens: &PageTokens, v: &mut Violations) -> Checked<Self::Command>;
+}
+
+/// A list request's command, or every violation, as [`conversions!`] gives.
+pub fn list_command<R: ListRequest>(
+    request: R,
+    tokens: &PageTokens,
+) -> Result<R::Command, ValidationError> {
+    let mut v = Violations::new();
+    let parsed = request.parse(tokens, &mut v);
+    v.finish(parsed)
+}
+
 /// Where a list continues. A token is bound to its filter, so it is only
 /// checked against a filter that parsed.
 fn page_start<F: PageFilter>(
     page_token: String,
     filter: Option<&F>,
+    tokens: &PageTokens,
     v: &mut Violations,
 ) -> Checked<Option<Cursor>> {
     match (filter, present(page_token)) {
-        (Some(filter), Some(token)) => v
-            .check("page_token", Cursor::from_token(&token, filter))
-            .map(Some),
+        (Some(filter), Some(token)) => v.check("page_token", tokens.open(&token, filter)).map(Some),
         _ => Ok(None),
     }
 }

@@ -7,7 +7,7 @@ use prost_types::Timestamp;
 use uuid::Uuid;
 
 use super::{
-    duration,
+    ListRequest, duration,
     enums::{self, ChangeKind},
     page_start, present, required, text, time, timestamp,
 };
@@ -18,7 +18,7 @@ use crate::{
             ErasePreferences, ExportPreferenceHistory, GetPreferences, ListPreferenceHistory,
         },
         ids::{OptionId, RequestId, TopicId, UserId, WidgetId},
-        page::PageSize,
+        page::{PageSize, PageTokens},
         preference::{
             Change, HistoryFilter, MAX_CHANGES, MAX_OPTIONS_PER_CHANGE, OptionShown,
             PreferenceEvent, PreferenceState, PreferenceUpdate, TopicTitles, Unchanged,
@@ -32,7 +32,6 @@ use crate::{
 
 conversions! {
     proto::GetPreferencesRequest => GetPreferences: get_preferences,
-    proto::ListPreferenceHistoryRequest => ListPreferenceHistory: list_preference_history,
     proto::ExportPreferenceHistoryRequest => ExportPreferenceHistory: export_preference_history,
     proto::ErasePreferencesRequest => ErasePreferences: erase_preferences,
 }
@@ -251,8 +250,17 @@ fn history_filter(
     })
 }
 
+impl ListRequest for proto::ListPreferenceHistoryRequest {
+    type Command = ListPreferenceHistory;
+
+    fn parse(self, tokens: &PageTokens, v: &mut Violations) -> Checked<ListPreferenceHistory> {
+        list_preference_history(self, tokens, v)
+    }
+}
+
 fn list_preference_history(
     r: proto::ListPreferenceHistoryRequest,
+    tokens: &PageTokens,
     v: &mut Violations,
 ) -> Checked<ListPreferenceHistory> {
     let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
@@ -264,7 +272,7 @@ fn list_preference_history(
         v,
     );
     let page_size = v.check("page_size", PageSize::parse(r.page_size));
-    let after = page_start(r.page_token, filter.as_ref().ok(), v);
+    let after = page_start(r.page_token, filter.as_ref().ok(), tokens, v);
     Ok(ListPreferenceHistory {
         filter: HistoryFilter {
             user_id: Some(user_id?),

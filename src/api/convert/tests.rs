@@ -5,13 +5,14 @@ use prost_types::Timestamp;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
-use super::update_preferences;
+use super::{list_command, update_preferences};
 use crate::{
     api::proto,
     domain::{
         command::{ListConsents, UpdateSiteSettings, View},
         consent::{Action, ConsentDecision, Status},
-        page::{Cursor, MAX_PAGE_SIZE},
+        erasure::AuditKey,
+        page::{Cursor, MAX_PAGE_SIZE, PageTokens},
         preference::{Author, Change},
         validation::ValidationError,
     },
@@ -26,6 +27,10 @@ fn violations<T>(converted: Result<T, ValidationError>) -> Vec<(String, String)>
             .map(|v| (v.field, v.description))
             .collect(),
     }
+}
+
+fn tokens() -> PageTokens {
+    PageTokens::new(&AuditKey::new(&[1; 32]).unwrap(), Uuid::nil())
 }
 
 fn decision() -> proto::RecordConsentRequest {
@@ -129,7 +134,8 @@ fn a_list_request_becomes_one_command() {
             ..Default::default()
         }),
     };
-    let first = ListConsents::try_from(request(String::new())).unwrap();
+    let tokens = tokens();
+    let first: ListConsents = list_command(request(String::new()), &tokens).unwrap();
     assert_eq!(first.filter.status, Some(Status::Partial));
     assert_eq!(first.view, View::Full);
     assert_eq!(first.page_size.get(), MAX_PAGE_SIZE);
@@ -138,7 +144,8 @@ fn a_list_request_becomes_one_command() {
         time: std::time::UNIX_EPOCH,
         id: Uuid::now_v7(),
     };
-    let next = ListConsents::try_from(request(cursor.to_token(&first.filter))).unwrap();
+    let next: ListConsents =
+        list_command(request(tokens.seal(cursor, &first.filter)), &tokens).unwrap();
     assert_eq!(next.after, Some(cursor));
 }
 
@@ -260,7 +267,7 @@ fn garbage_is_refused_with_reasons_and_never_panics() {
                 ..Default::default()
             }),
         };
-        if let Err(e) = ListConsents::try_from(consents) {
+        if let Err(e) = list_command(consents, &tokens()) {
             assert!(refused(&e));
         }
         let update = proto::UpdatePreferencesRequest {
@@ -291,7 +298,7 @@ fn garbage_is_refused_with_reasons_and_never_panics() {
             page_size: rng.random_range(-2..2000),
             page_token: garbage(&mut rng),
         };
-        if let Err(e) = crate::domain::command::ListAuditEvents::try_from(audit) {
+        if let Err(e) = list_command(audit, &tokens()) {
             assert!(refused(&e));
         }
     }
