@@ -16,6 +16,7 @@ mod erasure;
 mod export;
 mod faults;
 mod idempotency;
+mod isolation;
 mod limits;
 mod metrics;
 mod pagination;
