@@ -25,6 +25,8 @@ mod admin;
 mod consent;
 mod enums;
 mod preference;
+#[cfg(test)]
+mod properties;
 mod record;
 #[cfg(test)]
 mod tests;
