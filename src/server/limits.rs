@@ -140,6 +140,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if !is_grpc(request.headers()) {
+            return Box::pin(std::future::ready(Ok(not_grpc())));
+        }
         let permit = if request.uri().path().starts_with(HEALTH_PATH) {
             None
         } else {
@@ -184,6 +187,30 @@ where
             Ok(http::Response::from_parts(parts, Body::new(body)))
         })
     }
+}
+
+/// Whether a request says it is gRPC: `application/grpc`, alone or with
+/// `+proto` or parameters. tonic serves any content type, so a JSON or
+/// text body would otherwise be read as gRPC frames (and a gRPC frame sent
+/// as text/plain be served).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let prefix = b"application/grpc";
+    value.len() >= prefix.len()
+        && value[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && matches!(value.get(prefix.len()), None | Some(b'+' | b';'))
+}
+
+/// HTTP 415, as gRPC over HTTP/2 asks for another content type, with a
+/// gRPC status too, for clients that read only that.
+fn not_grpc() -> http::Response<Body> {
+    let mut response =
+        Status::invalid_argument("content-type must be application/grpc").into_http();
+    *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    response
 }
 
 /// The `grpc-timeout` of a request: up to 8 digits and a unit.

@@ -15,6 +15,7 @@ mod declared;
 mod erasure;
 mod export;
 mod faults;
+mod hostile;
 mod idempotency;
 mod isolation;
 mod limits;
