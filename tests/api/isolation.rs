@@ -46,9 +46,10 @@ struct Ids {
     record_id: String,
     notice_sha256: String,
     request_id: String,
-    consents_token: String,
-    history_token: String,
-    audit_token: String,
+    /// The `next_page_token` and the `resume_page_token` of each list.
+    consents_tokens: [String; 2],
+    history_tokens: [String; 2],
+    audit_tokens: [String; 2],
 }
 
 impl Ids {
@@ -69,9 +70,9 @@ impl Ids {
             record_id: Uuid::now_v7().to_string(),
             notice_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(fresh())),
             request_id: fresh(),
-            consents_token: forged(1),
-            history_token: forged(2),
-            audit_token: forged(3),
+            consents_tokens: [forged(1), forged(2)],
+            history_tokens: [forged(3), forged(4)],
+            audit_tokens: [forged(5), forged(6)],
         }
     }
 }
@@ -178,30 +179,38 @@ fn consent_filter(ids: &Ids, subject: bool, user: bool) -> Option<ConsentFilter>
     })
 }
 
-fn list_consents(ids: &Ids, subject: bool, user: bool, token: bool) -> ListConsentsRequest {
+/// The tokens a list case sends: none, the next page's, the resume token.
+const TOKENS: [(&str, Option<usize>); 3] = [
+    ("first page", None),
+    ("next_page_token", Some(0)),
+    ("resume_page_token", Some(1)),
+];
+
+fn token(tokens: &[String; 2], which: Option<usize>) -> String {
+    which.map(|i| tokens[i].clone()).unwrap_or_default()
+}
+
+fn list_consents(
+    ids: &Ids,
+    subject: bool,
+    user: bool,
+    which: Option<usize>,
+) -> ListConsentsRequest {
     ListConsentsRequest {
         site_id: ids.site.clone(),
         filter: consent_filter(ids, subject, user),
         page_size: 1,
-        page_token: if token {
-            ids.consents_token.clone()
-        } else {
-            String::new()
-        },
+        page_token: token(&ids.consents_tokens, which),
         view: ConsentView::Full.into(),
     }
 }
 
-fn history(ids: &Ids, token: bool) -> ListPreferenceHistoryRequest {
+fn history(ids: &Ids, which: Option<usize>) -> ListPreferenceHistoryRequest {
     ListPreferenceHistoryRequest {
         widget_id: ids.widget.clone(),
         user_id: ids.user.clone(),
         page_size: 1,
-        page_token: if token {
-            ids.history_token.clone()
-        } else {
-            String::new()
-        },
+        page_token: token(&ids.history_tokens, which),
         ..Default::default()
     }
 }
@@ -274,16 +283,14 @@ fn cases() -> BTreeMap<&'static str, Case> {
         (
             "ConsentService/ListConsents",
             case!(|b, ids, seen| {
-                for (target, subject, user, token) in [
-                    ("site", false, false, false),
-                    ("subject", true, false, false),
-                    ("user", false, true, false),
-                    ("page_token", false, false, true),
-                ] {
-                    let result = b
-                        .consent
-                        .list_consents(list_consents(ids, subject, user, token))
-                        .await;
+                for (target, subject, user) in [("subject", true, false), ("user", false, true)] {
+                    let request = list_consents(ids, subject, user, None);
+                    let result = b.consent.list_consents(request).await;
+                    seen.unary(target, result, |r| count(&r.records));
+                }
+                for (target, which) in TOKENS {
+                    let request = list_consents(ids, false, false, which);
+                    let result = b.consent.list_consents(request).await;
                     seen.unary(target, result, |r| count(&r.records));
                 }
             }),
@@ -396,10 +403,10 @@ fn cases() -> BTreeMap<&'static str, Case> {
         (
             "PreferenceService/ListPreferenceHistory",
             case!(|b, ids, seen| {
-                for (target, token) in [("widget+user", false), ("page_token", true)] {
+                for (target, which) in TOKENS {
                     let result = b
                         .preference
-                        .list_preference_history(history(ids, token))
+                        .list_preference_history(history(ids, which))
                         .await;
                     seen.unary(target, result, |r| count(&r.events));
                 }
@@ -461,14 +468,10 @@ fn cases() -> BTreeMap<&'static str, Case> {
         (
             "AdminService/ListAuditEvents",
             case!(|b, ids, seen| {
-                for (target, token) in [("(tenant's own)", false), ("page_token", true)] {
+                for (target, which) in TOKENS {
                     let request = ListAuditEventsRequest {
                         page_size: 100,
-                        page_token: if token {
-                            ids.audit_token.clone()
-                        } else {
-                            String::new()
-                        },
+                        page_token: token(&ids.audit_tokens, which),
                         ..Default::default()
                     };
                     let result = b.admin.list_audit_events(request).await;
@@ -592,17 +595,17 @@ async fn tenant_a(app: &TestApp) -> (TenantA, ConsentClient, PreferenceClient, A
         .unwrap()
         .into_inner();
     let page = consent
-        .list_consents(list_consents(&ids, false, false, false))
+        .list_consents(list_consents(&ids, false, false, None))
         .await
         .unwrap()
         .into_inner();
-    ids.consents_token = page.next_page_token;
+    ids.consents_tokens = [page.next_page_token, page.resume_page_token];
     let page = preference
-        .list_preference_history(history(&ids, false))
+        .list_preference_history(history(&ids, None))
         .await
         .unwrap()
         .into_inner();
-    ids.history_token = page.next_page_token;
+    ids.history_tokens = [page.next_page_token, page.resume_page_token];
     let page = admin
         .list_audit_events(ListAuditEventsRequest {
             page_size: 1,
@@ -611,8 +614,11 @@ async fn tenant_a(app: &TestApp) -> (TenantA, ConsentClient, PreferenceClient, A
         .await
         .unwrap()
         .into_inner();
-    ids.audit_token = page.next_page_token;
-    for token in [&ids.consents_token, &ids.history_token, &ids.audit_token] {
+    ids.audit_tokens = [page.next_page_token, page.resume_page_token];
+    for token in [&ids.consents_tokens, &ids.history_tokens, &ids.audit_tokens]
+        .iter()
+        .flat_map(|t| t.iter())
+    {
         assert!(!token.is_empty(), "A's lists have a second page");
     }
     let mut secrets: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
@@ -661,7 +667,7 @@ async fn a_view(
     preference: &mut PreferenceClient,
     admin: &mut AdminClient,
 ) -> String {
-    let mut everything = list_consents(ids, false, false, false);
+    let mut everything = list_consents(ids, false, false, None);
     everything.page_size = 1000;
     let records = consent
         .list_consents(everything)
