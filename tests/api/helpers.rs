@@ -417,3 +417,42 @@ pub async fn served_key(client: &mut ConsentClient, key_id: &str) -> [u8; 32] {
     assert_eq!(key.algorithm, "Ed25519");
     key.public_key.clone().try_into().unwrap()
 }
+
+/// Rows by table in every base table of the app's database, or with
+/// `tenant`, only that tenant's rows in the tables that have a
+/// `tenant_id`: tables added later are counted without a change here.
+pub async fn rows_by_table(
+    app: &TestApp,
+    tenant: Option<Uuid>,
+) -> std::collections::BTreeMap<String, i64> {
+    let sql = app.sql().await;
+    let tables = sql
+        .query(
+            "SELECT t.table_name::text FROM information_schema.tables t \
+             WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE' \
+             AND ($1 OR EXISTS (SELECT FROM information_schema.columns c \
+                  WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name \
+                  AND c.column_name = 'tenant_id'))",
+            &[&tenant.is_none()],
+        )
+        .await
+        .unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for table in tables {
+        let name: String = table.get(0);
+        let count: i64 = match tenant {
+            None => {
+                sql.query_one(&format!("SELECT count(*) FROM \"{name}\""), &[])
+                    .await
+            }
+            Some(tenant) => {
+                let query = format!("SELECT count(*) FROM \"{name}\" WHERE tenant_id = $1");
+                sql.query_one(&query, &[&tenant]).await
+            }
+        }
+        .unwrap()
+        .get(0);
+        counts.insert(name, count);
+    }
+    counts
+}

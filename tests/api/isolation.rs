@@ -18,7 +18,9 @@ use tonic::{Code, Response, Status, Streaming};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::helpers::{AdminClient, ConsentClient, PreferenceClient, TestApp, decision, recorded};
+use crate::helpers::{
+    AdminClient, ConsentClient, PreferenceClient, TestApp, decision, recorded, rows_by_table,
+};
 
 /// Every method of every consent.v1 service, as `Service/Method`.
 pub fn described_rpcs() -> BTreeSet<String> {
@@ -636,30 +638,6 @@ async fn tenant_a(app: &TestApp) -> (TenantA, ConsentClient, PreferenceClient, A
     (a, consent, preference, admin)
 }
 
-/// Rows of `tenant` in every table that has a tenant_id, by table: tables
-/// added later are counted without a change here.
-async fn rows_of(app: &TestApp, tenant: Uuid) -> BTreeMap<String, i64> {
-    let sql = app.sql().await;
-    let tables = sql
-        .query(
-            "SELECT table_name::text FROM information_schema.columns \
-             WHERE column_name = 'tenant_id' AND table_schema = current_schema() \
-             AND table_name IN (SELECT table_name FROM information_schema.tables \
-                                WHERE table_type = 'BASE TABLE')",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut counts = BTreeMap::new();
-    for table in tables {
-        let name: String = table.get(0);
-        let query = format!("SELECT count(*) FROM \"{name}\" WHERE tenant_id = $1");
-        let count: i64 = sql.query_one(&query, &[&tenant]).await.unwrap().get(0);
-        counts.insert(name, count);
-    }
-    counts
-}
-
 /// What A itself sees of its data, to compare before and after B's calls.
 async fn a_view(
     ids: &Ids,
@@ -712,7 +690,7 @@ async fn tenant_b(app: &TestApp, name: &str) -> B {
 async fn tenant_b_gets_counts_erases_and_changes_nothing_of_tenant_a() {
     let app = TestApp::spawn().await;
     let (a, mut consent, mut preference, mut admin) = tenant_a(&app).await;
-    let rows_before = rows_of(&app, a.tenant_id).await;
+    let rows_before = rows_by_table(&app, Some(a.tenant_id)).await;
     let view_before = a_view(&a.ids, &mut consent, &mut preference, &mut admin).await;
     assert!(rows_before.values().sum::<i64>() > 0);
 
@@ -742,7 +720,7 @@ async fn tenant_b_gets_counts_erases_and_changes_nothing_of_tenant_a() {
     }
     assert!(leaks.is_empty(), "A's data in answers to B: {leaks:?}");
     assert_eq!(
-        rows_of(&app, a.tenant_id).await,
+        rows_by_table(&app, Some(a.tenant_id)).await,
         rows_before,
         "A's rows by table"
     );

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use super::{
-    ListRequest, duration, page_start, present, proto_duration, required, time, timestamp,
-};
+use super::{duration, page_start, present, proto_duration, required, time, timestamp};
 use crate::{
     api::proto,
     domain::{
@@ -27,6 +25,10 @@ conversions! {
     proto::UpdateSiteSettingsRequest => UpdateSiteSettings: update_site_settings,
     proto::GetWidgetSettingsRequest => GetWidgetSettings: get_widget_settings,
     proto::UpdateWidgetSettingsRequest => UpdateWidgetSettings: update_widget_settings,
+}
+
+list_conversions! {
+    proto::ListAuditEventsRequest => ListAuditEvents: list_audit_events,
 }
 
 /// A site id; none (an empty one) for the tenant's defaults.
@@ -99,14 +101,6 @@ fn update_site_settings(
             ..update
         },
     })
-}
-
-impl ListRequest for proto::ListAuditEventsRequest {
-    type Command = ListAuditEvents;
-
-    fn parse(self, tokens: &PageTokens, v: &mut Violations) -> Checked<ListAuditEvents> {
-        list_audit_events(self, tokens, v)
-    }
 }
 
 fn list_audit_events(

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{ListRequest, enums, page_start, present, required, time};
+use super::{enums, page_start, present, required, time};
 use crate::{
     api::proto,
     domain::{
@@ -33,6 +33,10 @@ conversions! {
     proto::GetConsentProofRequest => GetConsentProof: get_consent_proof,
     proto::PutNoticeRequest => PutNotice: put_notice,
     proto::GetNoticeRequest => GetNotice: get_notice,
+}
+
+list_conversions! {
+    proto::ListConsentsRequest => ListConsents: list_consents,
 }
 
 fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked<ConsentDecision> {
@@ -204,14 +208,6 @@ fn consent_filter(
         country: country?,
         status: status?,
     })
-}
-
-impl ListRequest for proto::ListConsentsRequest {
-    type Command = ListConsents;
-
-    fn parse(self, tokens: &PageTokens, v: &mut Violations) -> Checked<ListConsents> {
-        list_consents(self, tokens, v)
-    }
 }
 
 fn list_consents(

@@ -21,6 +21,24 @@ macro_rules! conversions {
     )+};
 }
 
+/// As [`conversions!`], for lists: their parse functions also take the
+/// caller's page tokens, and [`list_command`] runs them.
+macro_rules! list_conversions {
+    ($($request:ty => $command:ty: $parse:ident,)+) => {$(
+        impl super::ListRequest for $request {
+            type Command = $command;
+
+            fn parse(
+                self,
+                tokens: &crate::domain::page::PageTokens,
+                v: &mut crate::domain::validation::Violations,
+            ) -> crate::domain::validation::Checked<$command> {
+                $parse(self, tokens, v)
+            }
+        }
+    )+};
+}
+
 mod admin;
 mod consent;
 mod enums;

@@ -7,7 +7,7 @@ use prost_types::Timestamp;
 use uuid::Uuid;
 
 use super::{
-    ListRequest, duration,
+    duration,
     enums::{self, ChangeKind},
     page_start, present, required, text, time, timestamp,
 };
@@ -34,6 +34,10 @@ conversions! {
     proto::GetPreferencesRequest => GetPreferences: get_preferences,
     proto::ExportPreferenceHistoryRequest => ExportPreferenceHistory: export_preference_history,
     proto::ErasePreferencesRequest => ErasePreferences: erase_preferences,
+}
+
+list_conversions! {
+    proto::ListPreferenceHistoryRequest => ListPreferenceHistory: list_preference_history,
 }
 
 /// UpdatePreferences: the author of an API key is the caller's own key, so
@@ -248,14 +252,6 @@ fn history_filter(
         start_time: start_time?,
         end_time: end_time?,
     })
-}
-
-impl ListRequest for proto::ListPreferenceHistoryRequest {
-    type Command = ListPreferenceHistory;
-
-    fn parse(self, tokens: &PageTokens, v: &mut Violations) -> Checked<ListPreferenceHistory> {
-        list_preference_history(self, tokens, v)
-    }
 }
 
 fn list_preference_history(
