@@ -462,6 +462,7 @@ fn cases() -> BTreeMap<&'static str, Case> {
                     detailed_logging: Some(false),
                     consent_lifetime: days(3),
                     retention: None,
+                    drop_query_strings: Some(false),
                 };
                 let result = b.admin.update_site_settings(request).await;
                 seen.unary("site", result, |r| format!("{:?}", r.settings));
@@ -573,6 +574,7 @@ async fn tenant_a(app: &TestApp) -> (TenantA, ConsentClient, PreferenceClient, A
             detailed_logging: Some(true),
             consent_lifetime: days(17),
             retention: None,
+            drop_query_strings: Some(true),
         })
         .await
         .unwrap();

@@ -435,6 +435,7 @@ proptest! {
     fn admin_requests_convert_or_name_fields(
         id in text(),
         detailed_logging in proptest::option::of(any::<bool>()),
+        drop_query_strings in proptest::option::of(any::<bool>()),
         lifetimes in (duration(), duration()),
         times in (timestamp(), timestamp()),
         page_size in page_size(),
@@ -445,6 +446,7 @@ proptest! {
             detailed_logging,
             consent_lifetime: lifetimes.0,
             retention: lifetimes.1,
+            drop_query_strings,
         };
         judged("UpdateSiteSettingsRequest", UpdateSiteSettings::try_from(site))?;
         let widget = proto::UpdateWidgetSettingsRequest {
