@@ -6,16 +6,21 @@
 //! sizes and timestamps. Each case has a clear status: INVALID_ARGUMENT
 //! (RESOURCE_EXHAUSTED for size) for whatever decodes, INTERNAL only for a
 //! frame that does not decode. The server stays up, a refused call writes
-//! nothing, and no answer carries database text. The test prints the table
+//! nothing, and no answer or log line carries database text. The test prints the table
 //! of cases and statuses (`-- --nocapture`).
 
 mod wire;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    io,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
-use consentd::{api::proto::*, domain::auth::Scope};
+use consentd::{api::proto::*, domain::auth::Scope, telemetry::get_subscriber};
 use prost::Message;
 use prost_types::{FileDescriptorSet, Timestamp};
 use tonic::Code;
@@ -523,6 +528,29 @@ async fn sealed_tokens(app: &TestApp, key: &str) -> (String, String) {
     (own, page.into_inner().resume_page_token)
 }
 
+/// The server's log lines, as `consentd serve` writes them (JSON).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&self) -> Logs {
+        self.clone()
+    }
+}
+
 /// The table, grouped: each case with the RPCs it was tried on and the
 /// statuses seen.
 fn summary(table: &[(String, String, String)]) -> String {
@@ -542,6 +570,11 @@ fn summary(table: &[(String, String, String)]) -> String {
 
 #[tokio::test]
 async fn hostile_requests_get_clear_statuses_write_nothing_and_leave_the_server_up() {
+    // The test's runtime has one thread, which serves the calls too: its
+    // subscriber hears what the handlers and the error mapping log.
+    let logs = Logs::default();
+    let subscriber = get_subscriber("info", logs.clone(), None).unwrap();
+    let _logging = tracing::subscriber::set_default(subscriber);
     let mut quiet = settings();
     // No background worker writes while rows are counted.
     quiet.expiry_interval = Duration::from_secs(3600);
@@ -633,10 +666,18 @@ async fn hostile_requests_get_clear_statuses_write_nothing_and_leave_the_server_
         "the server is up after every case"
     );
 
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_lowercase();
+    for word in DATABASE_TEXT {
+        if let Some(line) = logged.lines().find(|line| line.contains(word)) {
+            h.failures
+                .push(format!("database text {word:?} in a log line: {line}"));
+        }
+    }
     println!(
-        "hostile input: {} calls over {} RPCs",
+        "hostile input: {} calls over {} RPCs; {} log lines, none with database text",
         h.table.len(),
-        rpcs.len()
+        rpcs.len(),
+        logged.lines().count()
     );
     println!("{}", summary(&h.table));
     assert!(
