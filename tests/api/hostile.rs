@@ -6,8 +6,8 @@
 //! sizes and timestamps. Each case has a clear status: INVALID_ARGUMENT
 //! (RESOURCE_EXHAUSTED for size) for whatever decodes, INTERNAL only for a
 //! frame that does not decode. The server stays up, a refused call writes
-//! nothing, and no answer or log line carries database text. The test prints the table
-//! of cases and statuses (`-- --nocapture`).
+//! nothing, and no answer or log line carries database text. The test
+//! prints the table of cases and statuses (`-- --nocapture`).
 
 mod wire;
 
