@@ -268,6 +268,39 @@ mod tests {
         assert!(refused.unwrap_err().contains("earlier version"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Whatever the cursor, tenants and sites: a token opens for its
+        /// own tenant and filter only, and no flipped bit gets past.
+        #[test]
+        fn a_token_opens_only_where_it_was_sealed(
+            sites in ("[a-z0-9-]{1,12}", "[a-z0-9-]{1,12}"),
+            tenants in (proptest::prelude::any::<u128>(), proptest::prelude::any::<u128>()),
+            micros in 0..=MAX_TOKEN_MICROS,
+            id in proptest::prelude::any::<u128>(),
+            bit in 0..TOKEN_LEN * 8,
+        ) {
+            let (a, b) = (Uuid::from_u128(tenants.0), Uuid::from_u128(tenants.1));
+            let cursor = Cursor { time: time_from_micros(micros), id: Uuid::from_u128(id) };
+            let token = tokens(a).seal(cursor, &filter(&sites.0));
+            proptest::prop_assert_eq!(tokens(a).open(&token, &filter(&sites.0)), Ok(cursor));
+            if a != b {
+                proptest::prop_assert!(tokens(b).open(&token, &filter(&sites.0)).is_err());
+            }
+            if sites.0 != sites.1 {
+                proptest::prop_assert!(tokens(a).open(&token, &filter(&sites.1)).is_err());
+            }
+            let mut flipped = URL_SAFE_NO_PAD.decode(&token).unwrap();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let flipped = URL_SAFE_NO_PAD.encode(flipped);
+            proptest::prop_assert!(tokens(a).open(&flipped, &filter(&sites.0)).is_err());
+        }
+    }
+
     #[test]
     fn a_status_filter_binds_tokens_as_it_always_has() {
         let with = |status| ConsentFilter {
