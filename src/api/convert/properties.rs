@@ -440,13 +440,28 @@ proptest! {
         times in (timestamp(), timestamp()),
         page_size in page_size(),
         page_token in page_token(),
+        declared in proptest::option::of(proptest::collection::vec(
+            (text(), any::<bool>(), proptest::collection::vec(text(), 0..3)),
+            0..4,
+        )),
     ) {
+        let categories = declared.map(|categories| proto::DeclaredCategories {
+            categories: categories
+                .into_iter()
+                .map(|(name, necessary, services)| proto::DeclaredCategory {
+                    name,
+                    necessary,
+                    services,
+                })
+                .collect(),
+        });
         let site = proto::UpdateSiteSettingsRequest {
             site_id: id.clone(),
             detailed_logging,
             consent_lifetime: lifetimes.0,
             retention: lifetimes.1,
             drop_query_strings,
+            categories,
         };
         judged("UpdateSiteSettingsRequest", UpdateSiteSettings::try_from(site))?;
         let widget = proto::UpdateWidgetSettingsRequest {
