@@ -463,6 +463,13 @@ fn cases() -> BTreeMap<&'static str, Case> {
                     consent_lifetime: days(3),
                     retention: None,
                     drop_query_strings: Some(false),
+                    categories: Some(DeclaredCategories {
+                        categories: vec![DeclaredCategory {
+                            name: "necessary".into(),
+                            necessary: true,
+                            services: vec![],
+                        }],
+                    }),
                 };
                 let result = b.admin.update_site_settings(request).await;
                 seen.unary("site", result, |r| format!("{:?}", r.settings));
@@ -575,6 +582,7 @@ async fn tenant_a(app: &TestApp) -> (TenantA, ConsentClient, PreferenceClient, A
             consent_lifetime: days(17),
             retention: None,
             drop_query_strings: Some(true),
+            categories: None,
         })
         .await
         .unwrap();
