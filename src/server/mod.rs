@@ -15,67 +15,36 @@
 
 mod incoming;
 pub mod limits;
+mod settings;
 pub mod shutdown;
 pub mod tls;
+mod workers;
 
-use std::{
-    future::Future,
-    path::PathBuf,
-    pin::pin,
-    sync::Arc,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{future::Future, pin::pin, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch, time::Instant};
 use tonic::transport::Server;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use self::{incoming::Incoming, limits::LimitsLayer, tls::ReloadingTls};
-pub use self::{limits::Limits, shutdown::Drain, tls::TlsFiles};
+pub use self::{
+    limits::Limits,
+    settings::{ServerSettings, site_defaults},
+    shutdown::Drain,
+    tls::TlsFiles,
+};
 use crate::{
     api::{
-        AdminApi, ApiContext, Authenticator, ConsentApi, PreferenceApi,
+        AdminApi, Authenticator, ConsentApi, PreferenceApi,
         proto::{
             admin_service_server::AdminServiceServer, consent_service_server::ConsentServiceServer,
             preference_service_server::PreferenceServiceServer,
         },
     },
-    config::{DefaultsConfig, ServeConfig, setting_name},
-    domain::{
-        clock::system_clock,
-        erasure::AuditKey,
-        keyring::{IpKeyring, Sealing, SigningKeyring},
-        site::ServerDefaults,
-    },
     metrics::metrics,
-    public::PublicSettings,
-    store::{ConsentWriter, Forgotten, Store, WriterConfig},
+    store::{ConsentWriter, Store},
     telemetry::RpcLayer,
 };
-
-/// What the server needs beyond the store and the socket.
-#[derive(Clone)]
-pub struct ServerSettings {
-    pub api: ApiContext,
-    pub health_check_interval: Duration,
-    /// How often expired preference selections are removed.
-    pub expiry_interval: Duration,
-    /// How often records past their retention are deleted.
-    pub retention_interval: Duration,
-    /// How long a request id is remembered (AIP-155); forgotten by the
-    /// expiry worker once this has passed.
-    pub request_id_ttl: Duration,
-    /// How RecordConsent batches its writes.
-    pub writer: WriterConfig,
-    /// What one call and one connection may take.
-    pub limits: Limits,
-    /// TLS from these files; plain TCP without them.
-    pub tls: Option<TlsFiles>,
-    /// How shutdown drains.
-    pub drain: Drain,
-    /// The public listener for browsers, when on.
-    pub public: Option<PublicSettings>,
-}
 
 /// The health name of liveness.
 pub const LIVENESS: &str = "liveness";
@@ -87,10 +56,6 @@ const HEALTH_SERVICES: [&str; 4] = [
     "consent.v1.PreferenceService",
     "consent.v1.AdminService",
 ];
-
-/// Items per transaction of a background worker: bounds how long a batch
-/// holds its locks.
-const WORKER_BATCH: i64 = 500;
 
 /// Serves on `listener` until `shutdown` completes, then drains as
 /// [`shutdown`] describes and returns.
@@ -108,79 +73,8 @@ pub async fn run(
         .await;
 
     let (stop_workers, stopped) = watch::channel(false);
-    let context = Arc::new(settings.api);
-    let workers = [
-        tokio::spawn(watch_database(
-            store.clone(),
-            health.clone(),
-            settings.health_check_interval,
-            stopped.clone(),
-        )),
-        tokio::spawn(repeat(settings.expiry_interval, stopped.clone(), {
-            let (store, clock) = (store.clone(), context.clock.clone());
-            move || {
-                let (store, clock) = (store.clone(), clock.clone());
-                async move {
-                    let expired = store.expire_preferences(clock(), WORKER_BATCH).await;
-                    count_run("expiry", expired.as_ref().map(|n| Some(*n as u64)));
-                    let expired = expired?;
-                    if expired > 0 {
-                        tracing::info!(expired, "expired preference selections");
-                    }
-                    Ok(expired == WORKER_BATCH)
-                }
-            }
-        })),
-        tokio::spawn(repeat(settings.expiry_interval, stopped.clone(), {
-            let (store, clock, ttl) = (
-                store.clone(),
-                context.clock.clone(),
-                settings.request_id_ttl,
-            );
-            move || {
-                let (store, clock) = (store.clone(), clock.clone());
-                async move {
-                    let before = clock().checked_sub(ttl).unwrap_or(UNIX_EPOCH);
-                    let forgotten = store.forget_request_ids(before, WORKER_BATCH).await;
-                    count_run(
-                        "request_ids",
-                        forgotten
-                            .as_ref()
-                            .map(|f| Some(f.consent_request_ids + f.preference_responses)),
-                    );
-                    let forgotten = forgotten?;
-                    if forgotten != Forgotten::default() {
-                        tracing::info!(
-                            consent_request_ids = forgotten.consent_request_ids,
-                            preference_responses = forgotten.preference_responses,
-                            "forgot request ids past the retry window"
-                        );
-                    }
-                    let full = WORKER_BATCH as u64;
-                    Ok(forgotten.consent_request_ids == full
-                        || forgotten.preference_responses == full)
-                }
-            }
-        })),
-        tokio::spawn(repeat(settings.retention_interval, stopped, {
-            let (store, context) = (store.clone(), context.clone());
-            move || {
-                let (store, context) = (store.clone(), context.clone());
-                async move {
-                    let now = (context.clock)();
-                    let deleted = store
-                        .delete_retired_consents(now, WORKER_BATCH, context.defaults)
-                        .await;
-                    count_run("retention", deleted.as_ref().map(|n| *n));
-                    let deleted = deleted?;
-                    if let Some(deleted) = deleted.filter(|n| *n > 0) {
-                        tracing::info!(deleted, "deleted consent records past retention");
-                    }
-                    Ok(deleted == Some(WORKER_BATCH as u64))
-                }
-            }
-        })),
-    ];
+    let context = Arc::new(settings.api.clone());
+    let workers = workers::spawn(&store, &health, &settings, &context, stopped);
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -333,147 +227,8 @@ async fn finish_writes(
     writer_tasks.finish().await;
 }
 
-/// Counts a worker's batch: `None` rows when another replica had the turn.
-fn count_run(worker: &'static str, outcome: Result<Option<u64>, &crate::store::Error>) {
-    match outcome {
-        Ok(Some(rows)) => metrics().worker_run(worker, "ok", rows),
-        Ok(None) => metrics().worker_run(worker, "skipped", 0),
-        Err(_) => metrics().worker_run(worker, "error", 0),
-    }
-}
-
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     for service in HEALTH_SERVICES {
         health.set_service_status(service, status).await;
-    }
-}
-
-/// SERVING while Postgres answers, NOT_SERVING while it does not.
-async fn watch_database(
-    store: Store,
-    health: HealthReporter,
-    interval: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut last = None;
-    let mut probe = store.health_probe();
-    loop {
-        let answered = probe.check(interval.max(Duration::from_secs(1))).await;
-        if *stopped.borrow() {
-            return;
-        }
-        let status = if answered {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(status) {
-            tracing::info!(?status, "database health changed");
-            set_health(&health, status).await;
-            last = Some(status);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stopped.changed() => return,
-        }
-    }
-}
-
-/// Runs a batch job every `interval` until stopped; a batch that reports
-/// more work (`Ok(true)`) runs again at once. Every replica runs the jobs:
-/// the store makes each item processed once.
-async fn repeat<F, Fut>(interval: Duration, mut stopped: watch::Receiver<bool>, batch: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<bool, crate::store::Error>>,
-{
-    loop {
-        loop {
-            match batch().await {
-                Ok(true) if !*stopped.borrow() => continue,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "background batch failed");
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stopped.changed() => return,
-        }
-    }
-}
-
-impl ServerSettings {
-    /// What `consentd serve` was configured with, keys parsed; an error
-    /// names the setting at fault.
-    pub fn from_config(config: &ServeConfig) -> Result<Self, String> {
-        let signing = keyring(
-            "signing-keys",
-            &config.signing_keys,
-            &config.signing_keys_file,
-        )?
-        .ok_or_else(|| {
-            format!(
-                "signing keys are required: set {} or {}",
-                setting_name("signing-keys"),
-                setting_name("signing-keys-file")
-            )
-        })?;
-        let signing =
-            SigningKeyring::parse(&signing.1).map_err(|e| format!("{}: {e}", signing.0))?;
-        let ip_keys = keyring("ip-keys", &config.ip_keys, &config.ip_keys_file)?
-            .map(|(name, spec)| IpKeyring::parse(&spec).map_err(|e| format!("{name}: {e}")))
-            .transpose()?;
-        Ok(Self {
-            api: ApiContext {
-                audit_key: AuditKey::new(config.audit_key.as_bytes())
-                    .map_err(|e| format!("{}: {e}", setting_name("audit-key")))?,
-                defaults: site_defaults(&config.defaults),
-                sealing: Sealing { signing, ip_keys },
-                clock: system_clock(),
-                auth_cache_ttl: config.auth_cache_ttl,
-            },
-            health_check_interval: config.health_check_interval,
-            expiry_interval: config.expiry_interval,
-            retention_interval: config.retention_interval,
-            request_id_ttl: config.request_id_ttl,
-            writer: WriterConfig {
-                writers: config.writers,
-                max_batch: config.max_batch,
-            },
-            limits: Limits::from_config(&config.limits),
-            tls: TlsFiles::from_config(&config.limits)?,
-            drain: Drain::from_config(&config.shutdown),
-            public: PublicSettings::from_config(&config.public)?,
-        })
-    }
-}
-
-/// The defaults sites inherit, as configured.
-pub fn site_defaults(config: &DefaultsConfig) -> ServerDefaults {
-    ServerDefaults {
-        consent_lifetime: config.consent_lifetime,
-        retention: config.retention,
-    }
-}
-
-/// A keyring given inline (`--FLAG`) or in a file (`--FLAG-file`), with the
-/// name of the setting it came from.
-fn keyring(
-    flag: &str,
-    inline: &Option<String>,
-    file: &Option<PathBuf>,
-) -> Result<Option<(String, String)>, String> {
-    match (inline, file) {
-        (Some(spec), _) => Ok(Some((setting_name(flag), spec.clone()))),
-        (None, Some(path)) => {
-            let name = setting_name(&format!("{flag}-file"));
-            std::fs::read_to_string(path)
-                .map(|spec| Some((name.clone(), spec)))
-                .map_err(|error| format!("{name}: cannot read {}: {error}", path.display()))
-        }
-        (None, None) => Ok(None),
     }
 }
