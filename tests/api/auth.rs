@@ -8,7 +8,7 @@ use consentd::{
 use tonic::Code;
 
 use crate::{
-    helpers::{TestApp, decision, keyset_order, record_many},
+    helpers::{TestApp, consent_status, decision, keyset_order, record_many},
     round_trip::export_all,
 };
 
@@ -127,11 +127,7 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
     let mut recorded = record_many(&tenant_a, "shop", 3, 1).await;
     keyset_order(&mut recorded);
 
-    let status = tenant_b
-        .get_consent_status(GetConsentStatusRequest {
-            site_id: "shop".into(),
-            subject_id: "subject-0".into(),
-        })
+    let status = consent_status(&mut tenant_b, "shop", "subject-0")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);

@@ -1,12 +1,11 @@
 use std::time::Duration;
 
-use consentd::api::proto::GetConsentStatusRequest;
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{OwnCluster, TestApp, decision, recorded};
+use crate::helpers::{OwnCluster, TestApp, consent_status, decision, recorded};
 
 async fn health(app: &TestApp, service: &str) -> ServingStatus {
     let mut client = HealthClient::new(app.channel().await);
@@ -47,31 +46,17 @@ async fn postgres_down_means_unavailable_and_not_serving_until_it_returns() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    let status = client
-        .get_consent_status(GetConsentStatusRequest {
-            site_id: "shop".into(),
-            subject_id: "before".into(),
-        })
+    let status = consent_status(&mut client, "shop", "before")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
 
     cluster.restart();
     wait_for_health(&app, ServingStatus::Serving).await;
-    client
-        .record_consent(decision("shop", "after"))
-        .await
-        .unwrap();
-    let before = client
-        .get_consent_status(GetConsentStatusRequest {
-            site_id: "shop".into(),
-            subject_id: "before".into(),
-        })
-        .await
-        .unwrap();
+    recorded(&mut client, decision("shop", "after")).await;
+    let before = consent_status(&mut client, "shop", "before").await.unwrap();
     assert_eq!(
-        before.into_inner().record,
-        Some(acknowledged),
+        before, acknowledged,
         "the acknowledged record survived the restart"
     );
     app.stop().await;

@@ -3,10 +3,10 @@ use std::{
     time::Duration,
 };
 
-use consentd::{api::proto::GetConsentStatusRequest, domain::site::DAY};
+use consentd::domain::site::DAY;
 use tonic::Code;
 
-use crate::helpers::{TestApp, decision};
+use crate::helpers::{TestApp, consent_status, decision};
 
 pub fn consentd(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_consentd"))
@@ -70,13 +70,7 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     assert_eq!(stored, 0, "only the key's hash is stored");
 
     stdout(&consentd(&url, &["keys", "revoke", &key_id]));
-    let status = client
-        .get_consent_status(GetConsentStatusRequest {
-            site_id: "shop".into(),
-            subject_id: "v".into(),
-        })
-        .await
-        .unwrap_err();
+    let status = consent_status(&mut client, "shop", "v").await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 
     let unknown_scope = consentd(

@@ -2,12 +2,7 @@
 //! leaves nothing behind in any table (only the audit rows' digests), and
 //! records deleted on schedule leave an audit event with counts only.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use consentd::{
     api::proto::{
@@ -21,7 +16,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     AUDIT_KEY, AdminClient, ConsentClient, PreferenceClient, TestApp, cluster_url, decision,
-    recorded, settings,
+    recorded, settings_with_clock,
 };
 
 const WIDGET: &str = "preference-centre";
@@ -304,10 +299,7 @@ async fn purges(admin: &mut AdminClient) -> Vec<AuditEvent> {
 
 #[tokio::test]
 async fn retention_purges_are_audited_per_tenant_and_site_with_counts_only() {
-    let now = Arc::new(Mutex::new(SystemTime::now()));
-    let mut settings = settings();
-    let clock = now.clone();
-    settings.api.clock = Arc::new(move || *clock.lock().unwrap());
+    let (settings, clock) = settings_with_clock();
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
     let day = prost_types::Duration {
         seconds: 86_400,
@@ -345,7 +337,7 @@ async fn retention_purges_are_audited_per_tenant_and_site_with_counts_only() {
         assert!(purges(admin).await.is_empty(), "nothing is due yet");
     }
 
-    *now.lock().unwrap() += Duration::from_secs(2 * 86_400 + 60);
+    clock.advance(Duration::from_secs(2 * 86_400 + 60));
     for (admin, records, subjects) in &mut tenants {
         let mut events = Vec::new();
         for _ in 0..100 {

@@ -1,6 +1,6 @@
 use consentd::api::proto::{ExportConsentsRequest, ListConsentsRequest};
 
-use crate::helpers::{POOL_SIZE, TestApp, keyset_order, record_many};
+use crate::helpers::{POOL_SIZE, TestApp, first_column, keyset_order, record_many};
 
 #[tokio::test]
 async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
@@ -73,17 +73,13 @@ async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
     let sql = app.sql().await;
     let mut open: Vec<String> = Vec::new();
     for _ in 0..100 {
-        open = sql
-            .query(
-                "SELECT state || ': ' || query FROM pg_stat_activity WHERE datname = current_database() \
-                 AND state LIKE 'idle in transaction%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        open = first_column(
+            &sql,
+            "SELECT state || ': ' || query FROM pg_stat_activity WHERE datname = current_database() \
+             AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await;
         if open.is_empty() {
             break;
         }

@@ -1,13 +1,19 @@
 //! Spawns consentd on a fresh database of the test cluster, behind a real
 //! TCP socket, and builds tonic clients for it.
 
-use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
 
 use consentd::{
     api::{
         ApiContext,
         proto::{
-            ConsentRecord, ListSigningKeysRequest, RecordConsentRequest,
+            ConsentRecord, GetConsentStatusRequest, ListSigningKeysRequest, RecordConsentRequest,
             admin_service_client::AdminServiceClient, consent_service_client::ConsentServiceClient,
             preference_service_client::PreferenceServiceClient,
         },
@@ -91,6 +97,26 @@ pub fn settings() -> ServerSettings {
         },
         public: None,
     }
+}
+
+/// A clock the test moves by hand; consentd reads it for "now".
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<SystemTime>>);
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+/// The test settings, with consentd's clock in the test's hands (starting
+/// at the real time).
+pub fn settings_with_clock() -> (ServerSettings, TestClock) {
+    let clock = TestClock(Arc::new(Mutex::new(SystemTime::now())));
+    let mut settings = settings();
+    let now = clock.0.clone();
+    settings.api.clock = Arc::new(move || *now.lock().unwrap());
+    (settings, clock)
 }
 
 /// Sends the API key with every call.
@@ -258,6 +284,42 @@ pub async fn recorded(client: &mut ConsentClient, request: RecordConsentRequest)
         .into_inner()
         .record
         .unwrap()
+}
+
+/// GetConsentStatus of `subject` on `site`: the current record, or the
+/// call's error.
+pub async fn consent_status(
+    client: &mut ConsentClient,
+    site: &str,
+    subject: &str,
+) -> Result<ConsentRecord, Status> {
+    let response = client
+        .get_consent_status(GetConsentStatusRequest {
+            site_id: site.into(),
+            subject_id: subject.into(),
+        })
+        .await?;
+    Ok(response
+        .into_inner()
+        .record
+        .expect("a status carries its record"))
+}
+
+/// The first column of every row `query` returns.
+pub async fn first_column<T>(
+    sql: &tokio_postgres::Client,
+    query: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    sql.query(query, params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
 }
 
 /// Records `count` decisions on `site` (subjects `subject-0`...), with

@@ -1,7 +1,4 @@
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::time::Duration;
 
 use consentd::{
     api::proto::{
@@ -11,7 +8,7 @@ use consentd::{
 };
 use futures::future::join_all;
 
-use crate::helpers::{TestApp, cluster_url, decision, recorded, settings};
+use crate::helpers::{TestApp, cluster_url, decision, recorded, settings_with_clock};
 
 #[tokio::test]
 async fn a_request_id_sent_twice_and_twenty_times_concurrently_writes_one_row() {
@@ -70,10 +67,7 @@ async fn eventually_count(sql: &tokio_postgres::Client, query: &str, expected: i
 
 #[tokio::test]
 async fn request_ids_are_forgotten_after_the_window_and_a_retry_is_then_new() {
-    let now = Arc::new(Mutex::new(SystemTime::now()));
-    let mut settings = settings();
-    let clock = now.clone();
-    settings.api.clock = Arc::new(move || *clock.lock().unwrap());
+    let (settings, clock) = settings_with_clock();
     assert_eq!(settings.request_id_ttl, Duration::from_secs(24 * 3600));
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
     let key = app.key("acme", &Scope::ALL).await;
@@ -108,7 +102,7 @@ async fn request_ids_are_forgotten_after_the_window_and_a_retry_is_then_new() {
 
     // Within the window, the workers having run many times: the first
     // answers come back.
-    *now.lock().unwrap() += Duration::from_secs(23 * 3600);
+    clock.advance(Duration::from_secs(23 * 3600));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(recorded(&mut consents, consent.clone()).await, first);
     let replayed = preferences
@@ -119,7 +113,7 @@ async fn request_ids_are_forgotten_after_the_window_and_a_retry_is_then_new() {
     assert_eq!(replayed, first_save);
 
     // Past it: forgotten, the record kept without its request id.
-    *now.lock().unwrap() += Duration::from_secs(2 * 3600);
+    clock.advance(Duration::from_secs(2 * 3600));
     let sql = app.sql().await;
     eventually_count(
         &sql,

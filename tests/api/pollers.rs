@@ -30,7 +30,7 @@ use rand::RngExt;
 use tokio::task::JoinHandle;
 
 use crate::{
-    helpers::{ConsentClient, PreferenceClient, TestApp, decision, recorded},
+    helpers::{ConsentClient, PreferenceClient, TestApp, decision, first_column, recorded},
     soak,
 };
 
@@ -257,18 +257,12 @@ async fn a_consent_poller_receives_every_committed_record_exactly_once() {
     // Writing has stopped: once more to the end.
     consent_catch_up(&mut client.clone(), token, &mut seen).await;
 
-    let committed: Vec<String> = app
-        .sql()
-        .await
-        .query(
-            "SELECT record_id::text FROM consent_records WHERE site_id = 'shop'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let committed: Vec<String> = first_column(
+        &app.sql().await,
+        "SELECT record_id::text FROM consent_records WHERE site_id = 'shop'",
+        &[],
+    )
+    .await;
     let received = Received::of(&committed, &seen, polls, long_transactions);
     println!("consent poller over {:?}: {received}", started.elapsed());
     assert!(long_transactions > 0);
@@ -456,18 +450,12 @@ async fn a_preference_history_poller_receives_every_committed_event_exactly_once
     let (mut seen, token, polls) = poller.await.unwrap();
     history_catch_up(&mut client.clone(), token, &mut seen).await;
 
-    let committed: Vec<String> = app
-        .sql()
-        .await
-        .query(
-            "SELECT event_id::text FROM preference_events WHERE widget_id = $1 AND user_id = $2",
-            &[&WIDGET, &USER],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let committed: Vec<String> = first_column(
+        &app.sql().await,
+        "SELECT event_id::text FROM preference_events WHERE widget_id = $1 AND user_id = $2",
+        &[&WIDGET, &USER],
+    )
+    .await;
     let received = Received::of(&committed, &seen, polls, long_transactions);
     println!(
         "preference history poller over {:?}: {received}",

@@ -1,6 +1,5 @@
 use std::{
     collections::BTreeSet,
-    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -18,7 +17,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
 use crate::helpers::{
-    AUDIT_KEY, PreferenceClient, TestApp, cluster_url, settings, violated_fields,
+    AUDIT_KEY, PreferenceClient, TestApp, cluster_url, settings_with_clock, violated_fields,
 };
 
 const WIDGET: &str = "newsletter-centre";
@@ -355,10 +354,7 @@ async fn a_request_id_applies_once_and_retries_get_the_first_response() {
 
 #[tokio::test]
 async fn expiry_follows_the_clock_and_writes_each_expired_event_once() {
-    let now = Arc::new(Mutex::new(SystemTime::now()));
-    let mut settings = settings();
-    let clock = now.clone();
-    settings.api.clock = Arc::new(move || *clock.lock().unwrap());
+    let (settings, clock) = settings_with_clock();
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
     let mut client = preference_client(&app, "acme").await;
 
@@ -394,7 +390,7 @@ async fn expiry_follows_the_clock_and_writes_each_expired_event_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(history(&mut client, "user-1").await.len(), 2);
 
-    *now.lock().unwrap() += Duration::from_secs(3601);
+    clock.advance(Duration::from_secs(3601));
     let mut events = Vec::new();
     for _ in 0..100 {
         events = history(&mut client, "user-1").await;

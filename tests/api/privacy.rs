@@ -1,10 +1,7 @@
-use consentd::{
-    api::proto::{GetConsentStatusRequest, UpdateSiteSettingsRequest},
-    domain::auth::Scope,
-};
+use consentd::{api::proto::UpdateSiteSettingsRequest, domain::auth::Scope};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, decision, recorded};
+use crate::helpers::{TestApp, consent_status, decision, recorded};
 
 #[tokio::test]
 async fn only_the_anonymised_network_of_an_ip_is_stored_or_returned() {
@@ -130,15 +127,8 @@ async fn minimal_logging_keeps_the_decision_its_times_and_the_visitor_id_only() 
     );
     assert!(stored.record_time.is_some() && stored.expire_time.is_some());
     // And nothing else, in the answer and in every later read.
-    let status = client
-        .get_consent_status(GetConsentStatusRequest {
-            site_id: "minimal".into(),
-            subject_id: "visitor-min".into(),
-        })
+    let status = consent_status(&mut client, "minimal", "visitor-min")
         .await
-        .unwrap()
-        .into_inner()
-        .record
         .unwrap();
     for record in [&stored, &status] {
         let dropped = [

@@ -1,8 +1,4 @@
-use std::{
-    process::Command,
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::{process::Command, time::Duration};
 
 use base64::{
     Engine,
@@ -26,8 +22,8 @@ use uuid::Uuid;
 
 use crate::{
     helpers::{
-        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, recorded,
-        served_key, settings, violated_fields,
+        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision,
+        first_column, recorded, served_key, settings, settings_with_clock, violated_fields,
     },
     round_trip::export_all,
 };
@@ -196,13 +192,7 @@ async fn the_full_ip_is_only_stored_encrypted_and_decrypts_across_a_key_rotation
     let new = record(&mut second.client(Some(&key)).await, "after").await;
 
     let sql = second.sql().await;
-    let dump: Vec<String> = sql
-        .query("SELECT t::text FROM consent_records t", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let dump: Vec<String> = first_column(&sql, "SELECT t::text FROM consent_records t", &[]).await;
     assert_eq!(dump.len(), 2);
     assert!(
         dump.iter().all(|row| !row.contains("203.0.113.77")),
@@ -288,10 +278,7 @@ async fn without_detailed_logging_no_agent_url_or_ip_is_stored() {
 
 #[tokio::test]
 async fn records_past_lifetime_plus_retention_are_deleted_and_expiry_ends_the_status() {
-    let now = Arc::new(Mutex::new(SystemTime::now()));
-    let mut settings = settings();
-    let clock = now.clone();
-    settings.api.clock = Arc::new(move || *clock.lock().unwrap());
+    let (settings, clock) = settings_with_clock();
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
     let key = app.key("acme", &Scope::ALL).await;
     let mut admin = admin_client(&app, &key).await;
@@ -322,7 +309,7 @@ async fn records_past_lifetime_plus_retention_are_deleted_and_expiry_ends_the_st
     client.get_consent_status(status("short")).await.unwrap();
 
     // Past its lifetime: no longer the current consent, but still kept.
-    *now.lock().unwrap() += Duration::from_secs(86_400 + 60);
+    clock.advance(Duration::from_secs(86_400 + 60));
     assert_eq!(
         client
             .get_consent_status(status("short"))
@@ -351,7 +338,7 @@ async fn records_past_lifetime_plus_retention_are_deleted_and_expiry_ends_the_st
     assert_eq!(count("short").await, 1, "kept during retention");
 
     // Past lifetime plus retention: deleted; the default site's stays.
-    *now.lock().unwrap() += Duration::from_secs(86_400);
+    clock.advance(Duration::from_secs(86_400));
     let mut left = 1;
     for _ in 0..100 {
         left = count("short").await;

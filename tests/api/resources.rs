@@ -23,7 +23,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::{
     child::{Consentd, consent_client, free_addr, health},
-    helpers::{ConsentClient, cluster_url, connect, decision, fresh_database, recorded},
+    helpers::{
+        ConsentClient, cluster_url, connect, decision, first_column, fresh_database, recorded,
+    },
     soak,
 };
 
@@ -63,18 +65,13 @@ impl Setup {
         };
         let template = recorded(&mut setup.client(), decision("shop", "template")).await;
         // Copies of the template, column by column: far faster than calls.
-        let columns: Vec<String> = setup
-            .sql
-            .query(
-                "SELECT column_name::text FROM information_schema.columns \
-                 WHERE table_name = 'consent_records' ORDER BY ordinal_position",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let columns: Vec<String> = first_column(
+            &setup.sql,
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_name = 'consent_records' ORDER BY ordinal_position",
+            &[],
+        )
+        .await;
         let values: Vec<String> = columns
             .iter()
             .map(|column| match column.as_str() {

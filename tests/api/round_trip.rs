@@ -1,13 +1,10 @@
 use consentd::{
-    api::proto::{
-        ConsentStatus, EraseConsentsRequest, ExportConsentsRequest, GetConsentStatusRequest,
-        ListConsentsRequest,
-    },
+    api::proto::{ConsentStatus, EraseConsentsRequest, ExportConsentsRequest, ListConsentsRequest},
     domain::erasure::AuditKey,
 };
 use tonic::Code;
 
-use crate::helpers::{AUDIT_KEY, TestApp, decision, recorded};
+use crate::helpers::{AUDIT_KEY, TestApp, consent_status, decision, recorded};
 
 #[tokio::test]
 async fn record_status_list_export_erase_round_trip() {
@@ -34,15 +31,8 @@ async fn record_status_list_export_erase_round_trip() {
         .await
         .unwrap();
 
-    let status = client
-        .get_consent_status(GetConsentStatusRequest {
-            site_id: "shop".into(),
-            subject_id: "visitor-42".into(),
-        })
+    let status = consent_status(&mut client, "shop", "visitor-42")
         .await
-        .unwrap()
-        .into_inner()
-        .record
         .unwrap();
     assert_eq!(status, recorded);
 
@@ -83,11 +73,7 @@ async fn record_status_list_export_erase_round_trip() {
         .into_inner();
     assert_eq!(erased.erased_count, 1);
 
-    let gone = client
-        .get_consent_status(GetConsentStatusRequest {
-            site_id: "shop".into(),
-            subject_id: "visitor-42".into(),
-        })
+    let gone = consent_status(&mut client, "shop", "visitor-42")
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);

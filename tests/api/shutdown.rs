@@ -21,8 +21,8 @@ use tonic_health::pb::{
 };
 
 use crate::helpers::{
-    AUDIT_KEY, ConsentClient, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, recorded,
-    settings,
+    AUDIT_KEY, ConsentClient, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, first_column,
+    recorded, settings,
 };
 
 /// `consentd serve` as a child process on a port of its own.
@@ -259,15 +259,14 @@ async fn sigterm_under_load_goes_not_serving_first_drops_no_acknowledged_record_
             .any(|(_, began)| *began > signalled + Duration::from_millis(500)),
         "calls kept being served during the shutdown delay"
     );
-    let stored: HashSet<String> = app
-        .sql()
-        .await
-        .query("SELECT record_id::text FROM consent_records", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let stored: HashSet<String> = first_column(
+        &app.sql().await,
+        "SELECT record_id::text FROM consent_records",
+        &[],
+    )
+    .await
+    .into_iter()
+    .collect();
     let missing: Vec<_> = acknowledged
         .iter()
         .filter(|(id, _)| !stored.contains(id))

@@ -12,7 +12,9 @@ use consentd::domain::{
     receipt::Receipt,
 };
 
-use crate::helpers::{ConsentClient, TestApp, cluster_url, decision, served_key, settings};
+use crate::helpers::{
+    ConsentClient, TestApp, cluster_url, consent_status, decision, served_key, settings,
+};
 
 /// One writer, so that calls queued behind a blocked commit form one batch.
 async fn single_writer_app() -> TestApp {
@@ -312,11 +314,7 @@ async fn a_stored_row_that_no_longer_reads_names_its_table_and_column() {
     .await
     .unwrap();
 
-    let refused = client
-        .get_consent_status(consentd::api::proto::GetConsentStatusRequest {
-            site_id: "shop".into(),
-            subject_id: "edited".into(),
-        })
+    let refused = consent_status(&mut client, "shop", "edited")
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Internal);
