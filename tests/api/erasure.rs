@@ -8,7 +8,7 @@ use consentd::{
     api::proto::{
         AuditEvent, EraseConsentsRequest, ErasePreferencesRequest, ListAuditEventsRequest,
         PreferenceChange, PreferenceChangeType, PreferenceOption, UpdatePreferencesRequest,
-        UpdatePreferencesResponse, UpdateSiteSettingsRequest,
+        UpdatePreferencesResponse,
     },
     domain::{auth::Scope, erasure::AuditKey},
 };
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     AUDIT_KEY, AdminClient, ConsentClient, PreferenceClient, TestApp, cluster_url, decision,
-    recorded, settings_with_clock,
+    recorded, settings_with_clock, short_lived_site,
 };
 
 const WIDGET: &str = "preference-centre";
@@ -301,24 +301,10 @@ async fn purges(admin: &mut AdminClient) -> Vec<AuditEvent> {
 async fn retention_purges_are_audited_per_tenant_and_site_with_counts_only() {
     let (settings, clock) = settings_with_clock();
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
-    let day = prost_types::Duration {
-        seconds: 86_400,
-        nanos: 0,
-    };
     let mut tenants = Vec::new();
     for (tenant, records) in [("acme", 3), ("globex", 1)] {
         let key = app.key(tenant, &Scope::ALL).await;
-        let mut admin = app.admin_client(&key).await;
-        admin
-            .update_site_settings(UpdateSiteSettingsRequest {
-                site_id: "short".into(),
-                consent_lifetime: Some(day),
-                retention: Some(day),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let mut client = app.client(Some(&key)).await;
+        let mut client = app.site_client(&key, short_lived_site()).await;
         let mut subjects = Vec::new();
         for _ in 0..records {
             let subject = unique("purged-subject");
@@ -330,7 +316,7 @@ async fn retention_purges_are_audited_per_tenant_and_site_with_counts_only() {
         }
         // Kept: the server's default retention is years.
         recorded(&mut client, decision("shop", "kept")).await;
-        tenants.push((admin, records, subjects));
+        tenants.push((app.admin_client(&key).await, records, subjects));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     for (admin, _, _) in &mut tenants {

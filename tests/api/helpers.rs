@@ -14,7 +14,8 @@ use consentd::{
         ApiContext,
         proto::{
             ConsentRecord, GetConsentStatusRequest, ListSigningKeysRequest, RecordConsentRequest,
-            admin_service_client::AdminServiceClient, consent_service_client::ConsentServiceClient,
+            UpdateSiteSettingsRequest, admin_service_client::AdminServiceClient,
+            consent_service_client::ConsentServiceClient,
             preference_service_client::PreferenceServiceClient,
         },
     },
@@ -119,6 +120,30 @@ pub fn settings_with_clock() -> (ServerSettings, TestClock) {
     (settings, clock)
 }
 
+/// Site "short": its records expire a day after they are recorded and are
+/// deleted a day after that.
+pub fn short_lived_site() -> UpdateSiteSettingsRequest {
+    let day = prost_types::Duration {
+        seconds: 86_400,
+        nanos: 0,
+    };
+    UpdateSiteSettingsRequest {
+        site_id: "short".into(),
+        consent_lifetime: Some(day),
+        retention: Some(day),
+        ..Default::default()
+    }
+}
+
+/// A site with minimal logging (detailed logging off).
+pub fn minimal_site(site_id: &str) -> UpdateSiteSettingsRequest {
+    UpdateSiteSettingsRequest {
+        site_id: site_id.into(),
+        detailed_logging: Some(false),
+        ..Default::default()
+    }
+}
+
 /// Sends the API key with every call.
 #[derive(Clone)]
 pub struct WithKey(pub Option<MetadataValue<Ascii>>);
@@ -215,6 +240,17 @@ impl TestApp {
             self.channel().await,
             WithKey(Some(key.parse().unwrap())),
         )
+    }
+
+    /// Updates a site's settings with `key` (which holds the admin scope),
+    /// then gives a consent client sending the same key.
+    pub async fn site_client(&self, key: &str, site: UpdateSiteSettingsRequest) -> ConsentClient {
+        self.admin_client(key)
+            .await
+            .update_site_settings(site)
+            .await
+            .unwrap();
+        self.client(Some(key)).await
     }
 
     /// A client of `tenant` holding every consent scope.

@@ -1,7 +1,7 @@
-use consentd::{api::proto::UpdateSiteSettingsRequest, domain::auth::Scope};
+use consentd::domain::auth::Scope;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, consent_status, decision, recorded};
+use crate::helpers::{TestApp, consent_status, decision, minimal_site, recorded};
 
 #[tokio::test]
 async fn only_the_anonymised_network_of_an_ip_is_stored_or_returned() {
@@ -74,16 +74,7 @@ async fn every_tenant_table_has_a_primary_key_starting_with_tenant_id() {
 async fn minimal_logging_keeps_the_decision_its_times_and_the_visitor_id_only() {
     let app = TestApp::spawn().await;
     let key = app.key("acme", &Scope::ALL).await;
-    app.admin_client(&key)
-        .await
-        .update_site_settings(UpdateSiteSettingsRequest {
-            site_id: "minimal".into(),
-            detailed_logging: Some(false),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut client = app.client(Some(&key)).await;
+    let mut client = app.site_client(&key, minimal_site("minimal")).await;
     let mut sent = decision("minimal", "visitor-min");
     sent.request_id = "minimal-request".into();
     sent.user_id = "user-min-7f3a".into();

@@ -7,8 +7,8 @@ use base64::{
 use consentd::{
     api::proto::{
         ConsentRecord, EraseConsentsRequest, ExportConsentsRequest, GetConsentProofRequest,
-        GetConsentStatusRequest, GetNoticeRequest, ListAuditEventsRequest, PutNoticeRequest,
-        UpdateSiteSettingsRequest, admin_service_client::AdminServiceClient,
+        GetConsentProofResponse, GetConsentStatusRequest, GetNoticeRequest, ListAuditEventsRequest,
+        PutNoticeRequest,
     },
     domain::{
         auth::Scope,
@@ -17,21 +17,29 @@ use consentd::{
     },
     server::ServerSettings,
 };
-use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+use tonic::Code;
 use uuid::Uuid;
 
 use crate::{
     helpers::{
-        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision,
-        first_column, recorded, served_key, settings, settings_with_clock, violated_fields,
+        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, cluster_url, decision, first_column,
+        minimal_site, recorded, served_key, settings, settings_with_clock, short_lived_site,
+        violated_fields,
     },
     round_trip::export_all,
 };
 
-type AdminClient = AdminServiceClient<InterceptedService<Channel, WithKey>>;
-
-async fn admin_client(app: &TestApp, key: &str) -> AdminClient {
-    AdminServiceClient::with_interceptor(app.channel().await, WithKey(Some(key.parse().unwrap())))
+/// GetConsentProof of the record `id`.
+async fn proof_of(
+    client: &mut ConsentClient,
+    id: &str,
+) -> Result<GetConsentProofResponse, tonic::Status> {
+    let proof = client
+        .get_consent_proof(GetConsentProofRequest {
+            record_id: id.into(),
+        })
+        .await?;
+    Ok(proof.into_inner())
 }
 
 async fn record(client: &mut ConsentClient, subject: &str) -> ConsentRecord {
@@ -124,13 +132,7 @@ async fn a_receipt_verifies_with_the_served_key_and_no_changed_byte_does() {
     assert!(!cli_verify(&forged, &public));
 
     // GetConsentProof returns the same receipt for the stored record.
-    let proof = client
-        .get_consent_proof(GetConsentProofRequest {
-            record_id: record.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let proof = proof_of(&mut client, &record.id).await.unwrap();
     assert_eq!(proof.record.unwrap().receipt.unwrap().token, receipt.token);
 
     // Stored rows keep only the signature: the token rebuilt from a row is
@@ -142,13 +144,7 @@ async fn a_receipt_verifies_with_the_served_key_and_no_changed_byte_does() {
         nanos: 123_456_789,
     });
     let issued = recorded(&mut client, request).await;
-    let proof = client
-        .get_consent_proof(GetConsentProofRequest {
-            record_id: issued.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let proof = proof_of(&mut client, &issued.id).await.unwrap();
     let stored = proof.record.unwrap();
     assert_eq!(stored.receipt, issued.receipt);
     assert!(verifies(&stored.receipt.unwrap().token, &public));
@@ -166,13 +162,7 @@ async fn after_a_signing_key_rotation_new_receipts_use_the_new_key_and_old_ones_
     let new = record(&mut client, "after").await;
     assert_eq!(new.receipt.as_ref().unwrap().key_id, "sig-2");
 
-    let proof = client
-        .get_consent_proof(GetConsentProofRequest {
-            record_id: old.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let proof = proof_of(&mut client, &old.id).await.unwrap();
     let old_receipt = proof.record.unwrap().receipt.unwrap();
     assert_eq!(old_receipt.key_id, "sig-1");
     let old_key = served_key(&mut client, "sig-1").await;
@@ -225,16 +215,7 @@ async fn the_full_ip_is_only_stored_encrypted_and_decrypts_across_a_key_rotation
 async fn without_detailed_logging_no_agent_url_or_ip_is_stored() {
     let app = TestApp::spawn().await;
     let key = app.key("acme", &Scope::ALL).await;
-    let mut admin = admin_client(&app, &key).await;
-    admin
-        .update_site_settings(UpdateSiteSettingsRequest {
-            site_id: "minimal-site".into(),
-            detailed_logging: Some(false),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut client = app.client(Some(&key)).await;
+    let mut client = app.site_client(&key, minimal_site("minimal-site")).await;
     let minimal = recorded(&mut client, decision("minimal-site", "v")).await;
     assert!(
         minimal.user_agent.is_empty()
@@ -281,21 +262,7 @@ async fn records_past_lifetime_plus_retention_are_deleted_and_expiry_ends_the_st
     let (settings, clock) = settings_with_clock();
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
     let key = app.key("acme", &Scope::ALL).await;
-    let mut admin = admin_client(&app, &key).await;
-    let day = prost_types::Duration {
-        seconds: 86_400,
-        nanos: 0,
-    };
-    admin
-        .update_site_settings(UpdateSiteSettingsRequest {
-            site_id: "short".into(),
-            consent_lifetime: Some(day),
-            retention: Some(day),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut client = app.client(Some(&key)).await;
+    let mut client = app.site_client(&key, short_lived_site()).await;
     let short = recorded(&mut client, decision("short", "v")).await;
     assert_eq!(
         short.expire_time.unwrap().seconds - short.record_time.unwrap().seconds,
@@ -376,7 +343,7 @@ async fn audit_events_list_erasures_and_exports_with_who_when_and_counts() {
         .await
         .unwrap();
 
-    let mut admin = admin_client(&app, created.secret.expose()).await;
+    let mut admin = app.admin_client(created.secret.expose()).await;
     let mut events = Vec::new();
     for _ in 0..50 {
         events = admin
@@ -418,13 +385,15 @@ async fn audit_events_list_erasures_and_exports_with_who_when_and_counts() {
     );
 
     let reader = app.key("acme", &[Scope::ConsentRead]).await;
-    let denied = admin_client(&app, &reader)
+    let denied = app
+        .admin_client(&reader)
         .await
         .list_audit_events(ListAuditEventsRequest::default())
         .await;
     assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
     let stranger = app.key("other", &Scope::ALL).await;
-    let theirs = admin_client(&app, &stranger)
+    let theirs = app
+        .admin_client(&stranger)
         .await
         .list_audit_events(ListAuditEventsRequest::default())
         .await
@@ -472,13 +441,7 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
     with_notice.notice_sha256 = put.sha256.to_uppercase();
     let with_notice = recorded(&mut client, with_notice).await;
     assert_eq!(with_notice.notice_sha256, put.sha256);
-    let proof = client
-        .get_consent_proof(GetConsentProofRequest {
-            record_id: with_notice.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let proof = proof_of(&mut client, &with_notice.id).await.unwrap();
     assert_eq!(proof.notice_sha256, put.sha256);
     assert!(proof.notice_on_file);
     let claims: serde_json::Value =
@@ -489,13 +452,8 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
     let mut unknown = decision("shop", "w");
     unknown.notice_sha256 = "ab".repeat(32);
     let unknown = recorded(&mut client, unknown).await;
-    let proof = client
-        .get_consent_proof(GetConsentProofRequest {
-            record_id: unknown.id,
-        })
-        .await
-        .unwrap();
-    assert!(!proof.into_inner().notice_on_file);
+    let proof = proof_of(&mut client, &unknown.id).await.unwrap();
+    assert!(!proof.notice_on_file);
 
     let wrong = client
         .put_notice(PutNoticeRequest {
@@ -517,12 +475,7 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
         .await
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
-    let hidden = stranger
-        .get_consent_proof(GetConsentProofRequest {
-            record_id: with_notice.id,
-        })
-        .await
-        .unwrap_err();
+    let hidden = proof_of(&mut stranger, &with_notice.id).await.unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
 }
 
@@ -549,13 +502,7 @@ async fn a_record_signed_alone_before_batch_receipts_keeps_its_cr1_receipt() {
         .await
         .unwrap();
 
-    let proof = client
-        .get_consent_proof(GetConsentProofRequest {
-            record_id: record.id,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let proof = proof_of(&mut client, &record.id).await.unwrap();
     let receipt = proof.record.unwrap().receipt.unwrap();
     assert_eq!(
         receipt.token,
