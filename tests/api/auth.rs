@@ -8,7 +8,7 @@ use consentd::{
 use tonic::Code;
 
 use crate::{
-    helpers::{TestApp, consent_status, decision, keyset_order, record_many},
+    helpers::{TestApp, answer, consent_status, decision, keyset_order, record_many},
     round_trip::export_all,
 };
 
@@ -82,16 +82,7 @@ async fn each_rpc_needs_its_scope() {
         writer.list_consents(list.clone()).await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    assert_eq!(
-        reader
-            .list_consents(list)
-            .await
-            .unwrap()
-            .into_inner()
-            .records
-            .len(),
-        1
-    );
+    assert_eq!(answer(reader.list_consents(list)).await.records.len(), 1);
     let export = ExportConsentsRequest {
         site_id: "shop".into(),
         filter: None,
@@ -131,14 +122,11 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let listed = tenant_b
-        .list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = answer(tenant_b.list_consents(ListConsentsRequest {
+        site_id: "shop".into(),
+        ..Default::default()
+    }))
+    .await;
     assert!(listed.records.is_empty());
     let exported = export_all(
         &mut tenant_b,
@@ -150,25 +138,19 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
     )
     .await;
     assert!(exported.is_empty());
-    let erased = tenant_b
-        .erase_consents(EraseConsentsRequest {
-            subject_id: "subject-0".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let erased = answer(tenant_b.erase_consents(EraseConsentsRequest {
+        subject_id: "subject-0".into(),
+        ..Default::default()
+    }))
+    .await;
     assert_eq!(erased.erased_count, 0);
 
     // Tenant A still has all three records.
-    let listed = tenant_a
-        .list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = answer(tenant_a.list_consents(ListConsentsRequest {
+        site_id: "shop".into(),
+        ..Default::default()
+    }))
+    .await;
     let ids = |records: &[ConsentRecord]| records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&listed.records), ids(&recorded));
 }

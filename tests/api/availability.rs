@@ -5,17 +5,14 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{OwnCluster, TestApp, consent_status, decision, recorded};
+use crate::helpers::{OwnCluster, TestApp, answer, consent_status, decision, recorded};
 
 async fn health(app: &TestApp, service: &str) -> ServingStatus {
     let mut client = HealthClient::new(app.channel().await);
-    let response = client
-        .check(HealthCheckRequest {
-            service: service.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = answer(client.check(HealthCheckRequest {
+        service: service.into(),
+    }))
+    .await;
     ServingStatus::try_from(response.status).unwrap()
 }
 

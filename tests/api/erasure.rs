@@ -15,8 +15,8 @@ use consentd::{
 use uuid::Uuid;
 
 use crate::helpers::{
-    AUDIT_KEY, AdminClient, ConsentClient, PreferenceClient, TestApp, cluster_url, decision,
-    recorded, settings_with_clock, short_lived_site,
+    AUDIT_KEY, AdminClient, ConsentClient, PreferenceClient, TestApp, answer, cluster_url,
+    decision, recorded, settings_with_clock, short_lived_site,
 };
 
 const WIDGET: &str = "preference-centre";
@@ -167,11 +167,11 @@ impl Person {
 
     /// Three saves, each with a request id; returns the first response.
     async fn choose(&self, client: &mut PreferenceClient) -> UpdatePreferencesResponse {
-        let first = client
-            .update_preferences(self.update(0, self.change(PreferenceChangeType::Added, &[0, 1])))
-            .await
-            .unwrap()
-            .into_inner();
+        let first =
+            answer(client.update_preferences(
+                self.update(0, self.change(PreferenceChangeType::Added, &[0, 1])),
+            ))
+            .await;
         for (request, change) in [
             (1, self.change(PreferenceChangeType::Removed, &[1])),
             (2, self.change(PreferenceChangeType::Removed, &[2])),
@@ -265,11 +265,11 @@ async fn erasure_leaves_nothing_of_the_subject_in_any_table() {
 
     // A retry of an erased save is a new request: it never answers with
     // what was erased.
-    let retried = preferences
-        .update_preferences(gone.update(0, gone.change(PreferenceChangeType::Added, &[0, 1])))
-        .await
-        .unwrap()
-        .into_inner();
+    let retried = answer(
+        preferences
+            .update_preferences(gone.update(0, gone.change(PreferenceChangeType::Added, &[0, 1]))),
+    )
+    .await;
     let first_ids: Vec<&str> = first_saves[0]
         .events
         .iter()
@@ -286,11 +286,8 @@ async fn erasure_leaves_nothing_of_the_subject_in_any_table() {
 }
 
 async fn purges(admin: &mut AdminClient) -> Vec<AuditEvent> {
-    admin
-        .list_audit_events(ListAuditEventsRequest::default())
+    answer(admin.list_audit_events(ListAuditEventsRequest::default()))
         .await
-        .unwrap()
-        .into_inner()
         .events
         .into_iter()
         .filter(|event| event.action == "consent.purge")

@@ -1,6 +1,6 @@
 use consentd::api::proto::{ExportConsentsRequest, ListConsentsRequest};
 
-use crate::helpers::{POOL_SIZE, TestApp, first_column, keyset_order, record_many};
+use crate::helpers::{POOL_SIZE, TestApp, answer, first_column, keyset_order, record_many};
 
 #[tokio::test]
 async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
@@ -9,15 +9,12 @@ async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
     let mut recorded = record_many(&client, "shop", 20_000, 32).await;
     keyset_order(&mut recorded);
 
-    let mut stream = client
-        .export_consents(ExportConsentsRequest {
-            site_id: "shop".into(),
-            filter: None,
-            view: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = answer(client.export_consents(ExportConsentsRequest {
+        site_id: "shop".into(),
+        filter: None,
+        view: 0,
+    }))
+    .await;
     let mut exported = Vec::new();
     let mut messages = 0;
     while let Some(message) = stream.message().await.unwrap() {
@@ -43,29 +40,23 @@ async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
     // More abandoned exports than the pool has connections: a leaked
     // connection would make the calls below time out.
     for _ in 0..POOL_SIZE * 2 {
-        let mut stream = client
-            .export_consents(ExportConsentsRequest {
-                site_id: "shop".into(),
-                filter: None,
-                view: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = answer(client.export_consents(ExportConsentsRequest {
+            site_id: "shop".into(),
+            filter: None,
+            view: 0,
+        }))
+        .await;
         let first = stream.message().await.unwrap().unwrap();
         assert!(!first.records.is_empty());
         drop(stream);
     }
     for _ in 0..POOL_SIZE * 2 {
-        let page = client
-            .list_consents(ListConsentsRequest {
-                site_id: "shop".into(),
-                page_size: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let page = answer(client.list_consents(ListConsentsRequest {
+            site_id: "shop".into(),
+            page_size: 10,
+            ..Default::default()
+        }))
+        .await;
         assert_eq!(page.records.len(), 10);
     }
     // Every abandoned export's transaction ends soon after its client left
@@ -100,15 +91,12 @@ async fn lists_and_exports_carry_receipts_only_in_the_full_view() {
         (ConsentView::Basic, false),
         (ConsentView::Full, true),
     ] {
-        let page = client
-            .list_consents(ListConsentsRequest {
-                site_id: "shop".into(),
-                view: view.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let page = answer(client.list_consents(ListConsentsRequest {
+            site_id: "shop".into(),
+            view: view.into(),
+            ..Default::default()
+        }))
+        .await;
         assert_eq!(page.records.len(), 3, "{view:?}");
         assert!(
             page.records

@@ -2,6 +2,7 @@
 //! TCP socket, and builds tonic clients for it.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     path::PathBuf,
     process::Command,
@@ -309,6 +310,11 @@ pub fn keyset_order(records: &mut [ConsentRecord]) {
         let t = r.record_time.unwrap();
         (t.seconds, t.nanos, r.id.clone())
     });
+}
+
+/// The message of a call that must succeed.
+pub async fn answer<T>(call: impl Future<Output = Result<tonic::Response<T>, Status>>) -> T {
+    call.await.unwrap().into_inner()
 }
 
 /// Records one decision and returns the stored record.

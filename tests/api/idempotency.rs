@@ -8,7 +8,7 @@ use consentd::{
 };
 use futures::future::join_all;
 
-use crate::helpers::{TestApp, cluster_url, decision, recorded, settings_with_clock};
+use crate::helpers::{TestApp, answer, cluster_url, decision, recorded, settings_with_clock};
 
 #[tokio::test]
 async fn a_request_id_sent_twice_and_twenty_times_concurrently_writes_one_row() {
@@ -17,20 +17,12 @@ async fn a_request_id_sent_twice_and_twenty_times_concurrently_writes_one_row() 
 
     let mut request = decision("shop", "visitor-1");
     request.request_id = "3f1c8e2a-7d4b-4c1e-9a55-1b2f3c4d5e6f".into();
-    let first = client
-        .clone()
-        .record_consent(request.clone())
+    let first = answer(client.clone().record_consent(request.clone()))
         .await
-        .unwrap()
-        .into_inner()
         .record
         .unwrap();
-    let again = client
-        .clone()
-        .record_consent(request.clone())
+    let again = answer(client.clone().record_consent(request.clone()))
         .await
-        .unwrap()
-        .into_inner()
         .record
         .unwrap();
     assert_eq!(again, first);
@@ -93,11 +85,7 @@ async fn request_ids_are_forgotten_after_the_window_and_a_retry_is_then_new() {
         ..Default::default()
     };
     let first = recorded(&mut consents, consent.clone()).await;
-    let first_save = preferences
-        .update_preferences(save.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first_save = answer(preferences.update_preferences(save.clone())).await;
     assert_eq!(first_save.events.len(), 1);
 
     // Within the window, the workers having run many times: the first
@@ -105,11 +93,7 @@ async fn request_ids_are_forgotten_after_the_window_and_a_retry_is_then_new() {
     clock.advance(Duration::from_secs(23 * 3600));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(recorded(&mut consents, consent.clone()).await, first);
-    let replayed = preferences
-        .update_preferences(save.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let replayed = answer(preferences.update_preferences(save.clone())).await;
     assert_eq!(replayed, first_save);
 
     // Past it: forgotten, the record kept without its request id.
@@ -129,11 +113,7 @@ async fn request_ids_are_forgotten_after_the_window_and_a_retry_is_then_new() {
     assert_eq!(app.stored_records().await, 2);
     // Applied again: the option is selected already, so nothing changes and
     // no event is written, unlike the first answer.
-    let resaved = preferences
-        .update_preferences(save)
-        .await
-        .unwrap()
-        .into_inner();
+    let resaved = answer(preferences.update_preferences(save)).await;
     assert!(resaved.events.is_empty(), "{resaved:?}");
     assert_eq!(resaved.unchanged.len(), 1);
 }

@@ -10,7 +10,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::{
-    helpers::{TestApp, decision},
+    helpers::{TestApp, answer, decision},
     telemetry::{ServeProcess, free_addr},
 };
 
@@ -159,14 +159,11 @@ async fn calls_move_the_counters_under_their_method_and_code() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    let mut export = client
-        .export_consents(ExportConsentsRequest {
-            site_id: "shop".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut export = answer(client.export_consents(ExportConsentsRequest {
+        site_id: "shop".into(),
+        ..Default::default()
+    }))
+    .await;
     let mut exported = 0;
     while let Some(message) = export.next().await {
         exported += message.unwrap().records.len();

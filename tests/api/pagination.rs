@@ -1,7 +1,7 @@
 use consentd::api::proto::{ConsentFilter, ConsentRecord, ListConsentsRequest};
 use tonic::Code;
 
-use crate::helpers::{TestApp, keyset_order, record_many, violated_fields};
+use crate::helpers::{TestApp, answer, keyset_order, record_many, violated_fields};
 
 #[tokio::test]
 async fn pages_of_100_return_2500_records_exactly_once_in_order() {
@@ -14,17 +14,14 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
     let mut page_token = String::new();
     let mut pages = 0;
     loop {
-        let page = client
-            .list_consents(ListConsentsRequest {
-                site_id: "shop".into(),
-                page_size: 100,
-                page_token: page_token.clone(),
-                filter: None,
-                view: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let page = answer(client.list_consents(ListConsentsRequest {
+            site_id: "shop".into(),
+            page_size: 100,
+            page_token: page_token.clone(),
+            filter: None,
+            view: 0,
+        }))
+        .await;
         assert!(page.records.len() <= 100);
         listed.extend(page.records);
         pages += 1;
@@ -42,15 +39,12 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
     );
 
     // A token is bound to the filter it was issued for.
-    let first = client
-        .list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            page_size: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let first = answer(client.list_consents(ListConsentsRequest {
+        site_id: "shop".into(),
+        page_size: 100,
+        ..Default::default()
+    }))
+    .await;
     let other_filter = client
         .list_consents(ListConsentsRequest {
             site_id: "shop".into(),
@@ -78,15 +72,12 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
     assert_eq!(negative.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&negative), vec!["page_size"]);
 
-    let clamped = client
-        .list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            page_size: 5000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let clamped = answer(client.list_consents(ListConsentsRequest {
+        site_id: "shop".into(),
+        page_size: 5000,
+        ..Default::default()
+    }))
+    .await;
     assert_eq!(clamped.records.len(), 1000);
     assert!(!clamped.next_page_token.is_empty());
 }
@@ -108,29 +99,18 @@ async fn a_poller_resumes_and_sees_only_new_records() {
     let mut client = app.tenant_client("acme").await;
     record_many(&client, "shop", 30, 4).await;
 
-    let first = client
-        .list_consents(shop_page(String::new()))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = answer(client.list_consents(shop_page(String::new()))).await;
     assert_eq!(first.records.len(), 30);
     assert!(first.next_page_token.is_empty());
     assert!(!first.resume_page_token.is_empty());
 
-    let nothing_new = client
-        .list_consents(shop_page(first.resume_page_token.clone()))
-        .await
-        .unwrap()
-        .into_inner();
+    let nothing_new =
+        answer(client.list_consents(shop_page(first.resume_page_token.clone()))).await;
     assert!(nothing_new.records.is_empty());
     assert_eq!(nothing_new.resume_page_token, first.resume_page_token);
 
     let later = record_many(&client, "shop", 5, 1).await;
-    let resumed = client
-        .list_consents(shop_page(first.resume_page_token))
-        .await
-        .unwrap()
-        .into_inner();
+    let resumed = answer(client.list_consents(shop_page(first.resume_page_token))).await;
     let mut expected: Vec<_> = later.iter().map(|r| r.id.clone()).collect();
     let mut got: Vec<_> = resumed.records.iter().map(|r| r.id.clone()).collect();
     expected.sort();
@@ -165,11 +145,7 @@ async fn a_page_never_passes_a_record_still_being_written() {
         .unwrap();
     let after = record_many(&client, "shop", 1, 1).await.remove(0);
 
-    let page = client
-        .list_consents(shop_page(String::new()))
-        .await
-        .unwrap()
-        .into_inner();
+    let page = answer(client.list_consents(shop_page(String::new()))).await;
     assert_eq!(
         page.records.iter().map(|r| &r.id).collect::<Vec<_>>(),
         vec![&first.id],
@@ -177,11 +153,7 @@ async fn a_page_never_passes_a_record_still_being_written() {
     );
 
     slow_writer.commit().await.unwrap();
-    let resumed = client
-        .list_consents(shop_page(page.resume_page_token))
-        .await
-        .unwrap()
-        .into_inner();
+    let resumed = answer(client.list_consents(shop_page(page.resume_page_token))).await;
     let subjects: Vec<_> = resumed
         .records
         .iter()

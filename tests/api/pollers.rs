@@ -30,7 +30,7 @@ use rand::RngExt;
 use tokio::task::JoinHandle;
 
 use crate::{
-    helpers::{ConsentClient, PreferenceClient, TestApp, decision, first_column, recorded},
+    helpers::{ConsentClient, PreferenceClient, TestApp, answer, decision, first_column, recorded},
     soak,
 };
 
@@ -109,16 +109,13 @@ async fn consent_page(
     client: &mut ConsentClient,
     page_token: String,
 ) -> (Vec<String>, String, String) {
-    let page = client
-        .list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            page_size: PAGE_SIZE,
-            page_token,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let page = answer(client.list_consents(ListConsentsRequest {
+        site_id: "shop".into(),
+        page_size: PAGE_SIZE,
+        page_token,
+        ..Default::default()
+    }))
+    .await;
     let ids = page.records.into_iter().map(|r| r.id).collect();
     (ids, page.next_page_token, page.resume_page_token)
 }
@@ -287,19 +284,16 @@ fn change(kind: PreferenceChangeType, topic: &str, option: &str) -> PreferenceCh
 }
 
 async fn update(client: &mut PreferenceClient, changes: Vec<PreferenceChange>) -> usize {
-    client
-        .update_preferences(UpdatePreferencesRequest {
-            widget_id: WIDGET.into(),
-            user_id: USER.into(),
-            language_code: "de".into(),
-            changes,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .len()
+    answer(client.update_preferences(UpdatePreferencesRequest {
+        widget_id: WIDGET.into(),
+        user_id: USER.into(),
+        language_code: "de".into(),
+        changes,
+        ..Default::default()
+    }))
+    .await
+    .events
+    .len()
 }
 
 async fn history_catch_up(
@@ -308,17 +302,16 @@ async fn history_catch_up(
     seen: &mut Vec<String>,
 ) -> String {
     loop {
-        let page = client
-            .list_preference_history(ListPreferenceHistoryRequest {
+        let page = answer(
+            client.list_preference_history(ListPreferenceHistoryRequest {
                 widget_id: WIDGET.into(),
                 user_id: USER.into(),
                 page_size: PAGE_SIZE,
                 page_token: token,
                 ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+            }),
+        )
+        .await;
         seen.extend(page.events.into_iter().map(|e| e.id));
         if page.next_page_token.is_empty() {
             return page.resume_page_token;

@@ -17,7 +17,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
 use crate::helpers::{
-    AUDIT_KEY, PreferenceClient, TestApp, cluster_url, settings_with_clock, violated_fields,
+    AUDIT_KEY, PreferenceClient, TestApp, answer, cluster_url, settings_with_clock, violated_fields,
 };
 
 const WIDGET: &str = "newsletter-centre";
@@ -60,30 +60,23 @@ async fn state(client: &mut PreferenceClient, user: &str) -> PreferenceState {
         widget_id: WIDGET.into(),
         user_id: user.into(),
     };
-    client
-        .get_preferences(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .state
-        .unwrap()
+    answer(client.get_preferences(request)).await.state.unwrap()
 }
 
 async fn history(client: &mut PreferenceClient, user: &str) -> Vec<PreferenceEvent> {
     let mut events = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = client
-            .list_preference_history(ListPreferenceHistoryRequest {
+        let page = answer(
+            client.list_preference_history(ListPreferenceHistoryRequest {
                 widget_id: WIDGET.into(),
                 user_id: user.into(),
                 page_size: 100,
                 page_token,
                 ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+            }),
+        )
+        .await;
         events.extend(page.events);
         if page.next_page_token.is_empty() {
             return events;
@@ -131,17 +124,14 @@ async fn add_remove_and_remove_all_keep_state_and_history_in_agreement() {
     let mut client = app.preference_client(Some(created.secret.expose())).await;
     use PreferenceChangeType::*;
 
-    let first = client
-        .update_preferences(update(
-            "user-1",
-            vec![
-                change(Added, "frequency", &["weekly"]),
-                change(Added, "channels", &["email", "sms"]),
-            ],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = answer(client.update_preferences(update(
+        "user-1",
+        vec![
+            change(Added, "frequency", &["weekly"]),
+            change(Added, "channels", &["email", "sms"]),
+        ],
+    )))
+    .await;
     assert_eq!(first.events.len(), 2);
     let added = &first.events[0];
     assert_eq!(added.r#type, Added as i32);
@@ -163,11 +153,7 @@ async fn add_remove_and_remove_all_keep_state_and_history_in_agreement() {
         ],
     );
     on_behalf.author_type = PreferenceAuthorType::ApiKey.into();
-    let second = client
-        .update_preferences(on_behalf)
-        .await
-        .unwrap()
-        .into_inner();
+    let second = answer(client.update_preferences(on_behalf)).await;
     assert_eq!(second.events.len(), 2);
     assert_eq!(second.events[0].r#type, Removed as i32);
     assert_eq!(second.events[0].options, vec![option("sms")]);
@@ -212,11 +198,10 @@ async fn add_remove_and_remove_all_keep_state_and_history_in_agreement() {
     assert!(weekly.add_time.is_some() && weekly.expire_time.is_none());
 
     // Remove all on one topic, then on the whole widget.
-    let third = client
-        .update_preferences(update("user-1", vec![change(RemovedAll, "frequency", &[])]))
-        .await
-        .unwrap()
-        .into_inner();
+    let third = answer(
+        client.update_preferences(update("user-1", vec![change(RemovedAll, "frequency", &[])])),
+    )
+    .await;
     assert_eq!(third.events.len(), 1);
     assert_eq!(third.events[0].r#type, RemovedAll as i32);
     assert_eq!(
@@ -227,11 +212,8 @@ async fn add_remove_and_remove_all_keep_state_and_history_in_agreement() {
     let mut everything = change(RemovedAll, "", &[]);
     everything.topic_title_en.clear();
     everything.topic_title_translated.clear();
-    let fourth = client
-        .update_preferences(update("user-1", vec![everything.clone()]))
-        .await
-        .unwrap()
-        .into_inner();
+    let fourth =
+        answer(client.update_preferences(update("user-1", vec![everything.clone()]))).await;
     assert_eq!(fourth.events.len(), 1);
     assert_eq!(fourth.events[0].topic_id, "channels");
     assert_eq!(
@@ -239,11 +221,7 @@ async fn add_remove_and_remove_all_keep_state_and_history_in_agreement() {
         "stored titles for a widget-wide removal"
     );
     assert!(fourth.state.unwrap().topics.is_empty());
-    let nothing = client
-        .update_preferences(update("user-1", vec![everything]))
-        .await
-        .unwrap()
-        .into_inner();
+    let nothing = answer(client.update_preferences(update("user-1", vec![everything]))).await;
     assert!(nothing.events.is_empty());
     assert_eq!(
         nothing.unchanged[0].reason,
@@ -331,21 +309,11 @@ async fn a_request_id_applies_once_and_retries_get_the_first_response() {
         )],
     );
     request.request_id = "save-1".into();
-    let first = client
-        .update_preferences(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = answer(client.update_preferences(request.clone())).await;
     let retries = futures::future::join_all((0..10).map(|_| {
         let mut client = client.clone();
         let request = request.clone();
-        async move {
-            client
-                .update_preferences(request)
-                .await
-                .unwrap()
-                .into_inner()
-        }
+        async move { answer(client.update_preferences(request)).await }
     }))
     .await;
     assert!(retries.iter().all(|r| *r == first));
@@ -370,11 +338,7 @@ async fn expiry_follows_the_clock_and_writes_each_expired_event_once() {
         seconds: 3600,
         nanos: 0,
     });
-    let added = client
-        .update_preferences(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let added = answer(client.update_preferences(request)).await;
     let selection = &added.state.unwrap().topics[0].options[0];
     let lifetime = selection.expire_time.unwrap().seconds - selection.add_time.unwrap().seconds;
     assert_eq!(lifetime, 3600);
@@ -483,11 +447,8 @@ async fn history_pages_and_exports_every_event_once_in_order() {
     for round in 0..12 {
         let user = if round % 4 == 0 { "user-2" } else { "user-1" };
         written.extend(
-            client
-                .update_preferences(update(user, adds(round)))
+            answer(client.update_preferences(update(user, adds(round))))
                 .await
-                .unwrap()
-                .into_inner()
                 .events,
         );
     }
@@ -499,16 +460,15 @@ async fn history_pages_and_exports_every_event_once_in_order() {
         .collect();
     assert_eq!(ids(&history(&mut client, "user-1").await), ids(&user_1));
 
-    let first = client
-        .list_preference_history(ListPreferenceHistoryRequest {
+    let first = answer(
+        client.list_preference_history(ListPreferenceHistoryRequest {
             widget_id: WIDGET.into(),
             user_id: "user-1".into(),
             page_size: 100,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        }),
+    )
+    .await;
     let misused = client
         .list_preference_history(ListPreferenceHistoryRequest {
             widget_id: WIDGET.into(),
@@ -522,14 +482,13 @@ async fn history_pages_and_exports_every_event_once_in_order() {
     assert_eq!(misused.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&misused), vec!["page_token"]);
 
-    let mut stream = client
-        .export_preference_history(ExportPreferenceHistoryRequest {
+    let mut stream = answer(
+        client.export_preference_history(ExportPreferenceHistoryRequest {
             widget_id: WIDGET.into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        }),
+    )
+    .await;
     let mut exported = Vec::new();
     let mut messages = 0;
     while let Some(message) = stream.message().await.unwrap() {
@@ -557,14 +516,11 @@ async fn erase_removes_state_and_history_and_audits_without_the_user_id() {
             .await
             .unwrap();
     }
-    let erased = client
-        .erase_preferences(ErasePreferencesRequest {
-            widget_id: String::new(),
-            user_id: "user-gone".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let erased = answer(client.erase_preferences(ErasePreferencesRequest {
+        widget_id: String::new(),
+        user_id: "user-gone".into(),
+    }))
+    .await;
     assert_eq!((erased.erased_selections, erased.erased_events), (2, 1));
     assert!(state(&mut client, "user-gone").await.topics.is_empty());
     assert!(history(&mut client, "user-gone").await.is_empty());
@@ -606,23 +562,19 @@ async fn other_tenants_and_keys_without_the_scope_are_refused() {
 
     assert!(state(&mut stranger, "user-1").await.topics.is_empty());
     assert!(history(&mut stranger, "user-1").await.is_empty());
-    let mut stream = stranger
-        .export_preference_history(ExportPreferenceHistoryRequest {
+    let mut stream = answer(
+        stranger.export_preference_history(ExportPreferenceHistoryRequest {
             widget_id: WIDGET.into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        }),
+    )
+    .await;
     assert!(stream.message().await.unwrap().is_none());
-    let erased = stranger
-        .erase_preferences(ErasePreferencesRequest {
-            widget_id: WIDGET.into(),
-            user_id: "user-1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let erased = answer(stranger.erase_preferences(ErasePreferencesRequest {
+        widget_id: WIDGET.into(),
+        user_id: "user-1".into(),
+    }))
+    .await;
     assert_eq!((erased.erased_selections, erased.erased_events), (0, 0));
     assert_eq!(history(&mut owner, "user-1").await.len(), 1);
 
@@ -793,18 +745,15 @@ async fn a_widget_setting_gives_selections_a_lifetime_unless_the_update_does() {
             .options[0];
         option.expire_time.unwrap().seconds - option.add_time.unwrap().seconds
     };
-    let by_widget = client
-        .update_preferences(update(
-            "user-1",
-            vec![change(
-                PreferenceChangeType::Added,
-                "frequency",
-                &["weekly"],
-            )],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let by_widget = answer(client.update_preferences(update(
+        "user-1",
+        vec![change(
+            PreferenceChangeType::Added,
+            "frequency",
+            &["weekly"],
+        )],
+    )))
+    .await;
     assert_eq!(lifetime_of(by_widget.state.unwrap(), "frequency"), 3600);
     let mut own = update(
         "user-1",

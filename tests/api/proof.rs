@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::{
     helpers::{
-        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, cluster_url, decision, first_column,
+        ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, answer, cluster_url, decision, first_column,
         minimal_site, recorded, served_key, settings, settings_with_clock, short_lived_site,
         violated_fields,
     },
@@ -346,11 +346,8 @@ async fn audit_events_list_erasures_and_exports_with_who_when_and_counts() {
     let mut admin = app.admin_client(created.secret.expose()).await;
     let mut events = Vec::new();
     for _ in 0..50 {
-        events = admin
-            .list_audit_events(ListAuditEventsRequest::default())
+        events = answer(admin.list_audit_events(ListAuditEventsRequest::default()))
             .await
-            .unwrap()
-            .into_inner()
             .events;
         if events.iter().any(|e| e.action == "consent.export") {
             break;
@@ -392,14 +389,13 @@ async fn audit_events_list_erasures_and_exports_with_who_when_and_counts() {
         .await;
     assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
     let stranger = app.key("other", &Scope::ALL).await;
-    let theirs = app
-        .admin_client(&stranger)
-        .await
-        .list_audit_events(ListAuditEventsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let theirs = answer(
+        app.admin_client(&stranger)
+            .await
+            .list_audit_events(ListAuditEventsRequest::default()),
+    )
+    .await
+    .events;
     // Only the creation of the stranger's own key, none of acme's events.
     assert_eq!(theirs.len(), 1, "{theirs:?}");
     assert_eq!(theirs[0].action, "key.create");
@@ -427,13 +423,10 @@ async fn a_notice_comes_back_byte_for_byte_and_the_proof_names_it() {
         })
         .await;
     assert!(!again.unwrap().into_inner().created, "idempotent");
-    let got = client
-        .get_notice(GetNoticeRequest {
-            sha256: put.sha256.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = answer(client.get_notice(GetNoticeRequest {
+        sha256: put.sha256.clone(),
+    }))
+    .await;
     assert_eq!(got.text.as_bytes(), text.as_bytes());
 
     let mut with_notice = decision("shop", "v");

@@ -5,7 +5,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, answer};
 
 async fn ask(app: &TestApp, request: MessageRequest) -> MessageResponse {
     let mut client = ServerReflectionClient::new(app.channel().await);
@@ -13,11 +13,8 @@ async fn ask(app: &TestApp, request: MessageRequest) -> MessageResponse {
         host: String::new(),
         message_request: Some(request),
     };
-    let mut responses = client
-        .server_reflection_info(futures::stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut responses =
+        answer(client.server_reflection_info(futures::stream::iter(vec![request]))).await;
     responses
         .message()
         .await
@@ -90,11 +87,8 @@ async fn the_v1alpha_reflection_service_lists_our_services_too() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = client
-        .server_reflection_info(futures::stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut responses =
+        answer(client.server_reflection_info(futures::stream::iter(vec![request]))).await;
     let Some(MessageResponse::ListServicesResponse(list)) =
         responses.message().await.unwrap().unwrap().message_response
     else {

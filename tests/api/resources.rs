@@ -24,7 +24,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use crate::{
     child::{Consentd, consent_client, free_addr, health},
     helpers::{
-        ConsentClient, cluster_url, connect, decision, first_column, fresh_database, recorded,
+        ConsentClient, answer, cluster_url, connect, decision, first_column, fresh_database,
+        recorded,
     },
     soak,
 };
@@ -242,11 +243,7 @@ async fn a_slow_reader_does_not_grow_memory() {
     let setup = Setup::new(records).await;
     let mut client = setup.client();
     let before = setup.mib();
-    let mut stream = client
-        .export_consents(export_shop())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = answer(client.export_consents(export_shop())).await;
     let (mut received, mut bytes, mut peak) = (0, 0, before);
     while let Some(message) = stream.message().await.unwrap() {
         received += message.records.len();
@@ -349,12 +346,7 @@ async fn exports_cancelled_after_their_first_message_free_their_connections() {
     for _ in 0..100 {
         // A refusal would mean the last one's place was not freed within
         // the second an export waits for one.
-        let mut stream = exporter
-            .clone()
-            .export_consents(export_shop())
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = answer(exporter.clone().export_consents(export_shop())).await;
         assert!(!stream.message().await.unwrap().unwrap().records.is_empty());
     }
 

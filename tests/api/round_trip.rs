@@ -4,7 +4,7 @@ use consentd::{
 };
 use tonic::Code;
 
-use crate::helpers::{AUDIT_KEY, TestApp, consent_status, decision, recorded};
+use crate::helpers::{AUDIT_KEY, TestApp, answer, consent_status, decision, recorded};
 
 #[tokio::test]
 async fn record_status_list_export_erase_round_trip() {
@@ -45,11 +45,7 @@ async fn record_status_list_export_erase_round_trip() {
         view: consentd::api::proto::ConsentView::Full.into(),
         ..Default::default()
     };
-    let listed = client
-        .list_consents(list("visitor-42"))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = answer(client.list_consents(list("visitor-42"))).await;
     assert_eq!(listed.records, vec![recorded.clone()]);
     assert!(listed.next_page_token.is_empty());
 
@@ -62,15 +58,12 @@ async fn record_status_list_export_erase_round_trip() {
     assert_eq!(exported.len(), 2);
     assert!(exported.contains(&recorded));
 
-    let erased = client
-        .erase_consents(EraseConsentsRequest {
-            site_id: "shop".into(),
-            subject_id: "visitor-42".into(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let erased = answer(client.erase_consents(EraseConsentsRequest {
+        site_id: "shop".into(),
+        subject_id: "visitor-42".into(),
+        user_id: String::new(),
+    }))
+    .await;
     assert_eq!(erased.erased_count, 1);
 
     let gone = consent_status(&mut client, "shop", "visitor-42")
@@ -78,11 +71,8 @@ async fn record_status_list_export_erase_round_trip() {
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
     assert!(
-        client
-            .list_consents(list("visitor-42"))
+        answer(client.list_consents(list("visitor-42")))
             .await
-            .unwrap()
-            .into_inner()
             .records
             .is_empty()
     );

@@ -13,7 +13,7 @@ use consentd::domain::{
 };
 
 use crate::helpers::{
-    ConsentClient, TestApp, cluster_url, consent_status, decision, served_key, settings,
+    ConsentClient, TestApp, answer, cluster_url, consent_status, decision, served_key, settings,
 };
 
 /// One writer, so that calls queued behind a blocked commit form one batch.
@@ -298,11 +298,8 @@ async fn a_batch_that_fails_midway_leaves_no_transaction_open() {
 async fn a_stored_row_that_no_longer_reads_names_its_table_and_column() {
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
-    let record = client
-        .record_consent(decision("shop", "edited"))
+    let record = answer(client.record_consent(decision("shop", "edited")))
         .await
-        .unwrap()
-        .into_inner()
         .record
         .unwrap();
     let sql = app.sql().await;
