@@ -17,20 +17,11 @@ async fn calls_without_a_live_key_are_unauthenticated() {
     let app = TestApp::spawn().await;
     let request = || decision("shop", "visitor");
 
-    let status = app
-        .client(None)
-        .await
-        .record_consent(request())
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-    let status = app
-        .client(Some("cdk_not-a-key"))
-        .await
-        .record_consent(request())
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
+    for key in [None, Some("cdk_not-a-key")] {
+        let mut client = app.client(key).await;
+        let status = client.record_consent(request()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "key {key:?}");
+    }
 
     let created = app
         .store

@@ -276,6 +276,22 @@ impl TestApp {
             .get(0)
     }
 
+    /// The stored row of `site`'s one record, as text, after asserting that
+    /// its `columns` (text) and its encrypted IP are NULL.
+    pub async fn row_without(&self, site: &str, columns: &[&str]) -> String {
+        let query = format!(
+            "SELECT {}, ip_ciphertext IS NULL AS no_ip, t::text AS whole_row \
+             FROM consent_records t WHERE site_id = $1",
+            columns.join(", ")
+        );
+        let row = self.sql().await.query_one(&query, &[&site]).await.unwrap();
+        for column in columns {
+            assert_eq!(row.get::<_, Option<String>>(*column), None, "{column}");
+        }
+        assert!(row.get::<_, bool>("no_ip"), "the encrypted IP is stored");
+        row.get("whole_row")
+    }
+
     /// Stops the server the way SIGTERM does, and waits for it to drain.
     pub async fn stop(mut self) {
         let _ = self.shutdown.take().unwrap().send(());

@@ -50,6 +50,18 @@ fn update(user: &str, changes: Vec<PreferenceChange>) -> UpdatePreferencesReques
     }
 }
 
+/// Adds option "weekly" to topic "frequency" for `user`.
+fn add_weekly(user: &str) -> UpdatePreferencesRequest {
+    update(
+        user,
+        vec![change(
+            PreferenceChangeType::Added,
+            "frequency",
+            &["weekly"],
+        )],
+    )
+}
+
 async fn preference_client(app: &TestApp, tenant: &str) -> PreferenceClient {
     let key = app.key(tenant, &Scope::ALL).await;
     app.preference_client(Some(&key)).await
@@ -300,14 +312,7 @@ async fn replaying_the_history_of_200_random_change_sequences_reproduces_the_sta
 async fn a_request_id_applies_once_and_retries_get_the_first_response() {
     let app = TestApp::spawn().await;
     let mut client = preference_client(&app, "acme").await;
-    let mut request = update(
-        "user-1",
-        vec![change(
-            PreferenceChangeType::Added,
-            "frequency",
-            &["weekly"],
-        )],
-    );
+    let mut request = add_weekly("user-1");
     request.request_id = "save-1".into();
     let first = answer(client.update_preferences(request.clone())).await;
     let retries = futures::future::join_all((0..10).map(|_| {
@@ -326,14 +331,7 @@ async fn expiry_follows_the_clock_and_writes_each_expired_event_once() {
     let app = TestApp::spawn_with(&cluster_url(), settings).await;
     let mut client = preference_client(&app, "acme").await;
 
-    let mut request = update(
-        "user-1",
-        vec![change(
-            PreferenceChangeType::Added,
-            "frequency",
-            &["weekly"],
-        )],
-    );
+    let mut request = add_weekly("user-1");
     request.selection_lifetime = Some(prost_types::Duration {
         seconds: 3600,
         nanos: 0,
@@ -549,14 +547,7 @@ async fn other_tenants_and_keys_without_the_scope_are_refused() {
     let mut owner = preference_client(&app, "tenant-a").await;
     let mut stranger = preference_client(&app, "tenant-b").await;
     owner
-        .update_preferences(update(
-            "user-1",
-            vec![change(
-                PreferenceChangeType::Added,
-                "frequency",
-                &["weekly"],
-            )],
-        ))
+        .update_preferences(add_weekly("user-1"))
         .await
         .unwrap();
 
@@ -745,15 +736,7 @@ async fn a_widget_setting_gives_selections_a_lifetime_unless_the_update_does() {
             .options[0];
         option.expire_time.unwrap().seconds - option.add_time.unwrap().seconds
     };
-    let by_widget = answer(client.update_preferences(update(
-        "user-1",
-        vec![change(
-            PreferenceChangeType::Added,
-            "frequency",
-            &["weekly"],
-        )],
-    )))
-    .await;
+    let by_widget = answer(client.update_preferences(add_weekly("user-1"))).await;
     assert_eq!(lifetime_of(by_widget.state.unwrap(), "frequency"), 3600);
     let mut own = update(
         "user-1",

@@ -45,6 +45,14 @@ async fn close_commit_gate(app: &TestApp) -> tokio_postgres::Client {
     gate
 }
 
+/// One writer, a client of tenant "acme", and the commit gate closed.
+async fn gated_writer() -> (TestApp, ConsentClient, tokio_postgres::Client) {
+    let app = single_writer_app().await;
+    let client = app.tenant_client("acme").await;
+    let gate = close_commit_gate(&app).await;
+    (app, client, gate)
+}
+
 fn spawn_record(
     client: &ConsentClient,
     subject: &str,
@@ -63,9 +71,7 @@ fn spawn_record(
 
 #[tokio::test]
 async fn no_call_is_answered_before_its_commit() {
-    let app = single_writer_app().await;
-    let client = app.tenant_client("acme").await;
-    let gate = close_commit_gate(&app).await;
+    let (app, client, gate) = gated_writer().await;
 
     let call = spawn_record(&client, "waiting", "");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -89,9 +95,7 @@ async fn no_call_is_answered_before_its_commit() {
 
 #[tokio::test]
 async fn one_batch_holds_many_calls_and_a_request_id_twice_gives_one_row() {
-    let app = single_writer_app().await;
-    let client = app.tenant_client("acme").await;
-    let gate = close_commit_gate(&app).await;
+    let (app, client, gate) = gated_writer().await;
 
     // The writer is stuck committing this one while the others queue up.
     let first = spawn_record(&client, "first", "");
@@ -141,9 +145,7 @@ async fn one_batch_holds_many_calls_and_a_request_id_twice_gives_one_row() {
 
 #[tokio::test]
 async fn a_row_the_database_refuses_fails_only_its_own_call() {
-    let app = single_writer_app().await;
-    let client = app.tenant_client("acme").await;
-    let gate = close_commit_gate(&app).await;
+    let (app, client, gate) = gated_writer().await;
     // A constraint no validated request can foresee.
     gate.batch_execute(
         "ALTER TABLE consent_records ADD CONSTRAINT no_evil CHECK (subject_id <> 'evil')",
