@@ -17,6 +17,26 @@ use uuid::Uuid;
 
 use crate::helpers::{AUDIT_KEY, ConsentClient, SIGNING_KEYS, WithKey};
 
+/// `consentd serve` on `database_url` with the tests' audit and signing
+/// keys; no setting of the environment the tests run in leaks in.
+pub fn serve_command(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_consentd"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CONSENTD_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env(
+            "CONSENTD_AUDIT_KEY",
+            std::str::from_utf8(AUDIT_KEY).unwrap(),
+        )
+        .env("CONSENTD_SIGNING_KEYS", SIGNING_KEYS);
+    command
+}
+
 /// A running `consentd serve`; killed when dropped.
 pub struct Consentd {
     child: Child,
@@ -37,21 +57,9 @@ impl Consentd {
     /// top of what serve needs; returns at once.
     pub fn spawn(database_url: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("consentd-child-{}.log", Uuid::new_v4()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_consentd"));
-        for (name, _) in std::env::vars() {
-            if name.starts_with("CONSENTD_") || name == "DATABASE_URL" {
-                command.env_remove(name);
-            }
-        }
+        let mut command = serve_command(database_url);
         command
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
             .env("CONSENTD_LISTEN", addr.to_string())
-            .env(
-                "CONSENTD_AUDIT_KEY",
-                std::str::from_utf8(AUDIT_KEY).unwrap(),
-            )
-            .env("CONSENTD_SIGNING_KEYS", SIGNING_KEYS)
             .env("CONSENTD_HEALTH_CHECK_INTERVAL", "100ms")
             // Short, so a SIGTERM test does not wait the default 5 s; calls
             // are still served meanwhile.
@@ -113,20 +121,13 @@ impl Consentd {
     }
 
     /// SIGTERM, then waits up to `within` for the process to exit.
-    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+    pub async fn terminate(&mut self, within: Duration) -> ExitStatus {
         signal(self.pid(), "TERM");
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "consentd still running {within:?} after SIGTERM; its log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.log.clone();
+        exited(&mut self.child, within, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })
+        .await
     }
 
     pub fn log(&self) -> String {
@@ -141,6 +142,23 @@ impl Drop for Consentd {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Waits up to `within` for `child` to exit; past that, fails with its
+/// `log`.
+pub async fn exited(child: &mut Child, within: Duration, log: impl Fn() -> String) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < within,
+            "consentd still running after {within:?}; its log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -14,7 +14,7 @@ use tonic::Code;
 use crate::{
     child::{Consentd, consent_client, free_addr, lazy_channel},
     helpers::{OwnCluster, TestApp, cluster_url, connect, fresh_database},
-    load::Load,
+    load::{Load, Outcome, Tally},
     soak,
 };
 
@@ -24,6 +24,36 @@ const CALLERS: usize = 64;
 const DEADLINE: Duration = Duration::from_secs(5);
 /// How long callers keep retrying their last call once the load stops.
 const DRAIN: Duration = Duration::from_secs(30);
+
+/// Every call answered, every acknowledged record stored, one row per
+/// request.
+fn assert_nothing_lost(outcome: &Outcome, tally: &Tally) {
+    assert!(
+        outcome.unfinished.is_empty(),
+        "calls never answered: {:?}",
+        outcome.unfinished
+    );
+    assert!(
+        tally.lost.is_empty(),
+        "acknowledged, not stored: {:?}",
+        tally.lost
+    );
+    assert!(tally.repeated.is_empty(), "two rows: {:?}", tally.repeated);
+    assert_eq!(
+        tally.rows, tally.acknowledged,
+        "one row per request, each acknowledged"
+    );
+}
+
+/// Waits until every caller has made progress again, before `next`.
+async fn progress_before(load: &Load, next: impl std::fmt::Display) {
+    assert!(
+        load.progress(CALLERS, Duration::from_secs(20))
+            .await
+            .is_some(),
+        "no progress before {next}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_under_load_loses_no_acknowledged_record() {
@@ -39,12 +69,7 @@ async fn postgres_killed_under_load_loses_no_acknowledged_record() {
     let load = Load::start(&client, "shop", "pg", CALLERS, DEADLINE);
     let mut recoveries = Vec::new();
     for crash in 1..=crashes {
-        assert!(
-            load.progress(CALLERS, Duration::from_secs(20))
-                .await
-                .is_some(),
-            "no progress before crash {crash}"
-        );
+        progress_before(&load, format!("crash {crash}")).await;
         load.phase("PostgreSQL down");
         cluster.crash();
         assert!(
@@ -73,21 +98,7 @@ async fn postgres_killed_under_load_loses_no_acknowledged_record() {
         started.elapsed()
     );
 
-    assert!(
-        outcome.unfinished.is_empty(),
-        "calls never answered: {:?}",
-        outcome.unfinished
-    );
-    assert!(
-        tally.lost.is_empty(),
-        "acknowledged, not stored: {:?}",
-        tally.lost
-    );
-    assert!(tally.repeated.is_empty(), "two rows: {:?}", tally.repeated);
-    assert_eq!(
-        tally.rows, tally.acknowledged,
-        "one row per request, each acknowledged"
-    );
+    assert_nothing_lost(&outcome, &tally);
     for failure in &outcome.failures {
         assert_eq!(failure.code, Some(Code::Unavailable), "{failure:?}");
         assert!(failure.elapsed < DEADLINE, "{failure:?}");
@@ -119,12 +130,7 @@ async fn consentd_killed_or_stopped_under_load_loses_no_acknowledged_record() {
     let mut restarts = Vec::new();
     for round in 1..=rounds {
         until(2 * round - 1).await;
-        assert!(
-            load.progress(CALLERS, Duration::from_secs(20))
-                .await
-                .is_some(),
-            "no progress before SIGKILL {round}"
-        );
+        progress_before(&load, format!("SIGKILL {round}")).await;
         load.phase("SIGKILL");
         consentd.kill();
         let killed = Instant::now();
@@ -146,14 +152,9 @@ async fn consentd_killed_or_stopped_under_load_loses_no_acknowledged_record() {
         );
 
         until(2 * round).await;
-        assert!(
-            load.progress(CALLERS, Duration::from_secs(20))
-                .await
-                .is_some(),
-            "no progress before SIGTERM {round}"
-        );
+        progress_before(&load, format!("SIGTERM {round}")).await;
         load.phase("SIGTERM");
-        let exit = consentd.terminate(Duration::from_secs(40));
+        let exit = consentd.terminate(Duration::from_secs(40)).await;
         assert!(
             exit.success(),
             "SIGTERM ends consentd cleanly: {exit:?}; its log:\n{}",
@@ -171,20 +172,6 @@ async fn consentd_killed_or_stopped_under_load_loses_no_acknowledged_record() {
         started.elapsed()
     );
 
-    assert!(
-        outcome.unfinished.is_empty(),
-        "calls never answered: {:?}",
-        outcome.unfinished
-    );
-    assert!(
-        tally.lost.is_empty(),
-        "acknowledged, not stored: {:?}",
-        tally.lost
-    );
-    assert!(tally.repeated.is_empty(), "two rows: {:?}", tally.repeated);
-    assert_eq!(
-        tally.rows, tally.acknowledged,
-        "one row per request, each acknowledged"
-    );
-    consentd.terminate(Duration::from_secs(40));
+    assert_nothing_lost(&outcome, &tally);
+    consentd.terminate(Duration::from_secs(40)).await;
 }

@@ -10,8 +10,9 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::{
+    child::free_addr,
     helpers::{TestApp, answer, decision},
-    telemetry::{ServeProcess, free_addr},
+    telemetry::ServeProcess,
 };
 
 /// `(status, body)` of a GET over HTTP/1.1.

@@ -4,7 +4,7 @@
 use std::{
     collections::HashSet,
     io::Read,
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -20,9 +20,11 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{
-    AUDIT_KEY, ConsentClient, SIGNING_KEYS, TestApp, WithKey, cluster_url, decision, first_column,
-    recorded, settings,
+use crate::{
+    child::{exited, free_addr, serve_command},
+    helpers::{
+        ConsentClient, TestApp, WithKey, cluster_url, decision, first_column, recorded, settings,
+    },
 };
 
 /// `consentd serve` as a child process on a port of its own.
@@ -36,11 +38,8 @@ impl Served {
     fn spawn(database_url: &str, env: &[(&str, &str)]) -> Self {
         // A port the kernel just handed out and took back: free unless
         // another test grabs it in the meantime.
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let mut child = serve_command(database_url)
+        let addr = free_addr();
+        let mut child = info_serve_command(database_url)
             .env("CONSENTD_LISTEN", addr.to_string())
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
@@ -115,18 +114,8 @@ impl Served {
     }
 
     async fn exit(&mut self, within: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "consentd still running after {within:?}: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let stderr = self.stderr.clone();
+        exited(&mut self.child, within, || stderr.lock().unwrap().clone()).await
     }
 }
 
@@ -137,18 +126,9 @@ impl Drop for Served {
     }
 }
 
-fn serve_command(database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_consentd"));
-    command
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env(
-            "CONSENTD_AUDIT_KEY",
-            std::str::from_utf8(AUDIT_KEY).unwrap(),
-        )
-        .env("CONSENTD_SIGNING_KEYS", SIGNING_KEYS)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null());
+fn info_serve_command(database_url: &str) -> Command {
+    let mut command = serve_command(database_url);
+    command.env("RUST_LOG", "info").stdout(Stdio::null());
     command
 }
 
@@ -351,7 +331,7 @@ async fn postgres_ends_a_statement_of_a_killed_process_at_the_deadline_plus_marg
 #[tokio::test]
 async fn settings_refused_at_start_name_their_flag_and_environment_variable() {
     let refused = |env: &[(&str, &str)]| {
-        let output = serve_command("postgres://nobody@127.0.0.1:1/none")
+        let output = info_serve_command("postgres://nobody@127.0.0.1:1/none")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .output()

@@ -4,7 +4,7 @@
 
 use std::{
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -28,7 +28,10 @@ use tonic::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{AUDIT_KEY, ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, WithKey, decision};
+use crate::{
+    child::{free_addr, serve_command},
+    helpers::{ConsentClient, IP_KEYS, TestApp, WithKey, decision},
+};
 
 /// `consentd serve` on `database_url`, killed when dropped.
 pub struct ServeProcess {
@@ -41,16 +44,9 @@ impl ServeProcess {
     /// answers gRPC.
     pub async fn start(database_url: &str, env: &[(&str, String)]) -> Self {
         let addr = free_addr();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_consentd"));
+        let mut command = serve_command(database_url);
         command
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
             .env("CONSENTD_LISTEN", addr.to_string())
-            .env(
-                "CONSENTD_AUDIT_KEY",
-                std::str::from_utf8(AUDIT_KEY).unwrap(),
-            )
-            .env("CONSENTD_SIGNING_KEYS", SIGNING_KEYS)
             .env("CONSENTD_IP_KEYS", IP_KEYS)
             .env("RUST_LOG", "warn")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -92,14 +88,6 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A loopback address nobody listens on right now.
-pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// An OTLP trace collector keeping every request it receives.
