@@ -8,9 +8,25 @@ use consentd::{
 use tonic::Code;
 
 use crate::{
-    helpers::{TestApp, answer, consent_status, decision, keyset_order, record_many},
+    helpers::{
+        ConsentClient, TestApp, answer, consent_status, decision, keyset_order, record_many,
+    },
     round_trip::export_all,
 };
+
+/// A client whose key (consent:write of "acme") recorded a decision, then
+/// was revoked.
+async fn record_then_revoke(app: &TestApp) -> ConsentClient {
+    let created = app
+        .store
+        .create_key("acme", &[Scope::ConsentWrite])
+        .await
+        .unwrap();
+    let mut client = app.client(Some(created.secret.expose())).await;
+    client.record_consent(decision("shop", "v")).await.unwrap();
+    app.store.revoke_key(created.key_id).await.unwrap();
+    client
+}
 
 #[tokio::test]
 async fn calls_without_a_live_key_are_unauthenticated() {
@@ -23,14 +39,7 @@ async fn calls_without_a_live_key_are_unauthenticated() {
         assert_eq!(status.code(), Code::Unauthenticated, "key {key:?}");
     }
 
-    let created = app
-        .store
-        .create_key("acme", &[Scope::ConsentWrite])
-        .await
-        .unwrap();
-    let mut client = app.client(Some(created.secret.expose())).await;
-    client.record_consent(request()).await.unwrap();
-    app.store.revoke_key(created.key_id).await.unwrap();
+    let mut client = record_then_revoke(&app).await;
     let status = client.record_consent(request()).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 }
@@ -151,14 +160,7 @@ async fn with_the_key_cache_a_revocation_takes_effect_within_its_ttl() {
     let mut settings = crate::helpers::settings();
     settings.api.auth_cache_ttl = std::time::Duration::from_millis(300);
     let app = TestApp::spawn_with(&crate::helpers::cluster_url(), settings).await;
-    let created = app
-        .store
-        .create_key("acme", &[Scope::ConsentWrite])
-        .await
-        .unwrap();
-    let mut client = app.client(Some(created.secret.expose())).await;
-    client.record_consent(decision("shop", "v")).await.unwrap();
-    app.store.revoke_key(created.key_id).await.unwrap();
+    let mut client = record_then_revoke(&app).await;
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let status = client
         .record_consent(decision("shop", "v"))

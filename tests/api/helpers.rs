@@ -292,10 +292,30 @@ impl TestApp {
         row.get("whole_row")
     }
 
+    /// Holds consent_records in ACCESS EXCLUSIVE mode, in a transaction of
+    /// the test's own: every statement on the table waits until `release`.
+    pub async fn lock_consent_records(&self) -> TableLock {
+        let sql = self.sql().await;
+        sql.batch_execute("BEGIN; LOCK TABLE consent_records IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        TableLock(sql)
+    }
+
     /// Stops the server the way SIGTERM does, and waits for it to drain.
     pub async fn stop(mut self) {
         let _ = self.shutdown.take().unwrap().send(());
         self.server.take().unwrap().await.unwrap();
+    }
+}
+
+/// A table lock of the test; see [`TestApp::lock_consent_records`].
+pub struct TableLock(tokio_postgres::Client);
+
+impl TableLock {
+    /// Rolls the locking transaction back.
+    pub async fn release(self) {
+        self.0.batch_execute("ROLLBACK").await.unwrap();
     }
 }
 

@@ -107,11 +107,7 @@ async fn a_deadline_shorter_than_a_blocked_statement_ends_deadline_exceeded_and_
     recorded(&mut client, decision("shop", "visitor")).await;
 
     // The test's own transaction holds the table: the call's SELECT waits.
-    let mut locker = app.sql().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE consent_records IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = app.lock_consent_records().await;
 
     let call = tokio::spawn({
         let mut client = patient_client(&app, &key).await;
@@ -135,7 +131,7 @@ async fn a_deadline_shorter_than_a_blocked_statement_ends_deadline_exceeded_and_
     // The lock is still held: only a cancel ends the waiting statement,
     // and this one comes before the statement timeout would, 2 s later.
     wait_for_lock_waiters(&app, 0, Duration::from_millis(1500)).await;
-    lock.rollback().await.unwrap();
+    lock.release().await;
 
     // The pool is whole: the cancelled connection was not handed out again.
     for _ in 0..8 {
@@ -173,18 +169,14 @@ async fn a_deadline_leaves_no_statement_timeout_behind_for_the_next_call() {
     }
 
     // A call without a deadline may wait longer than that.
-    let mut locker = app.sql().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE consent_records IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = app.lock_consent_records().await;
     let call = tokio::spawn({
         let mut client = client.clone();
         async move { client.get_consent_status(status_request()).await }
     });
     wait_for_lock_waiters(&app, 1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    lock.rollback().await.unwrap();
+    lock.release().await;
     call.await
         .unwrap()
         .expect("no statement timeout is left from an earlier call");
@@ -199,11 +191,7 @@ async fn a_burst_above_the_concurrency_limit_is_refused_at_once_and_the_rest_suc
 
     // Admitted calls wait on the writer's INSERT, so none ends before the
     // whole burst has arrived.
-    let mut locker = app.sql().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE consent_records IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = app.lock_consent_records().await;
 
     let calls: Vec<_> = (0..12)
         .map(|i| {
@@ -241,7 +229,7 @@ async fn a_burst_above_the_concurrency_limit_is_refused_at_once_and_the_rest_suc
         "the admitted calls wait for the lock"
     );
     let released = Instant::now();
-    lock.rollback().await.unwrap();
+    lock.release().await;
 
     let (mut refused, mut served) = (0, 0);
     for call in calls {

@@ -105,36 +105,81 @@ fn hold() -> Duration {
     Duration::from_millis(rand::rng().random_range(200..1200))
 }
 
-async fn consent_page(
-    client: &mut ConsentClient,
-    page_token: String,
-) -> (Vec<String>, String, String) {
-    let page = answer(client.list_consents(ListConsentsRequest {
-        site_id: "shop".into(),
-        page_size: PAGE_SIZE,
-        page_token,
-        ..Default::default()
-    }))
-    .await;
-    let ids = page.records.into_iter().map(|r| r.id).collect();
-    (ids, page.next_page_token, page.resume_page_token)
+/// A list a poller follows, page by page.
+trait Polled: Clone + Send + 'static {
+    /// The page at `token`: its ids, the next page token and the resume
+    /// token.
+    fn page(&mut self, token: String)
+    -> impl Future<Output = (Vec<String>, String, String)> + Send;
+}
+
+impl Polled for ConsentClient {
+    async fn page(&mut self, page_token: String) -> (Vec<String>, String, String) {
+        let page = answer(self.list_consents(ListConsentsRequest {
+            site_id: "shop".into(),
+            page_size: PAGE_SIZE,
+            page_token,
+            ..Default::default()
+        }))
+        .await;
+        let ids = page.records.into_iter().map(|r| r.id).collect();
+        (ids, page.next_page_token, page.resume_page_token)
+    }
 }
 
 /// Follows `next_page_token` from `token` to the end; returns the resume
 /// token of the last page.
-async fn consent_catch_up(
-    client: &mut ConsentClient,
-    mut token: String,
-    seen: &mut Vec<String>,
-) -> String {
+async fn catch_up(client: &mut impl Polled, mut token: String, seen: &mut Vec<String>) -> String {
     loop {
-        let (ids, next, resume) = consent_page(client, token).await;
+        let (ids, next, resume) = client.page(token).await;
         seen.extend(ids);
         if next.is_empty() {
             return resume;
         }
         token = next;
     }
+}
+
+/// Resumes every POLL_EVERY while `writers` write for `run_for`; then stops
+/// them and, writing over, catches up once more to the end. What the poller
+/// saw must be exactly the ids `committed` (a query, run once writing is
+/// over) returns, each once, with long transactions among the writes.
+async fn poll_while_writing(
+    name: &str,
+    client: &impl Polled,
+    stop: &Arc<AtomicBool>,
+    writers: Vec<JoinHandle<usize>>,
+    run_for: Duration,
+    committed: impl Future<Output = Vec<String>>,
+) {
+    let poller = tokio::spawn({
+        let (mut client, stop) = (client.clone(), stop.clone());
+        async move {
+            let (mut seen, mut token, mut polls) = (Vec::new(), String::new(), 0);
+            while !stop.load(Ordering::SeqCst) {
+                token = catch_up(&mut client, token, &mut seen).await;
+                polls += 1;
+                tokio::time::sleep(POLL_EVERY).await;
+            }
+            (seen, token, polls)
+        }
+    });
+
+    let started = Instant::now();
+    tokio::time::sleep(run_for).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut long_transactions = 0;
+    for writer in writers {
+        long_transactions += writer.await.unwrap();
+    }
+    let (mut seen, token, polls) = poller.await.unwrap();
+    // Writing has stopped: once more to the end.
+    catch_up(&mut client.clone(), token, &mut seen).await;
+
+    let received = Received::of(&committed.await, &seen, polls, long_transactions);
+    println!("{name} over {:?}: {received}", started.elapsed());
+    assert!(long_transactions > 0);
+    received.assert_exactly_once();
 }
 
 /// A copy of the row `template` written the way consentd's writers write:
@@ -230,40 +275,21 @@ async fn a_consent_poller_receives_every_committed_record_exactly_once() {
         }
     }));
 
-    let poller = tokio::spawn({
-        let (mut client, stop) = (client.clone(), stop.clone());
-        async move {
-            let (mut seen, mut token, mut polls) = (Vec::new(), String::new(), 0);
-            while !stop.load(Ordering::SeqCst) {
-                token = consent_catch_up(&mut client, token, &mut seen).await;
-                polls += 1;
-                tokio::time::sleep(POLL_EVERY).await;
-            }
-            (seen, token, polls)
-        }
-    });
-
-    let started = Instant::now();
-    tokio::time::sleep(run_for).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut long_transactions = 0;
-    for writer in writers {
-        long_transactions += writer.await.unwrap();
-    }
-    let (mut seen, token, polls) = poller.await.unwrap();
-    // Writing has stopped: once more to the end.
-    consent_catch_up(&mut client.clone(), token, &mut seen).await;
-
-    let committed: Vec<String> = first_column(
-        &app.sql().await,
+    let sql = app.sql().await;
+    let committed = first_column(
+        &sql,
         "SELECT record_id::text FROM consent_records WHERE site_id = 'shop'",
         &[],
+    );
+    poll_while_writing(
+        "consent poller",
+        &client,
+        &stop,
+        writers,
+        run_for,
+        committed,
     )
     .await;
-    let received = Received::of(&committed, &seen, polls, long_transactions);
-    println!("consent poller over {:?}: {received}", started.elapsed());
-    assert!(long_transactions > 0);
-    received.assert_exactly_once();
 }
 
 const WIDGET: &str = "centre";
@@ -296,27 +322,18 @@ async fn update(client: &mut PreferenceClient, changes: Vec<PreferenceChange>) -
     .len()
 }
 
-async fn history_catch_up(
-    client: &mut PreferenceClient,
-    mut token: String,
-    seen: &mut Vec<String>,
-) -> String {
-    loop {
-        let page = answer(
-            client.list_preference_history(ListPreferenceHistoryRequest {
-                widget_id: WIDGET.into(),
-                user_id: USER.into(),
-                page_size: PAGE_SIZE,
-                page_token: token,
-                ..Default::default()
-            }),
-        )
+impl Polled for PreferenceClient {
+    async fn page(&mut self, page_token: String) -> (Vec<String>, String, String) {
+        let page = answer(self.list_preference_history(ListPreferenceHistoryRequest {
+            widget_id: WIDGET.into(),
+            user_id: USER.into(),
+            page_size: PAGE_SIZE,
+            page_token,
+            ..Default::default()
+        }))
         .await;
-        seen.extend(page.events.into_iter().map(|e| e.id));
-        if page.next_page_token.is_empty() {
-            return page.resume_page_token;
-        }
-        token = page.next_page_token;
+        let ids = page.events.into_iter().map(|e| e.id).collect();
+        (ids, page.next_page_token, page.resume_page_token)
     }
 }
 
@@ -340,7 +357,7 @@ async fn a_preference_history_poller_receives_every_committed_event_exactly_once
         let mut client = client.clone();
         update(&mut client, vec![change(Add, "template", "o")]).await;
         let mut first = Vec::new();
-        history_catch_up(&mut client, String::new(), &mut first).await;
+        catch_up(&mut client, String::new(), &mut first).await;
         first.remove(0)
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -420,40 +437,19 @@ async fn a_preference_history_poller_receives_every_committed_event_exactly_once
         }
     }));
 
-    let poller = tokio::spawn({
-        let (mut client, stop) = (client.clone(), stop.clone());
-        async move {
-            let (mut seen, mut token, mut polls) = (Vec::new(), String::new(), 0);
-            while !stop.load(Ordering::SeqCst) {
-                token = history_catch_up(&mut client, token, &mut seen).await;
-                polls += 1;
-                tokio::time::sleep(POLL_EVERY).await;
-            }
-            (seen, token, polls)
-        }
-    });
-
-    let started = Instant::now();
-    tokio::time::sleep(run_for).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut long_transactions = 0;
-    for writer in writers {
-        long_transactions += writer.await.unwrap();
-    }
-    let (mut seen, token, polls) = poller.await.unwrap();
-    history_catch_up(&mut client.clone(), token, &mut seen).await;
-
-    let committed: Vec<String> = first_column(
-        &app.sql().await,
+    let sql = app.sql().await;
+    let committed = first_column(
+        &sql,
         "SELECT event_id::text FROM preference_events WHERE widget_id = $1 AND user_id = $2",
         &[&WIDGET, &USER],
+    );
+    poll_while_writing(
+        "preference history poller",
+        &client,
+        &stop,
+        writers,
+        run_for,
+        committed,
     )
     .await;
-    let received = Received::of(&committed, &seen, polls, long_transactions);
-    println!(
-        "preference history poller over {:?}: {received}",
-        started.elapsed()
-    );
-    assert!(long_transactions > 0);
-    received.assert_exactly_once();
 }

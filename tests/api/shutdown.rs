@@ -278,11 +278,7 @@ async fn postgres_ends_a_statement_of_a_killed_process_at_the_deadline_plus_marg
     served.wait_until_ready().await;
     let mut client = client(&served, &key).await;
 
-    let mut locker = app.sql().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE consent_records IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = app.lock_consent_records().await;
     let waiting = || async {
         app.sql()
             .await
@@ -325,7 +321,7 @@ async fn postgres_ends_a_statement_of_a_killed_process_at_the_deadline_plus_marg
         started.elapsed() > Duration::from_secs(2),
         "not before the deadline"
     );
-    lock.rollback().await.unwrap();
+    lock.release().await;
 }
 
 #[tokio::test]
@@ -377,11 +373,7 @@ async fn the_drain_timeout_bounds_a_call_that_does_not_finish() {
     let mut client = app.tenant_client("acme").await;
     recorded(&mut client, decision("shop", "visitor")).await;
 
-    let mut locker = app.sql().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE consent_records IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = app.lock_consent_records().await;
     let stuck = tokio::spawn(async move {
         client
             .get_consent_status(GetConsentStatusRequest {
@@ -397,6 +389,6 @@ async fn the_drain_timeout_bounds_a_call_that_does_not_finish() {
         .await
         .expect("the server returns once the drain timeout has passed");
     assert!(stopping.elapsed() >= Duration::from_millis(500));
-    lock.rollback().await.unwrap();
+    lock.release().await;
     let _ = tokio::time::timeout(Duration::from_secs(10), stuck).await;
 }
