@@ -14,6 +14,14 @@ use crate::{
     round_trip::export_all,
 };
 
+/// Asserts that a call was refused for want of `scope`, which the refusal
+/// names.
+fn assert_needs_scope<T: std::fmt::Debug>(call: Result<T, tonic::Status>, scope: &str) {
+    let denied = call.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains(scope), "{denied:?}");
+}
+
 /// A client whose key (consent:write of "acme") recorded a decision, then
 /// was revoked.
 async fn record_then_revoke(app: &TestApp) -> ConsentClient {
@@ -52,12 +60,8 @@ async fn each_rpc_needs_its_scope() {
     let mut writer = app.client(Some(&write_only)).await;
     let mut reader = app.client(Some(&read_only)).await;
 
-    let denied = reader
-        .record_consent(decision("shop", "v"))
-        .await
-        .unwrap_err();
-    assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(denied.message().contains("consent:write"));
+    let denied = reader.record_consent(decision("shop", "v")).await;
+    assert_needs_scope(denied, "consent:write");
     writer.record_consent(decision("shop", "v")).await.unwrap();
 
     let status_request = GetConsentStatusRequest {
@@ -88,24 +92,19 @@ async fn each_rpc_needs_its_scope() {
         filter: None,
         view: 0,
     };
-    let denied = reader.export_consents(export.clone()).await.unwrap_err();
-    assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(denied.message().contains("consent:export"));
-    let mut exporter = app
-        .client(Some(&app.key("acme", &[Scope::ConsentExport]).await))
-        .await;
+    assert_needs_scope(
+        reader.export_consents(export.clone()).await,
+        "consent:export",
+    );
+    let mut exporter = app.scoped_client("acme", &[Scope::ConsentExport]).await;
     let exported = crate::round_trip::export_all(&mut exporter, export).await;
     assert_eq!(exported.len(), 1);
     let erase = EraseConsentsRequest {
         subject_id: "v".into(),
         ..Default::default()
     };
-    let denied = reader.erase_consents(erase.clone()).await.unwrap_err();
-    assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(denied.message().contains("consent:erase"));
-    let mut eraser = app
-        .client(Some(&app.key("acme", &[Scope::ConsentErase]).await))
-        .await;
+    assert_needs_scope(reader.erase_consents(erase.clone()).await, "consent:erase");
+    let mut eraser = app.scoped_client("acme", &[Scope::ConsentErase]).await;
     let erased = eraser.erase_consents(erase).await.unwrap().into_inner();
     assert_eq!(erased.erased_count, 1);
 }

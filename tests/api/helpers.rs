@@ -256,7 +256,12 @@ impl TestApp {
 
     /// A client of `tenant` holding every consent scope.
     pub async fn tenant_client(&self, tenant: &str) -> ConsentClient {
-        let key = self.key(tenant, &Scope::ALL).await;
+        self.scoped_client(tenant, &Scope::ALL).await
+    }
+
+    /// A client of `tenant` with a new key holding `scopes`.
+    pub async fn scoped_client(&self, tenant: &str, scopes: &[Scope]) -> ConsentClient {
+        let key = self.key(tenant, scopes).await;
         self.client(Some(&key)).await
     }
 

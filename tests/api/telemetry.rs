@@ -156,6 +156,34 @@ impl Collector {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Waits for the first span that `matches`.
+    async fn span(&self, matches: impl Fn(&Span) -> bool) -> Span {
+        self.wait_for(|spans| spans.iter().find(|span| matches(span)).cloned())
+            .await
+    }
+
+    /// Waits for the server span of the call of trace `trace_id`.
+    async fn server_span(&self, trace_id: &str) -> Span {
+        self.span(|span| {
+            hex::encode(&span.trace_id) == trace_id && span.kind == SpanKind::Server as i32
+        })
+        .await
+    }
+}
+
+/// `message` as a call from span `parent_id` of trace `trace_id`, sampled
+/// or not: a W3C `traceparent`.
+fn traced<T>(message: T, trace_id: &str, parent_id: &str, sampled: bool) -> Request<T> {
+    let flags = if sampled { "01" } else { "00" };
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent_id}-{flags}")
+            .parse()
+            .unwrap(),
+    );
+    request
 }
 
 fn text(value: Option<&AnyValue>) -> String {
@@ -234,33 +262,14 @@ async fn traced_calls_continue_the_callers_trace_with_their_statements_and_batch
     // A caller that did not sample its trace: parent-based sampling drops
     // the call's span.
     let unsampled_trace = random_hex(16);
-    let mut unsampled = Request::new(request.clone());
-    unsampled.metadata_mut().insert(
-        "traceparent",
-        format!("00-{unsampled_trace}-{}-00", random_hex(8))
-            .parse()
-            .unwrap(),
-    );
+    let unsampled = traced(request.clone(), &unsampled_trace, &random_hex(8), false);
     client.record_consent(unsampled).await.unwrap();
 
     let (trace_id, parent_id) = (random_hex(16), random_hex(8));
-    let mut traced = Request::new(request);
-    traced.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-{parent_id}-01").parse().unwrap(),
-    );
-    client.record_consent(traced).await.unwrap();
+    let sampled = traced(request, &trace_id, &parent_id, true);
+    client.record_consent(sampled).await.unwrap();
 
-    let rpc = collector
-        .wait_for(|spans| {
-            spans
-                .iter()
-                .find(|span| {
-                    hex::encode(&span.trace_id) == trace_id && span.kind == SpanKind::Server as i32
-                })
-                .cloned()
-        })
-        .await;
+    let rpc = collector.server_span(&trace_id).await;
     assert_eq!(hex::encode(&rpc.parent_span_id), parent_id, "{rpc:#?}");
     assert_eq!(rpc.name, "consent.v1.ConsentService/RecordConsent");
     assert_eq!(attribute(&rpc, "rpc.system").as_deref(), Some("grpc"));
@@ -282,15 +291,10 @@ async fn traced_calls_continue_the_callers_trace_with_their_statements_and_batch
     );
 
     let batch = collector
-        .wait_for(|spans| {
-            spans
+        .span(|span| {
+            span.links
                 .iter()
-                .find(|span| {
-                    span.links
-                        .iter()
-                        .any(|link| link.trace_id == rpc.trace_id && link.span_id == rpc.span_id)
-                })
-                .cloned()
+                .any(|link| link.trace_id == rpc.trace_id && link.span_id == rpc.span_id)
         })
         .await;
     assert_eq!(batch.name, "INSERT consent_records");
@@ -307,39 +311,19 @@ async fn traced_calls_continue_the_callers_trace_with_their_statements_and_batch
 
     // A read: its SQL statements are spans of their own under the call's.
     let read_trace = random_hex(16);
-    let mut read = Request::new(GetConsentStatusRequest {
+    let read = GetConsentStatusRequest {
         site_id: "shop".into(),
         subject_id: subject_id.clone(),
-    });
-    read.metadata_mut().insert(
-        "traceparent",
-        format!("00-{read_trace}-{}-01", random_hex(8))
-            .parse()
-            .unwrap(),
-    );
+    };
+    let read = traced(read, &read_trace, &random_hex(8), true);
     client.get_consent_status(read).await.unwrap();
-    let read_rpc = collector
-        .wait_for(|spans| {
-            spans
-                .iter()
-                .find(|span| {
-                    hex::encode(&span.trace_id) == read_trace
-                        && span.kind == SpanKind::Server as i32
-                })
-                .cloned()
-        })
-        .await;
+    let read_rpc = collector.server_span(&read_trace).await;
     assert_eq!(read_rpc.name, "consent.v1.ConsentService/GetConsentStatus");
     let statement = collector
-        .wait_for(|spans| {
-            spans
-                .iter()
-                .find(|span| {
-                    span.parent_span_id == read_rpc.span_id
-                        && attribute(span, "db.query.text")
-                            .is_some_and(|text| text.contains("consent_records"))
-                })
-                .cloned()
+        .span(|span| {
+            span.parent_span_id == read_rpc.span_id
+                && attribute(span, "db.query.text")
+                    .is_some_and(|text| text.contains("consent_records"))
         })
         .await;
     assert_eq!(statement.trace_id, read_rpc.trace_id);
