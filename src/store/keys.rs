@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{Error, Result, Store, audit::AuditEntry, row::StoredRow, run};
@@ -34,29 +35,15 @@ pub struct KeyInfo {
 impl Store {
     /// Creates the tenant if it does not exist yet, then a key for it.
     pub async fn create_key(&self, tenant: &str, scopes: &[Scope]) -> Result<CreatedKey> {
-        let mut client = self.connection().await?;
-        let transaction = client.transaction().await?;
-        let tenant_id = upsert_tenant(&transaction, tenant).await?;
-        let secret = ApiKey::generate();
-        let key_id = Uuid::now_v7();
         let scopes: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
-        run::execute(
-            &transaction,
+        self.insert_key(
+            tenant,
+            ApiKey::generate(),
             include_str!("sql/insert_api_key.sql"),
-            &[&tenant_id, &key_id, &secret.digest().as_slice(), &scopes],
+            &[&scopes],
+            format!("scopes={}", scopes.join(",")),
         )
-        .await?;
-        let mut audit =
-            AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
-        audit.detail = Some(format!("scopes={}", scopes.join(",")));
-        audit.item_count = 1;
-        audit.write(&transaction).await?;
-        transaction.commit().await?;
-        Ok(CreatedKey {
-            tenant_id,
-            key_id,
-            secret,
-        })
+        .await
     }
 
     /// Creates a publishable key (and the tenant if new): it records consent
@@ -67,31 +54,45 @@ impl Store {
         site: &SiteId,
         origins: &[Origin],
     ) -> Result<CreatedKey> {
-        let mut client = self.pool.get().await?;
+        let origins: Vec<&str> = origins.iter().map(AsRef::as_ref).collect();
+        self.insert_key(
+            tenant,
+            ApiKey::generate_publishable(),
+            include_str!("sql/insert_site_key.sql"),
+            &[&site.as_ref(), &origins],
+            format!(
+                "publishable site={} origins={}",
+                site.as_ref(),
+                origins.join(",")
+            ),
+        )
+        .await
+    }
+
+    /// Writes `secret` as a new key of `tenant` (created if new) with
+    /// `insert_sql`, whose parameters are the tenant id, the key id, the
+    /// secret's digest, then `more`; audited as a key creation with
+    /// `detail`, in the same transaction.
+    async fn insert_key(
+        &self,
+        tenant: &str,
+        secret: ApiKey,
+        insert_sql: &str,
+        more: &[&(dyn ToSql + Sync)],
+        detail: String,
+    ) -> Result<CreatedKey> {
+        let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
         let tenant_id = upsert_tenant(&transaction, tenant).await?;
-        let secret = ApiKey::generate_publishable();
         let key_id = Uuid::now_v7();
-        let origins: Vec<&str> = origins.iter().map(AsRef::as_ref).collect();
-        run::execute(
-            &transaction,
-            include_str!("sql/insert_site_key.sql"),
-            &[
-                &tenant_id,
-                &key_id,
-                &secret.digest().as_slice(),
-                &site.as_ref(),
-                &origins,
-            ],
-        )
-        .await?;
+        let digest = secret.digest();
+        let digest = digest.as_slice();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant_id, &key_id, &digest];
+        params.extend_from_slice(more);
+        run::execute(&transaction, insert_sql, &params).await?;
         let mut audit =
             AuditEntry::command_line(tenant_id, AuditAction::KeyCreate, &key_id.to_string());
-        audit.detail = Some(format!(
-            "publishable site={} origins={}",
-            site.as_ref(),
-            origins.join(",")
-        ));
+        audit.detail = Some(detail);
         audit.item_count = 1;
         audit.write(&transaction).await?;
         transaction.commit().await?;
@@ -151,12 +152,7 @@ impl Store {
     /// The caller a presented key stands for, if it is known and not revoked.
     pub async fn authenticate(&self, presented: &ApiKey) -> Result<Option<Caller>> {
         let client = self.connection().await?;
-        let row = run::query_opt(
-            &*client,
-            include_str!("sql/authenticate.sql"),
-            &[&presented.digest().as_slice()],
-        )
-        .await?;
+        let row = key_row(&*client, include_str!("sql/authenticate.sql"), presented).await?;
         row.map(|row| {
             let row = StoredRow::of("api_keys", &row);
             let scopes: Vec<String> = row.get("scopes")?;
@@ -177,12 +173,8 @@ impl Store {
     /// [`Store::authenticate`] never returns a publishable one.
     pub async fn authenticate_site_key(&self, presented: &ApiKey) -> Result<Option<SiteKey>> {
         let client = self.pool.get().await?;
-        let row = run::query_opt(
-            &client,
-            include_str!("sql/authenticate_site_key.sql"),
-            &[&presented.digest().as_slice()],
-        )
-        .await?;
+        let sql = include_str!("sql/authenticate_site_key.sql");
+        let row = key_row(&client, sql, presented).await?;
         row.map(|row| {
             let row = StoredRow::of("api_keys", &row);
             let origins: Vec<String> = row.get("origins")?;
@@ -204,6 +196,15 @@ impl Store {
 }
 
 /// The id of a tenant, created when new.
+/// The row of `api_keys` that `sql` finds by the presented key's digest.
+async fn key_row(
+    client: &impl GenericClient,
+    sql: &str,
+    presented: &ApiKey,
+) -> Result<Option<tokio_postgres::Row>> {
+    run::query_opt(client, sql, &[&presented.digest().as_slice()]).await
+}
+
 async fn upsert_tenant(client: &impl GenericClient, tenant: &str) -> Result<Uuid> {
     let row = run::query_one(
         client,
