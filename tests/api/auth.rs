@@ -1,7 +1,6 @@
 use consentd::{
     api::proto::{
         ConsentRecord, EraseConsentsRequest, ExportConsentsRequest, GetConsentStatusRequest,
-        ListConsentsRequest,
     },
     domain::auth::Scope,
 };
@@ -9,7 +8,7 @@ use tonic::Code;
 
 use crate::{
     helpers::{
-        ConsentClient, TestApp, answer, consent_status, decision, keyset_order, record_many,
+        ConsentClient, TestApp, answer, consent_status, decision, record_many_ordered, shop_list,
     },
     round_trip::export_all,
 };
@@ -78,10 +77,7 @@ async fn each_rpc_needs_its_scope() {
     );
     let status = reader.get_consent_status(status_request).await.unwrap();
     assert_eq!(status.into_inner().record.unwrap().subject_id, "v");
-    let list = ListConsentsRequest {
-        site_id: "shop".into(),
-        ..Default::default()
-    };
+    let list = shop_list(0);
     assert_eq!(
         writer.list_consents(list.clone()).await.unwrap_err().code(),
         Code::PermissionDenied
@@ -114,18 +110,13 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
     let app = TestApp::spawn().await;
     let mut tenant_a = app.tenant_client("tenant-a").await;
     let mut tenant_b = app.tenant_client("tenant-b").await;
-    let mut recorded = record_many(&tenant_a, "shop", 3, 1).await;
-    keyset_order(&mut recorded);
+    let recorded = record_many_ordered(&tenant_a, "shop", 3, 1).await;
 
     let status = consent_status(&mut tenant_b, "shop", "subject-0")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let listed = answer(tenant_b.list_consents(ListConsentsRequest {
-        site_id: "shop".into(),
-        ..Default::default()
-    }))
-    .await;
+    let listed = answer(tenant_b.list_consents(shop_list(0))).await;
     assert!(listed.records.is_empty());
     let exported = export_all(
         &mut tenant_b,
@@ -145,11 +136,7 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
     assert_eq!(erased.erased_count, 0);
 
     // Tenant A still has all three records.
-    let listed = answer(tenant_a.list_consents(ListConsentsRequest {
-        site_id: "shop".into(),
-        ..Default::default()
-    }))
-    .await;
+    let listed = answer(tenant_a.list_consents(shop_list(0))).await;
     let ids = |records: &[ConsentRecord]| records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&listed.records), ids(&recorded));
 }

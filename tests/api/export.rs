@@ -1,13 +1,14 @@
 use consentd::api::proto::{ExportConsentsRequest, ListConsentsRequest};
 
-use crate::helpers::{POOL_SIZE, TestApp, answer, first_column, keyset_order, record_many};
+use crate::helpers::{
+    POOL_SIZE, TestApp, answer, first_column, record_many, record_many_ordered, shop_list,
+};
 
 #[tokio::test]
 async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
-    let mut recorded = record_many(&client, "shop", 20_000, 32).await;
-    keyset_order(&mut recorded);
+    let recorded = record_many_ordered(&client, "shop", 20_000, 32).await;
 
     let mut stream = answer(client.export_consents(ExportConsentsRequest {
         site_id: "shop".into(),
@@ -51,12 +52,7 @@ async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
         drop(stream);
     }
     for _ in 0..POOL_SIZE * 2 {
-        let page = answer(client.list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            page_size: 10,
-            ..Default::default()
-        }))
-        .await;
+        let page = answer(client.list_consents(shop_list(10))).await;
         assert_eq!(page.records.len(), 10);
     }
     // Every abandoned export's transaction ends soon after its client left

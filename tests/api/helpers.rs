@@ -14,9 +14,9 @@ use consentd::{
     api::{
         ApiContext,
         proto::{
-            ConsentRecord, GetConsentStatusRequest, ListSigningKeysRequest, RecordConsentRequest,
-            UpdateSiteSettingsRequest, admin_service_client::AdminServiceClient,
-            consent_service_client::ConsentServiceClient,
+            ConsentRecord, GetConsentStatusRequest, ListConsentsRequest, ListSigningKeysRequest,
+            RecordConsentRequest, UpdateSiteSettingsRequest,
+            admin_service_client::AdminServiceClient, consent_service_client::ConsentServiceClient,
             preference_service_client::PreferenceServiceClient,
         },
     },
@@ -132,6 +132,16 @@ pub fn short_lived_site() -> UpdateSiteSettingsRequest {
         site_id: "short".into(),
         consent_lifetime: Some(day),
         retention: Some(day),
+        ..Default::default()
+    }
+}
+
+/// ListConsents of site "shop": the first `page_size` records (0: as
+/// many as the default).
+pub fn shop_list(page_size: i32) -> ListConsentsRequest {
+    ListConsentsRequest {
+        site_id: "shop".into(),
+        page_size,
         ..Default::default()
     }
 }
@@ -422,6 +432,18 @@ pub async fn record_many(
         .buffer_unordered(concurrency)
         .collect()
         .await
+}
+
+/// As [`record_many`], in the order lists and exports return them.
+pub async fn record_many_ordered(
+    client: &ConsentClient,
+    site: &str,
+    count: usize,
+    concurrency: usize,
+) -> Vec<ConsentRecord> {
+    let mut records = record_many(client, site, count, concurrency).await;
+    keyset_order(&mut records);
+    records
 }
 
 /// The fields a BadRequest names, in order.

@@ -10,9 +10,7 @@ use std::{
 };
 
 use consentd::{
-    api::proto::{
-        GetConsentStatusRequest, ListConsentsRequest, consent_service_client::ConsentServiceClient,
-    },
+    api::proto::{GetConsentStatusRequest, consent_service_client::ConsentServiceClient},
     domain::auth::Scope,
     server::ServerSettings,
 };
@@ -29,7 +27,9 @@ use tonic_health::pb::{
 };
 use tower::util::BoxCloneService;
 
-use crate::helpers::{self, TestApp, WithKey, cluster_url, decision, recorded, settings};
+use crate::helpers::{
+    self, TestApp, WithKey, cluster_url, decision, recorded, settings, shop_list,
+};
 
 /// A consent client that sends `grpc-timeout` without enforcing it
 /// itself: tonic's client gives up at the deadline on its own, with
@@ -268,13 +268,8 @@ async fn messages_over_the_size_limits_get_resource_exhausted() {
     for i in 0..20 {
         recorded(&mut client, decision("shop", &format!("visitor-{i}"))).await;
     }
-    let list = |page_size| ListConsentsRequest {
-        site_id: "shop".into(),
-        page_size,
-        ..Default::default()
-    };
-    client.list_consents(list(1)).await.unwrap();
-    let status = client.list_consents(list(20)).await.unwrap_err();
+    client.list_consents(shop_list(1)).await.unwrap();
+    let status = client.list_consents(shop_list(20)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 }
 

@@ -1,14 +1,15 @@
 use consentd::api::proto::{ConsentFilter, ConsentRecord, ListConsentsRequest};
 use tonic::Code;
 
-use crate::helpers::{TestApp, answer, keyset_order, record_many, violated_fields};
+use crate::helpers::{
+    TestApp, answer, record_many, record_many_ordered, shop_list, violated_fields,
+};
 
 #[tokio::test]
 async fn pages_of_100_return_2500_records_exactly_once_in_order() {
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
-    let mut recorded = record_many(&client, "shop", 2500, 16).await;
-    keyset_order(&mut recorded);
+    let recorded = record_many_ordered(&client, "shop", 2500, 16).await;
 
     let mut listed = Vec::new();
     let mut page_token = String::new();
@@ -39,12 +40,7 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
     );
 
     // A token is bound to the filter it was issued for.
-    let first = answer(client.list_consents(ListConsentsRequest {
-        site_id: "shop".into(),
-        page_size: 100,
-        ..Default::default()
-    }))
-    .await;
+    let first = answer(client.list_consents(shop_list(100))).await;
     let other_filter = client
         .list_consents(ListConsentsRequest {
             site_id: "shop".into(),
@@ -61,23 +57,11 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
     assert_eq!(other_filter.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&other_filter), vec!["page_token"]);
 
-    let negative = client
-        .list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            page_size: -1,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let negative = client.list_consents(shop_list(-1)).await.unwrap_err();
     assert_eq!(negative.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&negative), vec!["page_size"]);
 
-    let clamped = answer(client.list_consents(ListConsentsRequest {
-        site_id: "shop".into(),
-        page_size: 5000,
-        ..Default::default()
-    }))
-    .await;
+    let clamped = answer(client.list_consents(shop_list(5000))).await;
     assert_eq!(clamped.records.len(), 1000);
     assert!(!clamped.next_page_token.is_empty());
 }
