@@ -67,28 +67,51 @@ async fn preference_client(app: &TestApp, tenant: &str) -> PreferenceClient {
     app.preference_client(Some(&key)).await
 }
 
-async fn state(client: &mut PreferenceClient, user: &str) -> PreferenceState {
-    let request = GetPreferencesRequest {
+fn get_request(user: &str) -> GetPreferencesRequest {
+    GetPreferencesRequest {
         widget_id: WIDGET.into(),
         user_id: user.into(),
-    };
-    answer(client.get_preferences(request)).await.state.unwrap()
+    }
+}
+
+/// A page of up to 100 of `user`'s events, at `page_token`.
+fn history_request(user: &str, page_token: String) -> ListPreferenceHistoryRequest {
+    ListPreferenceHistoryRequest {
+        widget_id: WIDGET.into(),
+        user_id: user.into(),
+        page_size: 100,
+        page_token,
+        ..Default::default()
+    }
+}
+
+/// Every event of the widget.
+fn export_request() -> ExportPreferenceHistoryRequest {
+    ExportPreferenceHistoryRequest {
+        widget_id: WIDGET.into(),
+        ..Default::default()
+    }
+}
+
+fn erase_request(user: &str) -> ErasePreferencesRequest {
+    ErasePreferencesRequest {
+        widget_id: WIDGET.into(),
+        user_id: user.into(),
+    }
+}
+
+async fn state(client: &mut PreferenceClient, user: &str) -> PreferenceState {
+    answer(client.get_preferences(get_request(user)))
+        .await
+        .state
+        .unwrap()
 }
 
 async fn history(client: &mut PreferenceClient, user: &str) -> Vec<PreferenceEvent> {
     let mut events = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = answer(
-            client.list_preference_history(ListPreferenceHistoryRequest {
-                widget_id: WIDGET.into(),
-                user_id: user.into(),
-                page_size: 100,
-                page_token,
-                ..Default::default()
-            }),
-        )
-        .await;
+        let page = answer(client.list_preference_history(history_request(user, page_token))).await;
         events.extend(page.events);
         if page.next_page_token.is_empty() {
             return events;
@@ -458,35 +481,14 @@ async fn history_pages_and_exports_every_event_once_in_order() {
         .collect();
     assert_eq!(ids(&history(&mut client, "user-1").await), ids(&user_1));
 
-    let first = answer(
-        client.list_preference_history(ListPreferenceHistoryRequest {
-            widget_id: WIDGET.into(),
-            user_id: "user-1".into(),
-            page_size: 100,
-            ..Default::default()
-        }),
-    )
-    .await;
-    let misused = client
-        .list_preference_history(ListPreferenceHistoryRequest {
-            widget_id: WIDGET.into(),
-            user_id: "user-2".into(),
-            page_size: 100,
-            page_token: first.next_page_token,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let first = history_request("user-1", String::new());
+    let first = answer(client.list_preference_history(first)).await;
+    let misused = history_request("user-2", first.next_page_token);
+    let misused = client.list_preference_history(misused).await.unwrap_err();
     assert_eq!(misused.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&misused), vec!["page_token"]);
 
-    let mut stream = answer(
-        client.export_preference_history(ExportPreferenceHistoryRequest {
-            widget_id: WIDGET.into(),
-            ..Default::default()
-        }),
-    )
-    .await;
+    let mut stream = answer(client.export_preference_history(export_request())).await;
     let mut exported = Vec::new();
     let mut messages = 0;
     while let Some(message) = stream.message().await.unwrap() {
@@ -553,19 +555,9 @@ async fn other_tenants_and_keys_without_the_scope_are_refused() {
 
     assert!(state(&mut stranger, "user-1").await.topics.is_empty());
     assert!(history(&mut stranger, "user-1").await.is_empty());
-    let mut stream = answer(
-        stranger.export_preference_history(ExportPreferenceHistoryRequest {
-            widget_id: WIDGET.into(),
-            ..Default::default()
-        }),
-    )
-    .await;
+    let mut stream = answer(stranger.export_preference_history(export_request())).await;
     assert!(stream.message().await.unwrap().is_none());
-    let erased = answer(stranger.erase_preferences(ErasePreferencesRequest {
-        widget_id: WIDGET.into(),
-        user_id: "user-1".into(),
-    }))
-    .await;
+    let erased = answer(stranger.erase_preferences(erase_request("user-1"))).await;
     assert_eq!((erased.erased_selections, erased.erased_events), (0, 0));
     assert_eq!(history(&mut owner, "user-1").await.len(), 1);
 
@@ -582,32 +574,19 @@ async fn other_tenants_and_keys_without_the_scope_are_refused() {
             .await
             .unwrap_err(),
         unscoped
-            .get_preferences(GetPreferencesRequest {
-                widget_id: WIDGET.into(),
-                user_id: "user-1".into(),
-            })
+            .get_preferences(get_request("user-1"))
             .await
             .unwrap_err(),
         unscoped
-            .list_preference_history(ListPreferenceHistoryRequest {
-                widget_id: WIDGET.into(),
-                user_id: "user-1".into(),
-                ..Default::default()
-            })
+            .list_preference_history(history_request("user-1", String::new()))
             .await
             .unwrap_err(),
         unscoped
-            .export_preference_history(ExportPreferenceHistoryRequest {
-                widget_id: WIDGET.into(),
-                ..Default::default()
-            })
+            .export_preference_history(export_request())
             .await
             .unwrap_err(),
         unscoped
-            .erase_preferences(ErasePreferencesRequest {
-                widget_id: WIDGET.into(),
-                user_id: "user-1".into(),
-            })
+            .erase_preferences(erase_request("user-1"))
             .await
             .unwrap_err(),
     ];
