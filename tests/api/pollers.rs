@@ -30,7 +30,10 @@ use rand::RngExt;
 use tokio::task::JoinHandle;
 
 use crate::{
-    helpers::{ConsentClient, PreferenceClient, TestApp, answer, decision, first_column, recorded},
+    helpers::{
+        ConsentClient, PreferenceClient, TestApp, answer, decision, first_column, recorded,
+        shop_list,
+    },
     soak,
 };
 
@@ -115,13 +118,11 @@ trait Polled: Clone + Send + 'static {
 
 impl Polled for ConsentClient {
     async fn page(&mut self, page_token: String) -> (Vec<String>, String, String) {
-        let page = answer(self.list_consents(ListConsentsRequest {
-            site_id: "shop".into(),
-            page_size: PAGE_SIZE,
+        let request = ListConsentsRequest {
             page_token,
-            ..Default::default()
-        }))
-        .await;
+            ..shop_list(PAGE_SIZE)
+        };
+        let page = answer(self.list_consents(request)).await;
         let ids = page.records.into_iter().map(|r| r.id).collect();
         (ids, page.next_page_token, page.resume_page_token)
     }
@@ -140,7 +141,8 @@ async fn catch_up(client: &mut impl Polled, mut token: String, seen: &mut Vec<St
     }
 }
 
-/// Resumes every POLL_EVERY while `writers` write for `run_for`; then stops
+/// Resumes every POLL_EVERY while `writers` write (5 s, 20 s under
+/// scripts/soak); then stops
 /// them and, writing over, catches up once more to the end. What the poller
 /// saw must be exactly the ids `committed` (a query, run once writing is
 /// over) returns, each once, with long transactions among the writes.
@@ -149,7 +151,6 @@ async fn poll_while_writing(
     client: &impl Polled,
     stop: &Arc<AtomicBool>,
     writers: Vec<JoinHandle<usize>>,
-    run_for: Duration,
     committed: impl Future<Output = Vec<String>>,
 ) {
     let poller = tokio::spawn({
@@ -166,7 +167,7 @@ async fn poll_while_writing(
     });
 
     let started = Instant::now();
-    tokio::time::sleep(run_for).await;
+    tokio::time::sleep(soak::seconds(5, 20)).await;
     stop.store(true, Ordering::SeqCst);
     let mut long_transactions = 0;
     for writer in writers {
@@ -196,7 +197,6 @@ RETURNING record_id::text";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consent_poller_receives_every_committed_record_exactly_once() {
-    let run_for = soak::seconds(5, 20);
     let app = Arc::new(TestApp::spawn().await);
     let client = app.tenant_client("acme").await;
     let template = recorded(&mut client.clone(), decision("shop", "template")).await;
@@ -281,15 +281,7 @@ async fn a_consent_poller_receives_every_committed_record_exactly_once() {
         "SELECT record_id::text FROM consent_records WHERE site_id = 'shop'",
         &[],
     );
-    poll_while_writing(
-        "consent poller",
-        &client,
-        &stop,
-        writers,
-        run_for,
-        committed,
-    )
-    .await;
+    poll_while_writing("consent poller", &client, &stop, writers, committed).await;
 }
 
 const WIDGET: &str = "centre";
@@ -349,7 +341,6 @@ WHERE e.event_id = $1::text::uuid";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preference_history_poller_receives_every_committed_event_exactly_once() {
     use PreferenceChangeType::{Added as Add, Removed as Remove};
-    let run_for = soak::seconds(5, 20);
     let app = Arc::new(TestApp::spawn().await);
     let key = app.key("acme", &Scope::ALL).await;
     let client = app.preference_client(Some(&key)).await;
@@ -448,7 +439,6 @@ async fn a_preference_history_poller_receives_every_committed_event_exactly_once
         &client,
         &stop,
         writers,
-        run_for,
         committed,
     )
     .await;
