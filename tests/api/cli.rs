@@ -6,7 +6,7 @@ use std::{
 use consentd::domain::site::DAY;
 use tonic::Code;
 
-use crate::helpers::{TestApp, consent_status, decision};
+use crate::helpers::{TestApp, consent_status, count, decision};
 
 pub fn consentd(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_consentd"))
@@ -57,16 +57,12 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     let listed = stdout(&consentd(&url, &["keys", "list"]));
     assert!(listed.contains(&key_id) && listed.contains("consent:write,consent:read"));
     assert!(!listed.contains(&key), "keys list never shows a secret");
-    let stored: i64 = app
-        .sql()
-        .await
-        .query_one(
-            "SELECT count(*) FROM api_keys t WHERE t::text LIKE '%' || $1 || '%'",
-            &[&key],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let stored = count(
+        &app.sql().await,
+        "SELECT count(*) FROM api_keys t WHERE t::text LIKE '%' || $1 || '%'",
+        &[&key],
+    )
+    .await;
     assert_eq!(stored, 0, "only the key's hash is stored");
 
     stdout(&consentd(&url, &["keys", "revoke", &key_id]));
@@ -132,16 +128,12 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
         got.contains("detailed_logging: true") && got.contains("retention: 1095d"),
         "{got}"
     );
-    let audited: i64 = app
-        .sql()
-        .await
-        .query_one(
-            "SELECT count(*) FROM audit_events WHERE action = 'site.update' AND key_id IS NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let audited = count(
+        &app.sql().await,
+        "SELECT count(*) FROM audit_events WHERE action = 'site.update' AND key_id IS NULL",
+        &[],
+    )
+    .await;
     assert_eq!(audited, 1);
 
     let entry = stdout(&consentd(&url, &["generate-key", "--id", "k9"]));

@@ -346,11 +346,9 @@ async fn retention_purges_are_audited_per_tenant_and_site_with_counts_only() {
             );
         }
     }
-    let sql = app.sql().await;
-    let left: i64 = sql
-        .query_one("SELECT count(*) FROM consent_records", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 2, "each tenant's record on the default site stays");
+    assert_eq!(
+        app.stored_records().await,
+        2,
+        "each tenant's record on the default site stays"
+    );
 }

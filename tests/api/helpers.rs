@@ -283,12 +283,12 @@ impl TestApp {
 
     /// How many consent records the database holds, every tenant's.
     pub async fn stored_records(&self) -> i64 {
-        self.sql()
-            .await
-            .query_one("SELECT count(*) FROM consent_records", &[])
-            .await
-            .unwrap()
-            .get(0)
+        count(
+            &self.sql().await,
+            "SELECT count(*) FROM consent_records",
+            &[],
+        )
+        .await
     }
 
     /// The stored row of `site`'s one record, as text, after asserting that
@@ -396,6 +396,15 @@ pub async fn consent_status(
         .into_inner()
         .record
         .expect("a status carries its record"))
+}
+
+/// The number a `SELECT count(*) …` query returns.
+pub async fn count(
+    sql: &tokio_postgres::Client,
+    query: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> i64 {
+    sql.query_one(query, params).await.unwrap().get(0)
 }
 
 /// The first column of every row `query` returns.

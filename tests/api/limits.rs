@@ -28,7 +28,7 @@ use tonic_health::pb::{
 use tower::util::BoxCloneService;
 
 use crate::helpers::{
-    self, TestApp, WithKey, cluster_url, decision, recorded, settings, shop_list,
+    self, TestApp, WithKey, cluster_url, count, decision, recorded, settings, shop_list,
 };
 
 /// A consent client that sends `grpc-timeout` without enforcing it
@@ -73,16 +73,13 @@ fn quiet_settings() -> ServerSettings {
 
 /// Backends of the app's database waiting on a lock.
 async fn lock_waiters(app: &TestApp) -> i64 {
-    app.sql()
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    count(
+        &app.sql().await,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
 }
 
 async fn wait_for_lock_waiters(app: &TestApp, wanted: i64, within: Duration) {

@@ -17,7 +17,8 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
 use crate::helpers::{
-    AUDIT_KEY, PreferenceClient, TestApp, answer, cluster_url, settings_with_clock, violated_fields,
+    AUDIT_KEY, PreferenceClient, TestApp, answer, cluster_url, count, settings_with_clock,
+    violated_fields,
 };
 
 const WIDGET: &str = "newsletter-centre";
@@ -440,11 +441,7 @@ async fn two_expiry_workers_at_once_expire_each_selection_exactly_once() {
         .unwrap();
     assert_eq!(row.get::<_, i64>("events"), 300);
     assert_eq!(row.get::<_, i64>("distinct_events"), 300);
-    let left: i64 = sql
-        .query_one("SELECT count(*) FROM preference_selections", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let left = count(&sql, "SELECT count(*) FROM preference_selections", &[]).await;
     assert_eq!(left, 0);
 }
 
@@ -672,11 +669,7 @@ async fn invalid_updates_name_their_fields_and_write_nothing() {
         "preference_events",
         "preference_requests",
     ] {
-        let rows: i64 = sql
-            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-            .await
-            .unwrap()
-            .get(0);
+        let rows = count(&sql, &format!("SELECT count(*) FROM {table}"), &[]).await;
         assert_eq!(rows, 0, "{table}");
     }
 }

@@ -281,15 +281,8 @@ async fn records_past_lifetime_plus_retention_are_deleted_and_expiry_ends_the_st
         let url = app.database_url.clone();
         async move {
             let sql = crate::helpers::connect(&url).await;
-            let n: i64 = sql
-                .query_one(
-                    "SELECT count(*) FROM consent_records WHERE site_id = $1",
-                    &[&site],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            n
+            let query = "SELECT count(*) FROM consent_records WHERE site_id = $1";
+            crate::helpers::count(&sql, query, &[&site]).await
         }
     };
     assert_eq!(count("short").await, 1, "kept during retention");

@@ -24,7 +24,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use crate::{
     child::{Consentd, consent_client, free_addr, health},
     helpers::{
-        ConsentClient, answer, cluster_url, connect, decision, first_column, fresh_database,
+        ConsentClient, answer, cluster_url, connect, count, decision, first_column, fresh_database,
         recorded,
     },
     soak,
@@ -352,17 +352,14 @@ async fn exports_cancelled_after_their_first_message_free_their_connections() {
 
     let started = Instant::now();
     let in_transaction = loop {
-        let open: i64 = setup
-            .sql
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND application_name = 'consentd' \
-                   AND state <> 'idle'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let open = count(
+            &setup.sql,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'consentd' \
+               AND state <> 'idle'",
+            &[],
+        )
+        .await;
         if open == 0 || started.elapsed() > Duration::from_secs(5) {
             break open;
         }

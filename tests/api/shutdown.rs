@@ -23,7 +23,8 @@ use tonic_health::pb::{
 use crate::{
     child::{exited, free_addr, serve_command},
     helpers::{
-        ConsentClient, TestApp, WithKey, cluster_url, decision, first_column, recorded, settings,
+        ConsentClient, TestApp, WithKey, cluster_url, count, decision, first_column, recorded,
+        settings,
     },
 };
 
@@ -280,17 +281,14 @@ async fn postgres_ends_a_statement_of_a_killed_process_at_the_deadline_plus_marg
 
     let lock = app.lock_consent_records().await;
     let waiting = || async {
-        app.sql()
-            .await
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'
-                   AND query LIKE '%FROM consent_records%' AND query NOT LIKE '%DELETE%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
+        count(
+            &app.sql().await,
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query LIKE '%FROM consent_records%' AND query NOT LIKE '%DELETE%'",
+            &[],
+        )
+        .await
     };
     tokio::spawn(async move {
         let mut request = Request::new(GetConsentStatusRequest {

@@ -13,7 +13,8 @@ use consentd::domain::{
 };
 
 use crate::helpers::{
-    ConsentClient, TestApp, answer, cluster_url, consent_status, decision, served_key, settings,
+    ConsentClient, TestApp, answer, cluster_url, consent_status, count, decision, served_key,
+    settings,
 };
 
 /// One writer, so that calls queued behind a blocked commit form one batch.
@@ -274,15 +275,13 @@ async fn a_batch_that_fails_midway_leaves_no_transaction_open() {
     // seen the close: give it a moment.
     let mut open: i64 = -1;
     for _ in 0..50 {
-        open = sql
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        open = count(
+            &sql,
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await;
         if open == 0 {
             break;
         }
