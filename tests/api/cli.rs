@@ -6,7 +6,10 @@ use std::{
 use consentd::domain::site::DAY;
 use tonic::Code;
 
-use crate::helpers::{TestApp, consent_status, count, decision};
+use crate::{
+    cli_limits::consentd_line,
+    helpers::{TestApp, consent_status, count, decision},
+};
 
 pub fn consentd(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_consentd"))
@@ -32,16 +35,9 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     let url = app.database_url.clone();
     stdout(&consentd(&url, &["migrate"]));
 
-    let created = stdout(&consentd(
+    let created = stdout(&consentd_line(
         &url,
-        &[
-            "keys",
-            "create",
-            "--tenant",
-            "acme",
-            "--scopes",
-            "consent:write,consent:read",
-        ],
+        "keys|create|--tenant|acme|--scopes|consent:write,consent:read",
     ));
     let key = created.lines().last().unwrap().to_string();
     assert!(key.starts_with("cdk_") && key.len() >= 40, "{key}");
@@ -69,16 +65,9 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     let status = consent_status(&mut client, "shop", "v").await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 
-    let unknown_scope = consentd(
+    let unknown_scope = consentd_line(
         &url,
-        &[
-            "keys",
-            "create",
-            "--tenant",
-            "acme",
-            "--scopes",
-            "consent:everything",
-        ],
+        "keys|create|--tenant|acme|--scopes|consent:everything",
     );
     assert!(!unknown_scope.status.success());
     let stderr = String::from_utf8_lossy(&unknown_scope.stderr);
@@ -89,20 +78,9 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
 async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
     let app = TestApp::spawn().await;
     let url = app.database_url.clone();
-    let set = stdout(&consentd(
+    let set = stdout(&consentd_line(
         &url,
-        &[
-            "sites",
-            "set",
-            "--tenant",
-            "acme",
-            "--site",
-            "shop",
-            "--detailed-logging",
-            "false",
-            "--retention",
-            "30d",
-        ],
+        "sites|set|--tenant|acme|--site|shop|--detailed-logging|false|--retention|30d",
     ));
     assert!(
         set.contains("detailed_logging: false") && set.contains("retention: 30d"),
@@ -369,19 +347,10 @@ fn generate_key_refuses_an_id_a_keyring_would_refuse() {
 async fn a_publishable_key_is_created_for_one_site_and_its_origins() {
     let app = TestApp::spawn().await;
     let url = app.database_url.clone();
-    let created = stdout(&consentd(
+    let created = stdout(&consentd_line(
         &url,
-        &[
-            "keys",
-            "create",
-            "--tenant",
-            "acme",
-            "--site",
-            "shop",
-            "--publishable",
-            "--origins",
-            "https://shop.example,https://www.shop.example",
-        ],
+        "keys|create|--tenant|acme|--site|shop|--publishable\
+         |--origins|https://shop.example,https://www.shop.example",
     ));
     let key = created.lines().last().unwrap().to_string();
     assert!(key.starts_with("cdp_"), "publishable keys look it: {key}");
