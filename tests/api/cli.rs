@@ -90,18 +90,12 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
         set.contains("consent_lifetime: 365d"),
         "unset values inherit: {set}"
     );
-    let stored = stdout(&consentd(
-        &url,
-        &["sites", "get", "--tenant", "acme", "--site", "shop"],
-    ));
+    let stored = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|shop"));
     assert!(
         stored.contains("detailed_logging: false") && stored.contains("retention: 30d"),
         "what was set is read back: {stored}"
     );
-    let got = stdout(&consentd(
-        &url,
-        &["sites", "get", "--tenant", "acme", "--site", "other"],
-    ));
+    let got = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|other"));
     assert!(
         got.contains("detailed_logging: true") && got.contains("retention: 1095d"),
         "{got}"
@@ -193,6 +187,16 @@ const SERVE_ENV: [(&str, &str); 3] = [
     ("CONSENTD_SIGNING_KEYS", crate::helpers::SIGNING_KEYS),
 ];
 
+/// `consentd serve` with `flag` set to a value out of its range refuses to
+/// start, naming the flag, its `variable` and the `rule`.
+fn serve_refuses((flag, value): (&str, &str), variable: &str, rule: &str) {
+    let stderr = refused(&consentd_with(&SERVE_ENV, &["serve", flag, value]));
+    assert!(
+        stderr.contains(&format!("{flag} ({variable})")) && stderr.contains(rule),
+        "{flag} {value}: {stderr}"
+    );
+}
+
 #[test]
 fn serve_refuses_a_duration_it_cannot_read_naming_the_flag_and_variable() {
     let mut env = SERVE_ENV.to_vec();
@@ -212,23 +216,15 @@ fn serve_refuses_a_duration_it_cannot_read_naming_the_flag_and_variable() {
 
 #[test]
 fn serve_refuses_a_value_out_of_range_rather_than_clamping_it() {
-    let stderr = refused(&consentd_with(
-        &SERVE_ENV,
-        &["serve", "--expiry-interval", "10ms"],
-    ));
-    assert!(
-        stderr.contains("--expiry-interval (CONSENTD_EXPIRY_INTERVAL)")
-            && stderr.contains("must be between 50ms and 1d"),
-        "{stderr}"
+    serve_refuses(
+        ("--expiry-interval", "10ms"),
+        "CONSENTD_EXPIRY_INTERVAL",
+        "must be between 50ms and 1d",
     );
-    let stderr = refused(&consentd_with(
-        &SERVE_ENV,
-        &["serve", "--consent-lifetime", "36501d"],
-    ));
-    assert!(
-        stderr.contains("--consent-lifetime (CONSENTD_CONSENT_LIFETIME)")
-            && stderr.contains("must be between 1s and 36500d"),
-        "{stderr}"
+    serve_refuses(
+        ("--consent-lifetime", "36501d"),
+        "CONSENTD_CONSENT_LIFETIME",
+        "must be between 1s and 36500d",
     );
     let mut env = SERVE_ENV.to_vec();
     env.push(("CONSENTD_WRITERS", "0"));
@@ -242,14 +238,10 @@ fn serve_refuses_a_value_out_of_range_rather_than_clamping_it() {
 #[test]
 fn serve_remembers_request_ids_for_one_hour_to_seven_days() {
     for ttl in ["8d", "59m"] {
-        let stderr = refused(&consentd_with(
-            &SERVE_ENV,
-            &["serve", "--request-id-ttl", ttl],
-        ));
-        assert!(
-            stderr.contains("--request-id-ttl (CONSENTD_REQUEST_ID_TTL)")
-                && stderr.contains("must be between 1h and 7d"),
-            "{stderr}"
+        serve_refuses(
+            ("--request-id-ttl", ttl),
+            "CONSENTD_REQUEST_ID_TTL",
+            "must be between 1h and 7d",
         );
     }
 }
@@ -320,10 +312,7 @@ async fn sites_take_durations_as_the_api_does_within_its_limits() {
             "{flag} {value}: {stderr}"
         );
     }
-    let kept = stdout(&consentd(
-        &url,
-        &["sites", "get", "--tenant", "acme", "--site", "shop"],
-    ));
+    let kept = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|shop"));
     assert!(
         kept.contains("retention: 12h"),
         "a refused change changes nothing: {kept}"
