@@ -32,8 +32,9 @@
 //!   writer as RecordConsent; nothing that reads data.
 //! - [`server`]: assembles tonic: health (readiness and `liveness`),
 //!   reflection, limits (load shedding, message sizes, deadlines), optional
-//!   TLS reloaded from files, background workers, and the drain on
-//!   shutdown.
+//!   TLS reloaded from files, and the drain on shutdown; `settings` (what
+//!   `consentd serve` was configured with) and `workers` (database health,
+//!   expiry, retention) in files of their own.
 //! - [`cli`]: the values the commands other than `serve` take, refused
 //!   where given with the rule that `serve` or the API would apply.
 //! - [`config`]: plain settings from flags and environment; a leaf that
