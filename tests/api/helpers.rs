@@ -455,6 +455,14 @@ pub async fn record_many_ordered(
     records
 }
 
+/// The fields a refused call names, after checking it was refused as
+/// INVALID_ARGUMENT.
+pub fn invalid_fields<T: std::fmt::Debug>(call: Result<T, Status>) -> Vec<String> {
+    let status = call.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    violated_fields(&status)
+}
+
 /// The fields a BadRequest names, in order.
 pub fn violated_fields(status: &Status) -> Vec<String> {
     status

@@ -1,8 +1,7 @@
 use consentd::api::proto::{ConsentFilter, ConsentRecord, ListConsentsRequest};
-use tonic::Code;
 
 use crate::helpers::{
-    TestApp, answer, record_many, record_many_ordered, shop_list, violated_fields,
+    TestApp, answer, invalid_fields, record_many, record_many_ordered, shop_list,
 };
 
 #[tokio::test]
@@ -52,14 +51,11 @@ async fn pages_of_100_return_2500_records_exactly_once_in_order() {
             }),
             view: 0,
         })
-        .await
-        .unwrap_err();
-    assert_eq!(other_filter.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&other_filter), vec!["page_token"]);
+        .await;
+    assert_eq!(invalid_fields(other_filter), vec!["page_token"]);
 
-    let negative = client.list_consents(shop_list(-1)).await.unwrap_err();
-    assert_eq!(negative.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&negative), vec!["page_size"]);
+    let negative = client.list_consents(shop_list(-1)).await;
+    assert_eq!(invalid_fields(negative), vec!["page_size"]);
 
     let clamped = answer(client.list_consents(shop_list(5000))).await;
     assert_eq!(clamped.records.len(), 1000);

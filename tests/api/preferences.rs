@@ -17,8 +17,8 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
 use crate::helpers::{
-    AUDIT_KEY, PreferenceClient, TestApp, answer, cluster_url, count, settings_with_clock,
-    violated_fields,
+    AUDIT_KEY, PreferenceClient, TestApp, answer, cluster_url, count, invalid_fields,
+    settings_with_clock, violated_fields,
 };
 
 const WIDGET: &str = "newsletter-centre";
@@ -481,9 +481,8 @@ async fn history_pages_and_exports_every_event_once_in_order() {
     let first = history_request("user-1", String::new());
     let first = answer(client.list_preference_history(first)).await;
     let misused = history_request("user-2", first.next_page_token);
-    let misused = client.list_preference_history(misused).await.unwrap_err();
-    assert_eq!(misused.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&misused), vec!["page_token"]);
+    let misused = client.list_preference_history(misused).await;
+    assert_eq!(invalid_fields(misused), vec!["page_token"]);
 
     let mut stream = answer(client.export_preference_history(export_request())).await;
     let mut exported = Vec::new();
