@@ -9,8 +9,9 @@ use super::{
     audit::{AuditEntry, ErasedIdentifiers, Erasure, record_erasure},
     consent_row::record_from_row,
     paging::{ExportChunks, Keyset, Page, Params},
-    row::{StoredRow, micros},
+    row::StoredRow,
     run,
+    site::default_micros,
     stored::StoredEnum,
 };
 use crate::domain::{
@@ -121,15 +122,11 @@ impl Store {
         if !turn {
             return Ok(None);
         }
+        let [lifetime, retention] = default_micros(defaults);
         let per_site = run::query(
             &transaction,
             include_str!("sql/delete_retired_consents.sql"),
-            &[
-                &now,
-                &batch,
-                &micros(defaults.consent_lifetime),
-                &micros(defaults.retention),
-            ],
+            &[&now, &batch, &lifetime, &retention],
         )
         .await?;
         let mut deleted = 0;

@@ -34,18 +34,23 @@ async fn settings_of(
     site_id: &str,
     defaults: ServerDefaults,
 ) -> Result<SiteSettings> {
+    let [lifetime, retention] = default_micros(defaults);
     let row = run::query_one(
         client,
         include_str!("sql/site_settings.sql"),
-        &[
-            &tenant_id,
-            &site_id,
-            &micros(defaults.consent_lifetime),
-            &micros(defaults.retention),
-        ],
+        &[&tenant_id, &site_id, &lifetime, &retention],
     )
     .await?;
     settings_from_row(&row)
+}
+
+/// The server's defaults as the SQL takes them: the consent lifetime and the
+/// retention, in microseconds.
+pub(super) fn default_micros(defaults: ServerDefaults) -> [i64; 2] {
+    [
+        micros(defaults.consent_lifetime),
+        micros(defaults.retention),
+    ]
 }
 
 /// A row of `consentd_site_settings`: the settings in force for a site.
