@@ -195,6 +195,21 @@ SELECT r.* FROM consent_records c, began,
 WHERE c.record_id = $1::text::uuid
 RETURNING record_id::text";
 
+/// Writes a copy of the record `template` with SLOW_CONSENT in
+/// `transaction`, for `subject` with `request_id`; the copy's id.
+async fn slow_copy(
+    transaction: &tokio_postgres::Transaction<'_>,
+    template: &str,
+    subject: &str,
+    request_id: Option<&str>,
+) -> String {
+    transaction
+        .query_one(SLOW_CONSENT, &[&template, &subject, &request_id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consent_poller_receives_every_committed_record_exactly_once() {
     let app = Arc::new(TestApp::spawn().await);
@@ -223,11 +238,7 @@ async fn a_consent_poller_receives_every_committed_record_exactly_once() {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 let transaction = sql.transaction().await.unwrap();
-                let subject = format!("replica-{n}");
-                transaction
-                    .query_one(SLOW_CONSENT, &[&template, &subject, &None::<String>])
-                    .await
-                    .unwrap();
+                slow_copy(&transaction, &template, &format!("replica-{n}"), None).await;
                 tokio::time::sleep(hold()).await;
                 transaction.commit().await.unwrap();
                 n += 1;
@@ -247,11 +258,7 @@ async fn a_consent_poller_receives_every_committed_record_exactly_once() {
             while !stop.load(Ordering::SeqCst) {
                 let transaction = sql.transaction().await.unwrap();
                 let request_id = format!("held-{n}");
-                let held: String = transaction
-                    .query_one(SLOW_CONSENT, &[&template, &request_id, &Some(&request_id)])
-                    .await
-                    .unwrap()
-                    .get(0);
+                let held = slow_copy(&transaction, &template, &request_id, Some(&request_id)).await;
                 let call = tokio::spawn({
                     let mut client = client.clone();
                     let mut request = decision("shop", &request_id);
