@@ -624,19 +624,14 @@ pub async fn rows_by_table(
     let mut counts = std::collections::BTreeMap::new();
     for table in tables {
         let name: String = table.get(0);
-        let count: i64 = match tenant {
-            None => {
-                sql.query_one(&format!("SELECT count(*) FROM \"{name}\""), &[])
-                    .await
-            }
+        let rows = match tenant {
+            None => count(&sql, &format!("SELECT count(*) FROM \"{name}\""), &[]).await,
             Some(tenant) => {
                 let query = format!("SELECT count(*) FROM \"{name}\" WHERE tenant_id = $1");
-                sql.query_one(&query, &[&tenant]).await
+                count(&sql, &query, &[&tenant]).await
             }
-        }
-        .unwrap()
-        .get(0);
-        counts.insert(name, count);
+        };
+        counts.insert(name, rows);
     }
     counts
 }
