@@ -7,8 +7,9 @@
 //! and marketing would be stored as REJECTED with both granted. Where a
 //! site has declared its categories, every decision (RecordConsent and the
 //! public listener alike, in the writer that stores both) must name only
-//! those, ACCEPT_ALL must grant every one of them, REJECT_ALL only the
-//! necessary ones, and no decision may deny a necessary one.
+//! those, ACCEPT_ALL must grant every one of them and every declared
+//! service (listed, not implied), REJECT_ALL only the necessary ones, and
+//! no decision may deny a necessary one or a service of one.
 
 use std::collections::{HashMap, HashSet};
 
@@ -256,6 +257,11 @@ impl Declaration {
                     F::ServiceName(i),
                     P::UnknownService(service.service.clone()),
                 );
+            } else if category.necessary && !service.granted {
+                push(
+                    F::Service(i),
+                    P::NecessaryServiceDenied(service.category.clone()),
+                );
             } else if action == Action::AcceptAll && !service.granted {
                 push(F::Service(i), P::ServiceDeniedWhileAcceptingAll);
             } else if action == Action::RejectAll && service.granted && !category.necessary {
@@ -263,6 +269,25 @@ impl Declaration {
                     F::Service(i),
                     P::GrantedWhileRejectingAll(service.category.clone()),
                 );
+            }
+        }
+        if action == Action::AcceptAll {
+            // Explicit, as for categories: the record itself proves what
+            // was granted, without the declaration of the day. A missing
+            // category, or a service listed as denied, is named above.
+            for category in &self.categories {
+                for service in &category.services {
+                    let listed = choices
+                        .services()
+                        .iter()
+                        .any(|s| s.category == category.name && &s.service == service);
+                    if !listed && choices.granted().contains(&category.name) {
+                        push(
+                            F::Services,
+                            P::ServiceMissingFromAcceptAll(category.name.clone(), service.clone()),
+                        );
+                    }
+                }
             }
         }
         found

@@ -122,6 +122,15 @@ impl BegunBatch {
         Ok(settings)
     }
 
+    /// The records stored before under these request ids, read in the
+    /// batch's transaction.
+    pub async fn earlier_records(
+        &self,
+        keys: Vec<(Uuid, &str)>,
+    ) -> Result<HashMap<(Uuid, String), ConsentRecord>> {
+        earlier_records(self.transaction.client(), keys).await
+    }
+
     /// Ends a batch with nothing to insert (every decision of it was
     /// refused), keeping its connection for the next.
     pub async fn commit_nothing(self) -> Result<()> {

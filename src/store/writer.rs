@@ -58,6 +58,16 @@ pub struct Recorded {
     pub receipt: Option<Receipt>,
 }
 
+impl Recorded {
+    /// A record stored by an earlier call with the same request id.
+    fn earlier(tenant_id: Uuid, record: ConsentRecord) -> Self {
+        Self {
+            receipt: receipt::receipt(tenant_id, &record),
+            record,
+        }
+    }
+}
+
 /// Enqueues decisions for the writer tasks. Cheap to clone; the writers
 /// drain the queue and stop once every clone is dropped.
 #[derive(Clone)]
@@ -281,6 +291,26 @@ impl BatchWriter {
             }
         }
         drop(settings);
+        // A refused retry of a request stored before the declaration
+        // changed gets its first answer, as every retry does (AIP-155).
+        let retried: Vec<(Uuid, &str)> = items
+            .iter()
+            .zip(&answers)
+            .filter(|(_, answer)| answer.is_some())
+            .filter_map(|((tenant_id, d), _)| Some((*tenant_id, d.request_id.as_ref()?.as_ref())))
+            .collect();
+        if !retried.is_empty() {
+            let mut earlier = begun.earlier_records(retried).await?;
+            for (&(tenant_id, decision), answer) in items.iter().zip(&mut answers) {
+                let first = decision
+                    .request_id
+                    .as_ref()
+                    .and_then(|r| earlier.remove(&(tenant_id, r.as_ref().to_string())));
+                if let (Some(record), Some(_)) = (first, answer.as_ref()) {
+                    *answer = Some(Ok(Recorded::earlier(tenant_id, record)));
+                }
+            }
+        }
         if pending.is_empty() {
             drop(turn);
             begun.commit_nothing().await?;
@@ -295,10 +325,7 @@ impl BatchWriter {
                     record: sealed.record,
                     receipt: Some(sealed.receipt),
                 },
-                Written::Earlier(record) => Recorded {
-                    receipt: receipt::receipt(sealed.tenant_id, &record),
-                    record: *record,
-                },
+                Written::Earlier(record) => Recorded::earlier(sealed.tenant_id, *record),
             })
         });
         Ok(answers

@@ -2,11 +2,14 @@
 //! listener refuse decisions that disagree, naming the field, and store
 //! nothing.
 
+use std::time::Duration;
+
 use consentd::api::proto::{
-    ConsentAction, DeclaredCategories, DeclaredCategory, GetSiteSettingsRequest, ServiceDecision,
-    UpdateSiteSettingsRequest,
+    ConsentAction, DeclaredCategories, DeclaredCategory, GetSiteSettingsRequest,
+    RecordConsentRequest, ServiceDecision, UpdateSiteSettingsRequest,
 };
 use consentd::domain::auth::Scope;
+use futures::future::join_all;
 use hyper::StatusCode;
 use serde_json::json;
 use tonic::Code;
@@ -16,6 +19,7 @@ use crate::{
     cli::{consentd, stdout},
     helpers::{TestApp, decision, violated_fields},
     public::{DEFAULT, LAST, json_bytes, payload, spawn},
+    writer::{close_commit_gate, single_writer_app},
 };
 
 pub(crate) fn category(name: &str, necessary: bool, services: &[&str]) -> DeclaredCategory {
@@ -108,7 +112,10 @@ async fn record_consent_is_checked_against_the_sites_declared_categories() {
             reject_all,
             vec!["granted_categories[1]", "granted_categories[2]"],
         ),
-        (accept_all, vec!["granted_categories"]),
+        (
+            accept_all,
+            vec!["granted_categories", "services", "services"],
+        ),
         (
             unknown,
             vec!["granted_categories[2]", "services[2].service"],
@@ -276,35 +283,95 @@ async fn sites_set_declares_categories_from_the_command_line() {
 }
 
 #[tokio::test]
-async fn refused_and_valid_decisions_written_together_each_get_their_own_answer() {
-    let app = TestApp::spawn().await;
+async fn refused_and_valid_decisions_in_one_batch_each_get_their_own_answer() {
+    let app = single_writer_app().await;
     let key = app.key("acme", &Scope::ALL).await;
     declare(&app, &key, "shop", shop_categories()).await;
     let client = app.client(Some(&key)).await;
-    // Sent at once, so the writer is likely to batch valid and refused
-    // decisions together; each call must still get its own answer.
-    let calls = (0..40).map(|n| {
+    let record = |request: RecordConsentRequest| {
         let mut client = client.clone();
-        let mut request = decision("shop", &format!("visitor-{n}"));
-        if n % 2 == 1 {
-            request.granted_categories.push("social".into());
-        }
-        async move { (n, client.record_consent(request).await) }
-    });
-    for (n, answer) in futures::future::join_all(calls).await {
-        match answer {
-            Ok(stored) if n % 2 == 0 => {
-                assert_eq!(
-                    stored.into_inner().record.unwrap().subject_id,
-                    format!("visitor-{n}")
-                );
+        tokio::spawn(async move { client.record_consent(request).await })
+    };
+    // The one writer is held at this call's COMMIT while the others queue
+    // behind it: they are then written as one batch.
+    let gate = close_commit_gate(&app).await;
+    let first = record(decision("shop", "first"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls: Vec<_> = (0..10)
+        .map(|n| {
+            let mut request = decision("shop", &format!("visitor-{n}"));
+            if n % 2 == 1 {
+                request.granted_categories.push("social".into());
+            }
+            record(request)
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+    first.await.unwrap().unwrap();
+
+    let mut stored = Vec::new();
+    for (n, answer) in join_all(calls).await.into_iter().enumerate() {
+        match answer.unwrap() {
+            Ok(answer) if n % 2 == 0 => {
+                let record = answer.into_inner().record.unwrap();
+                assert_eq!(record.subject_id, format!("visitor-{n}"));
+                stored.push(record);
             }
             Err(refused) if n % 2 == 1 => {
+                assert_eq!(refused.code(), Code::InvalidArgument);
                 assert_eq!(violated_fields(&refused), ["granted_categories[2]"]);
             }
             other => panic!("call {n}: {other:?}"),
         }
     }
-    assert_eq!(app.stored_records().await, 20);
+    assert!(
+        stored
+            .iter()
+            .all(|r| r.record_time == stored[0].record_time),
+        "the valid ones were written in one batch"
+    );
+    assert_eq!(app.stored_records().await, 1 + 5);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_stored_before_the_declaration_changed_gets_its_first_answer() {
+    let app = spawn(DEFAULT).await;
+    let key = app.app.key("acme", &Scope::ALL).await;
+    let mut client = app.app.client(Some(&key)).await;
+    let mut request = decision("shop", "visitor");
+    request.request_id = "first-try".into();
+    let first = client.record_consent(request.clone()).await.unwrap();
+    let logged = app.fetch(json_bytes(&payload(LAST)), &[]).await;
+    assert_eq!(logged.status, StatusCode::OK, "{}", logged.body);
+
+    // Now the site declares categories neither decision agrees with.
+    declare(
+        &app.app,
+        &key,
+        "shop",
+        DeclaredCategories {
+            categories: vec![category("necessary", true, &[])],
+        },
+    )
+    .await;
+    let retried = client.record_consent(request.clone()).await.unwrap();
+    assert_eq!(retried.into_inner().record, first.into_inner().record);
+    let again = app.fetch(json_bytes(&payload(LAST)), &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["id"], logged.body["id"]);
+
+    // A new request is refused as before.
+    request.request_id = "second-try".into();
+    let refused = client.record_consent(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let changed = app
+        .fetch(json_bytes(&payload("2026-01-03T10:00:00.000Z")), &[])
+        .await;
+    assert_eq!(changed.status, StatusCode::BAD_REQUEST, "{}", changed.body);
+    assert_eq!(app.app.stored_records().await, 2);
+    app.app.stop().await;
 }

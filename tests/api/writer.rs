@@ -18,7 +18,7 @@ use crate::helpers::{
 };
 
 /// One writer, so that calls queued behind a blocked commit form one batch.
-async fn single_writer_app() -> TestApp {
+pub(crate) async fn single_writer_app() -> TestApp {
     let mut settings = settings();
     settings.writer = WriterConfig {
         writers: 1,
@@ -37,7 +37,7 @@ const COMMIT_GATE: &str = "
 
 /// Installs the gate and closes it: COMMITs wait until the returned
 /// connection runs `SELECT pg_advisory_unlock(4242)`.
-async fn close_commit_gate(app: &TestApp) -> tokio_postgres::Client {
+pub(crate) async fn close_commit_gate(app: &TestApp) -> tokio_postgres::Client {
     let gate = app.sql().await;
     gate.batch_execute(COMMIT_GATE).await.unwrap();
     gate.execute("SELECT pg_advisory_lock(4242)", &[])

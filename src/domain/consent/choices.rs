@@ -74,6 +74,11 @@ pub enum ChoiceProblem {
     MissingFromAcceptAll(Name),
     /// A denied service while accepting all.
     ServiceDeniedWhileAcceptingAll,
+    /// A declared service (category, service) not granted while
+    /// accepting all.
+    ServiceMissingFromAcceptAll(Name, Name),
+    /// A denied service of a necessary category (named).
+    NecessaryServiceDenied(Name),
 }
 
 /// The words of an edge that a problem's description uses: each edge
@@ -133,6 +138,18 @@ impl ChoiceProblem {
             ChoiceProblem::ServiceDeniedWhileAcceptingAll => {
                 format!("may not be {} when {}", words.denied, words.accept_all)
             }
+            ChoiceProblem::ServiceMissingFromAcceptAll(category, service) => format!(
+                "must hold every declared service, {}, when {}; {:?} of {:?} is missing",
+                words.granted,
+                words.accept_all,
+                service.as_ref(),
+                category.as_ref()
+            ),
+            ChoiceProblem::NecessaryServiceDenied(category) => format!(
+                "a service of necessary category {:?} may not be {}",
+                category.as_ref(),
+                words.denied
+            ),
         }
     }
 }

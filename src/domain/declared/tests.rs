@@ -99,6 +99,7 @@ fn reject_all_may_grant_only_necessary_categories() {
 
 #[test]
 fn accept_all_must_grant_every_declared_category_and_service() {
+    // "hotjar" left out: omitting a declared service does not grant it.
     let c = choices(
         Action::AcceptAll,
         &["necessary", "analytics"],
@@ -117,8 +118,58 @@ fn accept_all_must_grant_every_declared_category_and_service() {
                 ChoiceField::Service(0),
                 ChoiceProblem::ServiceDeniedWhileAcceptingAll
             ),
+            (
+                ChoiceField::Services,
+                ChoiceProblem::ServiceMissingFromAcceptAll(name("analytics"), name("hotjar"))
+            ),
         ]
     );
+    let every = choices(
+        Action::AcceptAll,
+        &["necessary", "analytics", "marketing"],
+        &[],
+        &[("analytics", "ga", true), ("analytics", "hotjar", true)],
+    )
+    .unwrap();
+    assert_eq!(problems(Action::AcceptAll, every), []);
+}
+
+#[test]
+fn a_service_of_a_necessary_category_may_not_be_denied() {
+    let declared = Declaration::parse(vec![RawDeclaredCategory {
+        name: "necessary".into(),
+        necessary: true,
+        services: vec!["session".into()],
+    }])
+    .unwrap()
+    .unwrap();
+    let c = choices(
+        Action::Custom,
+        &["necessary"],
+        &[],
+        &[("necessary", "session", false)],
+    )
+    .unwrap();
+    let found: Vec<_> = declared
+        .check(Action::Custom, &c)
+        .into_iter()
+        .map(|v| (v.field, v.problem))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            ChoiceField::Service(0),
+            ChoiceProblem::NecessaryServiceDenied(name("necessary"))
+        )]
+    );
+    let granted = choices(
+        Action::Custom,
+        &["necessary"],
+        &[],
+        &[("necessary", "session", true)],
+    )
+    .unwrap();
+    assert!(declared.check(Action::Custom, &granted).is_empty());
 }
 
 #[test]
