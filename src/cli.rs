@@ -1,11 +1,14 @@
 //! The values the `consentd` commands other than `serve` take, checked
 //! where they are given: each parser refuses what `serve` or the API would
-//! refuse later, with the rule in its message. `serve`'s own settings are
-//! in [`crate::config`].
+//! refuse later, with the rule in its message, and [`env_hints`] names the
+//! environment variable of a refused flag. `serve`'s own settings are in
+//! [`crate::config`].
 
 use uuid::Uuid;
 
 use crate::domain::{
+    consent::MAX_NAME_CHARS,
+    declared::{Declaration, DeclarationChange},
     ids::{MAX_IDENTIFIER_CHARS, SiteId},
     keyring::check_key_id,
     validation::printable_ascii,
@@ -51,6 +54,62 @@ pub fn key_uuid(id: &str) -> Result<Uuid, String> {
 /// The id of a keyring entry, as `serve` reads it.
 pub fn key_id(id: &str) -> Result<String, String> {
     check_key_id(id).map(|()| id.to_string())
+}
+
+/// A `--category` of `sites set`: `name` or `name=service,service`.
+pub fn category(flag: &str) -> Result<String, String> {
+    Declaration::from_flags(&[flag.to_string()], &[])
+        .map(|_| flag.to_string())
+        .map_err(|problem| {
+            format!("{problem}; a category or service name is 1-{MAX_NAME_CHARS} of [A-Za-z0-9_.-]")
+        })
+}
+
+/// What the declaration flags of `sites set` change: nothing when none is
+/// given.
+pub fn declaration_change(
+    categories: &[String],
+    necessary: &[String],
+    no_categories: bool,
+    inherit: bool,
+) -> Result<Option<DeclarationChange>, String> {
+    if inherit {
+        return Ok(Some(DeclarationChange::Inherit));
+    }
+    if !no_categories && categories.is_empty() {
+        return Ok(None);
+    }
+    Declaration::from_flags(categories, necessary).map(|own| Some(DeclarationChange::Own(own)))
+}
+
+/// For each flag clap refused, the environment variable that sets it, if
+/// any: in a pod that is where a bad value came from.
+pub fn env_hints(command: &clap::Command, error: &clap::Error) -> Vec<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let args = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => vec![arg.clone()],
+        Some(ContextValue::Strings(args)) => args.clone(),
+        _ => return Vec::new(),
+    };
+    args.iter()
+        .filter_map(|arg| {
+            // clap names an argument as "--flag-name <VALUE>".
+            let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+            let env = env_of(command, long)?;
+            Some(format!(
+                "consentd: --{long} is set with the flag or the environment variable {env}"
+            ))
+        })
+        .collect()
+}
+
+fn env_of(command: &clap::Command, long: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|sub| env_of(sub, long)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use std::{
 
 use clap::{CommandFactory, Parser, Subcommand};
 use consentd::{
-    cli::{key_id, key_uuid, site_id, site_or_defaults, tenant},
+    cli::{
+        category, declaration_change, env_hints, key_id, key_uuid, site_id, site_or_defaults,
+        tenant,
+    },
     config::{DatabaseConfig, DefaultsConfig, ServeConfig, format_duration, within},
     domain::{
         auth::{Origin, Scope},
@@ -147,16 +150,21 @@ enum SitesCommand {
         #[arg(long)]
         drop_query_strings: Option<bool>,
         /// Declares a category of the site's banner, with its services:
-        /// `analytics` or `analytics=ga,hotjar`; repeat for each. Replaces
-        /// the declared categories; decisions are then checked against them.
-        #[arg(long = "category", value_name = "NAME[=SERVICES]")]
+        /// `analytics` or `analytics=ga,hotjar`, each name 1-64 of
+        /// [A-Za-z0-9_.-]; repeat for each. Replaces the declared
+        /// categories; decisions are then checked against them.
+        #[arg(long = "category", value_name = "NAME[=SERVICES]", value_parser = category)]
         categories: Vec<String>,
         /// A declared category that is necessary (always granted); repeat.
         #[arg(long = "necessary", value_name = "NAME", requires = "categories")]
         necessary: Vec<String>,
-        /// Declares no categories: decisions are not checked.
+        /// Declares no categories: the site's decisions are not checked,
+        /// even where its tenant's defaults (--site '') declare some.
         #[arg(long, conflicts_with = "categories")]
         no_categories: bool,
+        /// Drops the site's own declaration: its tenant's applies.
+        #[arg(long, conflicts_with_all = ["categories", "no_categories"])]
+        inherit_categories: bool,
     },
     /// Prints the settings in force for a site.
     Get {
@@ -239,43 +247,54 @@ async fn run(cli: Cli) -> Result<(), String> {
                     (tenant, site)
                 }
             };
-            let tenant_id = store.tenant_id(tenant).await.map_err(|e| error_chain(&e))?;
-            let settings = match command {
+            // Every flag is checked before the tenant is looked up, which
+            // creates it.
+            let change = match &command {
                 SitesCommand::Set {
                     detailed_logging,
                     consent_lifetime,
                     retention,
                     drop_query_strings,
-                    ref categories,
-                    ref necessary,
+                    categories,
+                    necessary,
                     no_categories,
+                    inherit_categories,
                     ..
                 } => {
-                    // The flags change the declaration only when given.
-                    let declared = (no_categories || !categories.is_empty())
-                        .then(|| Declaration::from_flags(categories, necessary))
-                        .transpose()?;
                     let update = SiteSettingsUpdate {
-                        detailed_logging,
-                        consent_lifetime,
-                        retention,
-                        drop_query_strings,
+                        detailed_logging: *detailed_logging,
+                        consent_lifetime: *consent_lifetime,
+                        retention: *retention,
+                        drop_query_strings: *drop_query_strings,
                     };
                     update
                         .check()
                         .map_err(|(field, problem)| format!("{field} {problem}"))?;
+                    let declared = declaration_change(
+                        categories,
+                        necessary,
+                        *no_categories,
+                        *inherit_categories,
+                    )?;
+                    Some((update, declared))
+                }
+                SitesCommand::Get { .. } => None,
+            };
+            let tenant_id = store.tenant_id(tenant).await.map_err(|e| error_chain(&e))?;
+            let settings = match change {
+                Some((update, declared)) => {
                     let changer = store::Changer::CommandLine { tenant_id };
                     store
                         .update_site_settings(
                             changer,
                             site,
                             update,
-                            declared.as_ref().map(Option::as_ref),
+                            declared.as_ref(),
                             server::site_defaults(&defaults),
                         )
                         .await
                 }
-                SitesCommand::Get { .. } => {
+                None => {
                     let defaults = server::site_defaults(&defaults);
                     let settings = store.site_settings(tenant_id, site, defaults).await;
                     let declaration = store.site_declaration(tenant_id, site).await;
@@ -386,40 +405,11 @@ fn verify(receipt: &Path, public_key: &Path) -> Result<(), String> {
 fn parse_cli() -> Cli {
     Cli::try_parse().unwrap_or_else(|error| {
         let _ = error.print();
-        for hint in env_hints(&error) {
+        for hint in env_hints(&Cli::command(), &error) {
             eprintln!("{hint}");
         }
         std::process::exit(error.exit_code())
     })
-}
-
-fn env_hints(error: &clap::Error) -> Vec<String> {
-    use clap::error::{ContextKind, ContextValue};
-    let args = match error.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(arg)) => vec![arg.clone()],
-        Some(ContextValue::Strings(args)) => args.clone(),
-        _ => return Vec::new(),
-    };
-    let command = Cli::command();
-    args.iter()
-        .filter_map(|arg| {
-            // clap names an argument as "--flag-name <VALUE>".
-            let long = arg.split_whitespace().next()?.strip_prefix("--")?;
-            let env = env_of(&command, long)?;
-            Some(format!(
-                "consentd: --{long} is set with the flag or the environment variable {env}"
-            ))
-        })
-        .collect()
-}
-
-fn env_of(command: &clap::Command, long: &str) -> Option<String> {
-    command
-        .get_arguments()
-        .find(|arg| arg.get_long() == Some(long))
-        .and_then(|arg| arg.get_env())
-        .map(|env| env.to_string_lossy().into_owned())
-        .or_else(|| command.get_subcommands().find_map(|sub| env_of(sub, long)))
 }
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C. A second one ends the

@@ -84,7 +84,7 @@ impl AdminService for AdminApi {
                 Changer::Caller(&caller),
                 &site_id,
                 change.update,
-                change.declared.as_ref().map(Option::as_ref),
+                change.declared.as_ref(),
                 self.context.defaults,
             )
             .await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     audit::AuditFilter,
     consent::{NoticeHash, NoticeText},
-    declared::Declaration,
+    declared::DeclarationChange,
     ids::{SiteId, SubjectId, UserId, WidgetId},
     page::{ConsentFilter, Cursor, PageSize},
     preference::HistoryFilter,
@@ -115,8 +115,8 @@ pub struct UpdateSiteSettings {
     pub site_id: Option<SiteId>,
     /// In range ([`SiteSettingsUpdate::check`] passed).
     pub update: SiteSettingsUpdate,
-    /// None keeps the declared categories; `Some(None)` declares none.
-    pub declared: Option<Option<Declaration>>,
+    /// None keeps the declared categories.
+    pub declared: Option<DeclarationChange>,
 }
 
 /// ListAuditEvents: one page of the tenant's audit trail.

@@ -46,6 +46,29 @@ impl std::fmt::Display for DeclaredCategory {
     }
 }
 
+/// A change of a site's declaration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeclarationChange {
+    /// The site drops its own and follows its tenant's (site ''); for the
+    /// tenant, the same as declaring none.
+    Inherit,
+    /// The site's own declaration; `None` declares none, so its decisions
+    /// are not checked even where its tenant declares categories.
+    Own(Option<Declaration>),
+}
+
+impl DeclarationChange {
+    /// The three lists the store keeps: `None` inherits, empty lists
+    /// declare none.
+    pub fn to_stored(&self) -> Option<(Vec<String>, Vec<String>, Vec<String>)> {
+        match self {
+            Self::Inherit => None,
+            Self::Own(None) => Some(Default::default()),
+            Self::Own(Some(declaration)) => Some(declaration.to_stored()),
+        }
+    }
+}
+
 /// Unvalidated category, as the caller sent it.
 pub struct RawDeclaredCategory {
     pub name: String,

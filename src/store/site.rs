@@ -16,7 +16,7 @@ use super::{
 use crate::domain::{
     audit::AuditAction,
     auth::{Caller, Scope},
-    declared::Declaration,
+    declared::{Declaration, DeclarationChange},
     ids::WidgetId,
     site::{ServerDefaults, SiteSettings, SiteSettingsUpdate},
 };
@@ -121,7 +121,7 @@ impl Store {
         changer: Changer<'_>,
         site_id: &str,
         update: SiteSettingsUpdate,
-        declared: Option<Option<&Declaration>>,
+        declared: Option<&DeclarationChange>,
         defaults: ServerDefaults,
     ) -> Result<(SiteSettings, Option<Declaration>)> {
         let mut client = self.connection().await?;
@@ -150,7 +150,7 @@ impl Store {
         )
         .await?;
         if let Some(declared) = declared {
-            let (categories, necessary, services) = match declared.map(Declaration::to_stored) {
+            let (categories, necessary, services) = match declared.to_stored() {
                 Some((c, n, s)) => (Some(c), Some(n), Some(s)),
                 None => (None, None, None),
             };

@@ -87,7 +87,11 @@ async fn cookieconsent_in_chromium_logs_each_change_and_a_foreign_origin_stores_
         category("analytics", false, &["ga", "matomo"]),
         category("marketing", false, &[]),
     ];
-    declare(&app.app, &admin, "shop", DeclaredCategories { categories }).await;
+    let categories = DeclaredCategories {
+        categories,
+        ..Default::default()
+    };
+    declare(&app.app, &admin, "shop", categories).await;
 
     let driver = root().join("tests/browser/drive.cjs");
     let (allowed_url, refused_url) = (format!("{allowed}/"), format!("{refused}/"));

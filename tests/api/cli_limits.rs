@@ -84,6 +84,18 @@ async fn each_command_refuses_a_bad_value_with_its_rule_and_writes_nothing() {
             "must be an IP address and a port",
         ),
         ("generate-key|--id|bad.id", "1-64 of [A-Za-z0-9_-]"),
+        (
+            "sites|set|--tenant|acme|--site|shop|--category|my cat",
+            "a category or service name is 1-64 of [A-Za-z0-9_.-]",
+        ),
+        (
+            "sites|set|--tenant|acme|--site|shop|--category|analytics=ga,g/a",
+            "a category or service name is 1-64 of [A-Za-z0-9_.-]",
+        ),
+        (
+            "sites|set|--tenant|acme|--site|shop|--category|analytics|--necessary|ads",
+            "--necessary ads: not a --category",
+        ),
     ];
     for (line, rule) in cases {
         let output = consentd_line(&url, line);
@@ -140,6 +152,7 @@ fn the_rules_are_in_help() {
         set.contains("1s to 36500d") && set.contains("0s to 36500d"),
         "{set}"
     );
+    assert!(set.contains("each name 1-64 of [A-Za-z0-9_.-]"), "{set}");
     assert!(help(&["keys", "revoke", "--help"]).contains("a UUID"));
     assert!(help(&["migrate", "--help"]).contains("1 to 1024"));
     let serve = help(&["serve", "--help"]);

@@ -38,6 +38,7 @@ fn shop_categories() -> DeclaredCategories {
             category("analytics", false, &["ga", "matomo"]),
             category("marketing", false, &["ads", "google-ads"]),
         ],
+        ..Default::default()
     }
 }
 
@@ -158,6 +159,60 @@ async fn record_consent_is_checked_against_the_sites_declared_categories() {
     social.granted_categories.push("social".into());
     client.record_consent(social).await.unwrap();
     assert_eq!(app.stored_records().await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_site_that_declares_none_is_not_checked_where_its_tenant_declares() {
+    let app = TestApp::spawn().await;
+    let key = app.key("acme", &Scope::ALL).await;
+    declare(&app, &key, "", shop_categories()).await;
+    declare(&app, &key, "blog", DeclaredCategories::default()).await;
+    let mut client = app.client(Some(&key)).await;
+    let social = |site: &str, subject: &str| {
+        let mut request = decision(site, subject);
+        request.granted_categories.push("social".into());
+        request
+    };
+    client
+        .record_consent(social("blog", "visitor-1"))
+        .await
+        .expect("the site opted out of its tenant's declaration");
+    assert_eq!(declared_categories(&app, &key, "blog").await, []);
+    // A site that never declared inherits the tenant's.
+    let refused = client
+        .record_consent(social("shop", "visitor-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&refused), ["granted_categories[2]"]);
+
+    // Back to the tenant's, from the command line.
+    let inherit = ["sites", "set", "--tenant", "acme", "--site", "blog"];
+    stdout(&consentd(
+        &app.database_url,
+        &[&inherit[..], &["--inherit-categories"]].concat(),
+    ));
+    let refused = client
+        .record_consent(social("blog", "visitor-3"))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&refused), ["granted_categories[2]"]);
+    let both = DeclaredCategories {
+        inherit: true,
+        ..shop_categories()
+    };
+    let refused = app
+        .admin_client(&key)
+        .await
+        .update_site_settings(UpdateSiteSettingsRequest {
+            site_id: "blog".into(),
+            categories: Some(both),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&refused), ["categories.inherit"]);
+    assert_eq!(app.stored_records().await, 1);
     app.stop().await;
 }
 
@@ -355,6 +410,7 @@ async fn a_retry_stored_before_the_declaration_changed_gets_its_first_answer() {
         "shop",
         DeclaredCategories {
             categories: vec![category("necessary", true, &[])],
+            ..Default::default()
         },
     )
     .await;

@@ -12,7 +12,7 @@ use crate::{
             GetSiteSettings, GetWidgetSettings, ListAuditEvents, UpdateSiteSettings,
             UpdateWidgetSettings,
         },
-        declared::{Declaration, RawDeclaredCategory},
+        declared::{Declaration, DeclarationChange, RawDeclaredCategory},
         ids::{SiteId, WidgetId},
         page::{PageSize, PageTokens},
         site::{Setting, SiteSettings, SiteSettingsUpdate, lifetime},
@@ -70,6 +70,13 @@ fn update_site_settings(
     }
     let declared = match r.categories {
         None => Ok(None),
+        Some(declared) if declared.inherit => match declared.categories.is_empty() {
+            true => Ok(Some(DeclarationChange::Inherit)),
+            false => Err(v.add(
+                "categories.inherit",
+                "must be false when categories are given",
+            )),
+        },
         Some(declared) => {
             let raw = declared
                 .categories
@@ -80,16 +87,18 @@ fn update_site_settings(
                     services: c.services,
                 })
                 .collect();
-            Declaration::parse(raw).map(Some).map_err(|problems| {
-                let mut invalid = None;
-                for problem in problems {
-                    invalid = Some(v.push(FieldViolation {
-                        field: format!("categories.{}", problem.field),
-                        description: problem.description,
-                    }));
-                }
-                invalid.expect("a declaration fails with a problem")
-            })
+            Declaration::parse(raw)
+                .map(|own| Some(DeclarationChange::Own(own)))
+                .map_err(|problems| {
+                    let mut invalid = None;
+                    for problem in problems {
+                        invalid = Some(v.push(FieldViolation {
+                            field: format!("categories.{}", problem.field),
+                            description: problem.description,
+                        }));
+                    }
+                    invalid.expect("a declaration fails with a problem")
+                })
         }
     };
     Ok(UpdateSiteSettings {

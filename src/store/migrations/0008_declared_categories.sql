@@ -1,6 +1,8 @@
 -- The categories and services a site declares its banner to have, against
--- which the writer checks every decision; NULL: none declared. Services
--- are kept as 'category/service' (names cannot hold '/').
+-- which the writer checks every decision; NULL: the site's own is its
+-- tenant's (site ''), empty arrays: the site declares none, whatever its
+-- tenant declares. Services are kept as 'category/service' (names cannot
+-- hold '/').
 ALTER TABLE sites
     ADD COLUMN declared_categories  text[],
     ADD COLUMN necessary_categories text[],

@@ -1,4 +1,5 @@
--- Replaces a site's declaration; NULLs declare none.
+-- Replaces a site's declaration; NULLs inherit the tenant's, empty arrays
+-- declare none.
 INSERT INTO sites (tenant_id, site_id, declared_categories, necessary_categories, declared_services)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (tenant_id, site_id) DO UPDATE SET
