@@ -169,3 +169,29 @@ fn the_test_pages_log_consent_is_the_readmes() {
         "README.md's logConsent() differs from tests/browser/page.html's:\n{snippet}"
     );
 }
+
+#[test]
+fn the_node_tools_refuse_a_node_older_than_20_saying_what_to_install() {
+    // A `node` of Debian bookworm's version, first on PATH.
+    let bin = std::env::temp_dir().join(format!("consentd-node18-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&bin).unwrap();
+    let node = bin.join("node");
+    std::fs::write(&node, "#!/bin/sh\necho 18.19.0\n").unwrap();
+    let mut permissions = std::fs::metadata(&node).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&node, permissions).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let output = Command::new("bash")
+        .args(["-c", ". scripts/node-tools && node_tools_install"])
+        .current_dir(root())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&bin).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("node 18.19.0 is too old") && stderr.contains("Node.js 20 or newer"),
+        "{stderr}"
+    );
+}

@@ -582,6 +582,18 @@ class Rollout(unittest.TestCase):
         ipv6 = configmap(render(merge(production_values(), {"config": {"listenHost": "::"}})))
         self.assertEqual(ipv6["CONSENTD_PUBLIC_LISTEN"], "[::]:8080")
 
+    def test_notes_say_to_set_trusted_hops_behind_an_ingress(self):
+        def notes(values):
+            (text,) = [t for name, t in render_text(values).items() if name.endswith("NOTES.txt")]
+            return text
+        self.assertNotIn("trustedHops", notes(None))
+        default_hops = notes({"public": {"enabled": True}})
+        self.assertIn("WARNING: public.trustedHops is 0", default_hops)
+        self.assertIn("Set\npublic.trustedHops", default_hops)
+        behind_one = notes(production_values())
+        self.assertNotIn("WARNING", behind_one)
+        self.assertIn("through 1 trusted proxy hop(s)", behind_one)
+
     def test_autoscaling_owns_the_replica_count(self):
         objects = render(production_values())
         hpa = only(objects, "HorizontalPodAutoscaler")
