@@ -12,7 +12,7 @@ use consentd::domain::auth::Scope;
 use futures::future::join_all;
 use hyper::StatusCode;
 use serde_json::json;
-use tonic::Code;
+use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::{
@@ -43,6 +43,16 @@ fn shop_categories() -> DeclaredCategories {
 }
 
 pub(crate) async fn declare(app: &TestApp, key: &str, site: &str, categories: DeclaredCategories) {
+    try_declare(app, key, site, categories).await.unwrap();
+}
+
+/// UpdateSiteSettings with `categories` only; the refusal, if any.
+async fn try_declare(
+    app: &TestApp,
+    key: &str,
+    site: &str,
+    categories: DeclaredCategories,
+) -> Result<(), Status> {
     app.admin_client(key)
         .await
         .update_site_settings(UpdateSiteSettingsRequest {
@@ -51,7 +61,7 @@ pub(crate) async fn declare(app: &TestApp, key: &str, site: &str, categories: De
             ..Default::default()
         })
         .await
-        .unwrap();
+        .map(drop)
 }
 
 /// The categories GetSiteSettings says `site` declares.
@@ -201,16 +211,7 @@ async fn a_site_that_declares_none_is_not_checked_where_its_tenant_declares() {
         inherit: true,
         ..shop_categories()
     };
-    let refused = app
-        .admin_client(&key)
-        .await
-        .update_site_settings(UpdateSiteSettingsRequest {
-            site_id: "blog".into(),
-            categories: Some(both),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let refused = try_declare(&app, &key, "blog", both).await.unwrap_err();
     assert_eq!(violated_fields(&refused), ["categories.inherit"]);
     assert_eq!(app.stored_records().await, 1);
     app.stop().await;
@@ -223,14 +224,7 @@ async fn a_declaration_with_bad_names_is_refused_by_field() {
     let mut categories = shop_categories();
     categories.categories[1].services.push("ga".into());
     categories.categories[2].name = "necessary".into();
-    let refused = app
-        .admin_client(&key)
-        .await
-        .update_site_settings(UpdateSiteSettingsRequest {
-            site_id: "shop".into(),
-            categories: Some(categories),
-            ..Default::default()
-        })
+    let refused = try_declare(&app, &key, "shop", categories)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
