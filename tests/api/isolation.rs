@@ -469,6 +469,7 @@ fn cases() -> BTreeMap<&'static str, Case> {
                             necessary: true,
                             services: vec![],
                         }],
+                        inherit: false,
                     }),
                 };
                 let result = b.admin.update_site_settings(request).await;

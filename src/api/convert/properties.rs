@@ -440,12 +440,13 @@ proptest! {
         times in (timestamp(), timestamp()),
         page_size in page_size(),
         page_token in page_token(),
-        declared in proptest::option::of(proptest::collection::vec(
+        declared in proptest::option::of((proptest::collection::vec(
             (text(), any::<bool>(), proptest::collection::vec(text(), 0..3)),
             0..4,
-        )),
+        ), any::<bool>())),
     ) {
-        let categories = declared.map(|categories| proto::DeclaredCategories {
+        let categories = declared.map(|(categories, inherit)| proto::DeclaredCategories {
+            inherit,
             categories: categories
                 .into_iter()
                 .map(|(name, necessary, services)| proto::DeclaredCategory {
