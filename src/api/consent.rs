@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::{
     ApiContext, Authenticator,
     convert::{in_view, list_command, record_message, timestamp, with_receipt},
-    paging::{ExportStream, export_stream, page_tokens},
+    paging::{ExportStream, export_stream, page_tokens, resume_token},
     proto::{self, consent_service_server::ConsentService},
 };
 use crate::{
@@ -19,8 +19,9 @@ use crate::{
         consent::{ConsentDecision, NoticeHash},
         erasure::EraseRequest,
         page::PageTokens,
+        time::as_of_or_now,
     },
-    store::{ConsentWriter, Store},
+    store::{ConsentWriter, Store, consent_cursor},
 };
 
 /// Records per export message.
@@ -76,15 +77,22 @@ impl ConsentService for ConsentApi {
     ) -> Result<Response<proto::GetConsentStatusResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
         let query = GetConsentStatus::try_from(request.into_inner())?;
-        let record = self
-            .store
-            .consent_status(
-                caller.tenant_id,
-                &query.site_id,
-                &query.subject_id,
-                (self.context.clock)(),
-            )
-            .await?;
+        let now = (self.context.clock)();
+        let (tenant_id, site_id, subject_id) =
+            (caller.tenant_id, &query.site_id, &query.subject_id);
+        let record = match query.as_of {
+            None => {
+                self.store
+                    .consent_status(tenant_id, site_id, subject_id, now)
+                    .await
+            }
+            Some(_) => {
+                let as_of = as_of_or_now(query.as_of, now)?;
+                self.store
+                    .consent_status_as_of(tenant_id, site_id, subject_id, as_of)
+                    .await
+            }
+        }?;
         Ok(Response::new(proto::GetConsentStatusResponse {
             record: Some(with_receipt(record, &caller)),
         }))
@@ -127,14 +135,20 @@ impl ConsentService for ConsentApi {
         request: Request<proto::ExportConsentsRequest>,
     ) -> Result<Response<Self::ExportConsentsStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentExport).await?;
-        let export = ExportConsents::try_from(request.into_inner())?;
+        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
+        let export: ExportConsents = list_command(request.into_inner(), &tokens)?;
         let chunks = self
             .store
-            .export_consents(&caller, &export.filter, EXPORT_CHUNK_RECORDS)
+            .export_consents(&caller, &export.filter, export.after, EXPORT_CHUNK_RECORDS)
             .await?;
-        let view = export.view;
+        let (view, filter) = (export.view, export.filter);
         Ok(Response::new(export_stream(chunks, move |records| {
             proto::ExportConsentsResponse {
+                resume_page_token: resume_token(
+                    records.last().map(consent_cursor),
+                    &filter,
+                    &tokens,
+                ),
                 records: records
                     .into_iter()
                     .map(|r| in_view(r, view, &caller))

@@ -28,6 +28,13 @@ pub fn page_tokens<T>(
     (next, resume)
 }
 
+/// The token an export chunk carries: it resumes after `last`, the chunk's
+/// last item.
+pub fn resume_token(last: Option<Cursor>, filter: &impl PageFilter, tokens: &PageTokens) -> String {
+    last.map(|cursor| tokens.seal(cursor, filter))
+        .unwrap_or_default()
+}
+
 pub type ExportStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 
 /// Turns the store's chunks into stream messages; a failed read ends the

@@ -9,7 +9,7 @@ use super::{
     ApiContext, Authenticator, Error,
     consent::EXPORT_CHUNK_RECORDS,
     convert::{list_command, update_preferences, update_response},
-    paging::{ExportStream, export_stream, page_tokens},
+    paging::{ExportStream, export_stream, page_tokens, resume_token},
     proto::{self, preference_service_server::PreferenceService},
 };
 use crate::{
@@ -19,8 +19,9 @@ use crate::{
             ErasePreferences, ExportPreferenceHistory, GetPreferences, ListPreferenceHistory,
         },
         page::PageTokens,
+        time::as_of_or_now,
     },
-    store::{Idempotent, Store},
+    store::{Idempotent, Store, event_cursor},
 };
 
 #[derive(Clone)]
@@ -79,15 +80,21 @@ impl PreferenceService for PreferenceApi {
     ) -> Result<Response<proto::GetPreferencesResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::PreferenceRead).await?;
         let query = GetPreferences::try_from(request.into_inner())?;
-        let state = self
-            .store
-            .preference_state(
-                caller.tenant_id,
-                &query.widget_id,
-                &query.user_id,
-                (self.context.clock)(),
-            )
-            .await?;
+        let now = (self.context.clock)();
+        let (tenant_id, widget_id, user_id) = (caller.tenant_id, &query.widget_id, &query.user_id);
+        let state = match query.as_of {
+            None => {
+                self.store
+                    .preference_state(tenant_id, widget_id, user_id, now)
+                    .await
+            }
+            Some(_) => {
+                let as_of = as_of_or_now(query.as_of, now)?;
+                self.store
+                    .preference_state_as_of(tenant_id, widget_id, user_id, as_of)
+                    .await
+            }
+        }?;
         Ok(Response::new(proto::GetPreferencesResponse {
             state: Some(state.into()),
         }))
@@ -128,13 +135,16 @@ impl PreferenceService for PreferenceApi {
             .auth
             .authorize(&request, Scope::PreferenceExport)
             .await?;
-        let export = ExportPreferenceHistory::try_from(request.into_inner())?;
+        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
+        let export: ExportPreferenceHistory = list_command(request.into_inner(), &tokens)?;
         let chunks = self
             .store
-            .export_preference_history(&caller, &export.filter, EXPORT_CHUNK_RECORDS)
+            .export_preference_history(&caller, &export.filter, export.after, EXPORT_CHUNK_RECORDS)
             .await?;
-        Ok(Response::new(export_stream(chunks, |events| {
+        let filter = export.filter;
+        Ok(Response::new(export_stream(chunks, move |events| {
             proto::ExportPreferenceHistoryResponse {
+                resume_page_token: resume_token(events.last().map(event_cursor), &filter, &tokens),
                 events: events.into_iter().map(Into::into).collect(),
             }
         })))

@@ -6,7 +6,7 @@
 //! UpdatePreferences); a handler hands the fields to the store.
 //! ListSigningKeys asks for nothing, so it has no command.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
 
@@ -34,6 +34,8 @@ pub enum View {
 pub struct GetConsentStatus {
     pub site_id: SiteId,
     pub subject_id: SubjectId,
+    /// The instant asked about; `None` is now.
+    pub as_of: Option<SystemTime>,
 }
 
 /// ListConsents: one page of a site's records.
@@ -51,6 +53,8 @@ pub struct ListConsents {
 pub struct ExportConsents {
     pub filter: ConsentFilter,
     pub view: View,
+    /// Where an interrupted export resumes.
+    pub after: Option<Cursor>,
 }
 
 /// GetConsentProof: one record with its receipt.
@@ -78,6 +82,8 @@ pub struct GetNotice {
 pub struct GetPreferences {
     pub widget_id: WidgetId,
     pub user_id: UserId,
+    /// The instant asked about; `None` is now.
+    pub as_of: Option<SystemTime>,
 }
 
 /// ListPreferenceHistory: one page of a user's events on a widget.
@@ -92,6 +98,8 @@ pub struct ListPreferenceHistory {
 #[derive(Clone, Debug)]
 pub struct ExportPreferenceHistory {
     pub filter: HistoryFilter,
+    /// Where an interrupted export resumes.
+    pub after: Option<Cursor>,
 }
 
 /// ErasePreferences: a user's selections and events, on one widget or all.

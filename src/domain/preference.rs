@@ -2,6 +2,7 @@
 //! history that records them.
 
 pub mod effect;
+pub mod replay;
 
 use std::time::{Duration, SystemTime};
 

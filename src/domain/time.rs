@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::validation::{FieldViolation, ValidationError};
+
 /// Microseconds since the Unix epoch (negative before it).
 pub fn micros_since_epoch(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
@@ -19,9 +21,39 @@ pub fn time_from_micros(micros: i64) -> SystemTime {
     }
 }
 
+/// The instant an `as_of` query answers for: `now` when none was asked.
+/// The future is refused: what will be in force then is not on record yet,
+/// and an answer would read as a promise.
+pub fn as_of_or_now(
+    as_of: Option<SystemTime>,
+    now: SystemTime,
+) -> Result<SystemTime, ValidationError> {
+    match as_of {
+        None => Ok(now),
+        Some(instant) if instant <= now => Ok(instant),
+        Some(_) => Err(ValidationError {
+            violations: vec![FieldViolation {
+                field: "as_of".into(),
+                description: "must not be after the server's current time".into(),
+            }],
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_of_defaults_to_now_and_refuses_the_future() {
+        let now = time_from_micros(1_700_000_000_000_000);
+        assert_eq!(as_of_or_now(None, now), Ok(now));
+        let before_1970 = time_from_micros(-1_000_000);
+        assert_eq!(as_of_or_now(Some(before_1970), now), Ok(before_1970));
+        let later = now + Duration::from_micros(1);
+        let refused = as_of_or_now(Some(later), now).unwrap_err();
+        assert_eq!(refused.violations[0].field, "as_of");
+    }
 
     #[test]
     fn micros_round_trip_on_both_sides_of_the_epoch() {

@@ -53,6 +53,26 @@ impl Store {
         record_from_row(&row)
     }
 
+    /// The decision in force at `as_of`: the latest record at or before
+    /// it, when it had not expired at it.
+    pub async fn consent_status_as_of(
+        &self,
+        tenant_id: Uuid,
+        site_id: &SiteId,
+        subject_id: &SubjectId,
+        as_of: SystemTime,
+    ) -> Result<ConsentRecord> {
+        let client = self.connection().await?;
+        let row = run::query_opt(
+            &*client,
+            include_str!("sql/consent_status_as_of.sql"),
+            &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &as_of],
+        )
+        .await?
+        .ok_or(Error::NotFound)?;
+        record_from_row(&row)
+    }
+
     /// A record and whether the notice it names is on file.
     pub async fn consent_proof(
         &self,
@@ -166,6 +186,7 @@ impl Store {
         &self,
         caller: &Caller,
         filter: &ConsentFilter,
+        after: Option<Cursor>,
         chunk_size: usize,
     ) -> Result<ExportChunks<ConsentRecord>> {
         let audit = AuditEntry::by(
@@ -176,7 +197,7 @@ impl Store {
         );
         self.export(
             &CONSENT_KEYSET,
-            filter_params(caller.tenant_id, filter, None),
+            filter_params(caller.tenant_id, filter, after),
             chunk_size,
             audit,
         )
@@ -236,7 +257,8 @@ fn filter_params(tenant_id: Uuid, filter: &ConsentFilter, after: Option<Cursor>)
     ]
 }
 
-fn cursor_of(record: &ConsentRecord) -> Cursor {
+/// Where a list or an export continues after `record`.
+pub fn cursor_of(record: &ConsentRecord) -> Cursor {
     Cursor {
         time: record.record_time,
         id: record.id,

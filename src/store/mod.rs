@@ -34,10 +34,12 @@ use tokio_postgres::{NoTls, Statement};
 use export_limit::ExportLimit;
 
 pub use audit::Erasure;
+pub use consent::cursor_of as consent_cursor;
 pub use error::{Error, ExportScope, Result};
 pub use keys::{CreatedKey, KeyInfo};
 pub use paging::{ExportChunks, Page};
 pub use preference::Idempotent;
+pub use preference_history::event_cursor;
 pub use request_ids::Forgotten;
 pub use site::Changer;
 pub use writer::{ConsentWriter, Recorded, WriterConfig, WriterTasks};

@@ -1,6 +1,8 @@
 //! The preference history: events written with the changes they record,
 //! and read back in keyset pages and snapshot exports.
 
+use std::time::SystemTime;
+
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -19,8 +21,8 @@ use crate::domain::{
     ids::{OptionId, TopicId, UserId, WidgetId},
     page::Cursor,
     preference::{
-        ChangeType, HistoryFilter, OptionShown, PreferenceEvent, PreferenceUpdate, TopicTitles,
-        effect::NewEvent,
+        ChangeType, HistoryFilter, OptionShown, PreferenceEvent, PreferenceState, PreferenceUpdate,
+        TopicTitles, effect::NewEvent, replay::replay,
     },
     web::LanguageTag,
 };
@@ -30,11 +32,16 @@ const EVENTS: &str = "preference_events";
 const EVENT_KEYSET: Keyset<PreferenceEvent> = Keyset {
     sql: include_str!("sql/list_preference_events.sql"),
     from_row: event_from_row,
-    cursor_of: |event| Cursor {
+    cursor_of: event_cursor,
+};
+
+/// Where a list or an export continues after `event`.
+pub fn event_cursor(event: &PreferenceEvent) -> Cursor {
+    Cursor {
         time: event.time,
         id: event.id,
-    },
-};
+    }
+}
 
 impl Store {
     pub async fn list_preference_history(
@@ -53,10 +60,37 @@ impl Store {
         .await
     }
 
+    /// A user's state at `as_of`, replayed from their events up to it.
+    pub async fn preference_state_as_of(
+        &self,
+        tenant_id: Uuid,
+        widget_id: &WidgetId,
+        user_id: &UserId,
+        as_of: SystemTime,
+    ) -> Result<PreferenceState> {
+        let client = self.connection().await?;
+        let rows = run::query(
+            &*client,
+            include_str!("sql/preference_events_until.sql"),
+            &[&tenant_id, &widget_id.as_ref(), &user_id.as_ref(), &as_of],
+        )
+        .await?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PreferenceState {
+            widget_id: widget_id.clone(),
+            user_id: user_id.clone(),
+            topics: replay(events),
+        })
+    }
+
     pub async fn export_preference_history(
         &self,
         caller: &Caller,
         filter: &HistoryFilter,
+        after: Option<Cursor>,
         chunk_size: usize,
     ) -> Result<ExportChunks<PreferenceEvent>> {
         let audit = AuditEntry::by(
@@ -67,7 +101,7 @@ impl Store {
         );
         self.export(
             &EVENT_KEYSET,
-            history_params(caller.tenant_id, filter, None),
+            history_params(caller.tenant_id, filter, after),
             chunk_size,
             audit,
         )

@@ -64,6 +64,7 @@ async fn each_rpc_needs_its_scope() {
     writer.record_consent(decision("shop", "v")).await.unwrap();
 
     let status_request = GetConsentStatusRequest {
+        as_of: None,
         site_id: "shop".into(),
         subject_id: "v".into(),
     };
@@ -84,6 +85,7 @@ async fn each_rpc_needs_its_scope() {
     );
     assert_eq!(answer(reader.list_consents(list)).await.records.len(), 1);
     let export = ExportConsentsRequest {
+        page_token: String::new(),
         site_id: "shop".into(),
         filter: None,
         view: 0,
@@ -121,6 +123,7 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
     let exported = export_all(
         &mut tenant_b,
         ExportConsentsRequest {
+            page_token: String::new(),
             site_id: "shop".into(),
             filter: None,
             view: 0,

@@ -11,6 +11,7 @@ async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
     let recorded = record_many_ordered(&client, "shop", 20_000, 32).await;
 
     let mut stream = answer(client.export_consents(ExportConsentsRequest {
+        page_token: String::new(),
         site_id: "shop".into(),
         filter: None,
         view: 0,
@@ -42,6 +43,7 @@ async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
     // connection would make the calls below time out.
     for _ in 0..POOL_SIZE * 2 {
         let mut stream = answer(client.export_consents(ExportConsentsRequest {
+            page_token: String::new(),
             site_id: "shop".into(),
             filter: None,
             view: 0,
@@ -103,6 +105,7 @@ async fn lists_and_exports_carry_receipts_only_in_the_full_view() {
         let exported = crate::round_trip::export_all(
             &mut client,
             ExportConsentsRequest {
+                page_token: String::new(),
                 site_id: "shop".into(),
                 filter: None,
                 view: view.into(),

@@ -388,6 +388,7 @@ pub async fn consent_status(
 ) -> Result<ConsentRecord, Status> {
     let response = client
         .get_consent_status(GetConsentStatusRequest {
+            as_of: None,
             site_id: site.into(),
             subject_id: subject.into(),
         })

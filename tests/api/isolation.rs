@@ -273,6 +273,7 @@ fn cases() -> BTreeMap<&'static str, Case> {
             "ConsentService/GetConsentStatus",
             case!(|b, ids, seen| {
                 let request = GetConsentStatusRequest {
+                    as_of: None,
                     site_id: ids.site.clone(),
                     subject_id: ids.subject.clone(),
                 };
@@ -306,6 +307,7 @@ fn cases() -> BTreeMap<&'static str, Case> {
                     ("user", false, true),
                 ] {
                     let request = ExportConsentsRequest {
+                        page_token: String::new(),
                         site_id: ids.site.clone(),
                         filter: consent_filter(ids, subject, user),
                         view: ConsentView::Full.into(),
@@ -393,6 +395,7 @@ fn cases() -> BTreeMap<&'static str, Case> {
             "PreferenceService/GetPreferences",
             case!(|b, ids, seen| {
                 let request = GetPreferencesRequest {
+                    as_of: None,
                     widget_id: ids.widget.clone(),
                     user_id: ids.user.clone(),
                 };
@@ -665,6 +668,7 @@ async fn a_view(
         .into_inner();
     let state = preference
         .get_preferences(GetPreferencesRequest {
+            as_of: None,
             widget_id: ids.widget.clone(),
             user_id: ids.user.clone(),
         })

@@ -110,6 +110,7 @@ async fn a_deadline_shorter_than_a_blocked_statement_ends_deadline_exceeded_and_
         let mut client = patient_client(&app, &key).await;
         async move {
             let mut request = Request::new(GetConsentStatusRequest {
+                as_of: None,
                 site_id: "shop".into(),
                 subject_id: "visitor".into(),
             });
@@ -134,6 +135,7 @@ async fn a_deadline_shorter_than_a_blocked_statement_ends_deadline_exceeded_and_
     for _ in 0..8 {
         client
             .get_consent_status(GetConsentStatusRequest {
+                as_of: None,
                 site_id: "shop".into(),
                 subject_id: "visitor".into(),
             })
@@ -147,6 +149,7 @@ async fn a_deadline_leaves_no_statement_timeout_behind_for_the_next_call() {
     let app = TestApp::spawn_with(&cluster_url(), quiet_settings()).await;
     let client = app.tenant_client("acme").await;
     let status_request = || GetConsentStatusRequest {
+        as_of: None,
         site_id: "shop".into(),
         subject_id: "visitor".into(),
     };

@@ -6,6 +6,7 @@ mod helpers;
 mod load;
 mod soak;
 
+mod as_of;
 mod auth;
 mod availability;
 mod browser;

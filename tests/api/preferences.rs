@@ -70,6 +70,7 @@ async fn preference_client(app: &TestApp, tenant: &str) -> PreferenceClient {
 
 fn get_request(user: &str) -> GetPreferencesRequest {
     GetPreferencesRequest {
+        as_of: None,
         widget_id: WIDGET.into(),
         user_id: user.into(),
     }

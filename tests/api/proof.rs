@@ -260,6 +260,7 @@ async fn records_past_lifetime_plus_retention_are_deleted_and_expiry_ends_the_st
     );
     client.record_consent(decision("shop", "v")).await.unwrap();
     let status = |site: &str| GetConsentStatusRequest {
+        as_of: None,
         site_id: site.into(),
         subject_id: "v".into(),
     };
@@ -311,6 +312,7 @@ async fn audit_events_list_erasures_and_exports_with_who_when_and_counts() {
     let exported = export_all(
         &mut client,
         ExportConsentsRequest {
+            page_token: String::new(),
             site_id: "shop".into(),
             filter: None,
             view: 0,

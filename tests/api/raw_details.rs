@@ -25,6 +25,7 @@ async fn every_read(
 ) -> Vec<(&'static str, ConsentRecord)> {
     let status = client
         .get_consent_status(GetConsentStatusRequest {
+            as_of: None,
             site_id: "shop".into(),
             subject_id: "visitor-raw".into(),
         })

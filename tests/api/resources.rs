@@ -139,6 +139,7 @@ async fn latencies_of_calls(client: &ConsentClient, calls: usize) -> Vec<Duratio
                 } else {
                     client
                         .get_consent_status(GetConsentStatusRequest {
+                            as_of: None,
                             site_id: "shop".into(),
                             subject_id: "template".into(),
                         })

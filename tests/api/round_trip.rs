@@ -50,6 +50,7 @@ async fn record_status_list_export_erase_round_trip() {
     assert!(listed.next_page_token.is_empty());
 
     let export = ExportConsentsRequest {
+        page_token: String::new(),
         site_id: "shop".into(),
         filter: None,
         view: consentd::api::proto::ConsentView::Full.into(),

@@ -292,6 +292,7 @@ async fn postgres_ends_a_statement_of_a_killed_process_at_the_deadline_plus_marg
     };
     tokio::spawn(async move {
         let mut request = Request::new(GetConsentStatusRequest {
+            as_of: None,
             site_id: "shop".into(),
             subject_id: "visitor".into(),
         });
@@ -375,6 +376,7 @@ async fn the_drain_timeout_bounds_a_call_that_does_not_finish() {
     let stuck = tokio::spawn(async move {
         client
             .get_consent_status(GetConsentStatusRequest {
+                as_of: None,
                 site_id: "shop".into(),
                 subject_id: "visitor".into(),
             })

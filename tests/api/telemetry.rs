@@ -312,6 +312,7 @@ async fn traced_calls_continue_the_callers_trace_with_their_statements_and_batch
     // A read: its SQL statements are spans of their own under the call's.
     let read_trace = random_hex(16);
     let read = GetConsentStatusRequest {
+        as_of: None,
         site_id: "shop".into(),
         subject_id: subject_id.clone(),
     };

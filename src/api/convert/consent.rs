@@ -28,7 +28,6 @@ use crate::{
 conversions! {
     proto::RecordConsentRequest => ConsentDecision: record_consent,
     proto::GetConsentStatusRequest => GetConsentStatus: get_consent_status,
-    proto::ExportConsentsRequest => ExportConsents: export_consents,
     proto::EraseConsentsRequest => EraseRequest: erase_consents,
     proto::GetConsentProofRequest => GetConsentProof: get_consent_proof,
     proto::PutNoticeRequest => PutNotice: put_notice,
@@ -37,6 +36,7 @@ conversions! {
 
 list_conversions! {
     proto::ListConsentsRequest => ListConsents: list_consents,
+    proto::ExportConsentsRequest => ExportConsents: export_consents,
 }
 
 fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked<ConsentDecision> {
@@ -165,9 +165,11 @@ fn get_consent_status(
         "subject_id",
         required(r.subject_id).and_then(SubjectId::parse),
     );
+    let as_of = v.check_optional("as_of", r.as_of.map(time));
     Ok(GetConsentStatus {
         site_id: site_id?,
         subject_id: subject_id?,
+        as_of: as_of?,
     })
 }
 
@@ -227,12 +229,18 @@ fn list_consents(
     })
 }
 
-fn export_consents(r: proto::ExportConsentsRequest, v: &mut Violations) -> Checked<ExportConsents> {
+fn export_consents(
+    r: proto::ExportConsentsRequest,
+    tokens: &PageTokens,
+    v: &mut Violations,
+) -> Checked<ExportConsents> {
     let filter = consent_filter(r.site_id, r.filter, v);
     let view = v.check("view", enums::view(r.view));
+    let after = page_start(r.page_token, filter.as_ref().ok(), tokens, v);
     Ok(ExportConsents {
         filter: filter?,
         view: view?,
+        after: after?,
     })
 }
 

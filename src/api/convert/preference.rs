@@ -32,12 +32,12 @@ use crate::{
 
 conversions! {
     proto::GetPreferencesRequest => GetPreferences: get_preferences,
-    proto::ExportPreferenceHistoryRequest => ExportPreferenceHistory: export_preference_history,
     proto::ErasePreferencesRequest => ErasePreferences: erase_preferences,
 }
 
 list_conversions! {
     proto::ListPreferenceHistoryRequest => ListPreferenceHistory: list_preference_history,
+    proto::ExportPreferenceHistoryRequest => ExportPreferenceHistory: export_preference_history,
 }
 
 /// UpdatePreferences: the author of an API key is the caller's own key, so
@@ -221,9 +221,11 @@ fn parse_change(
 fn get_preferences(r: proto::GetPreferencesRequest, v: &mut Violations) -> Checked<GetPreferences> {
     let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
     let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    let as_of = v.check_optional("as_of", r.as_of.map(time));
     Ok(GetPreferences {
         widget_id: widget_id?,
         user_id: user_id?,
+        as_of: as_of?,
     })
 }
 
@@ -281,10 +283,15 @@ fn list_preference_history(
 
 fn export_preference_history(
     r: proto::ExportPreferenceHistoryRequest,
+    tokens: &PageTokens,
     v: &mut Violations,
 ) -> Checked<ExportPreferenceHistory> {
     let filter = history_filter(r.widget_id, None, r.start_time, r.end_time, v);
-    Ok(ExportPreferenceHistory { filter: filter? })
+    let after = page_start(r.page_token, filter.as_ref().ok(), tokens, v);
+    Ok(ExportPreferenceHistory {
+        filter: filter?,
+        after: after?,
+    })
 }
 
 fn erase_preferences(

@@ -342,8 +342,12 @@ proptest! {
     }
 
     #[test]
-    fn get_consent_status_converts_or_names_fields(site_id in text(), subject_id in text()) {
-        let r = proto::GetConsentStatusRequest { site_id, subject_id };
+    fn get_consent_status_converts_or_names_fields(
+        site_id in text(),
+        subject_id in text(),
+        as_of in timestamp(),
+    ) {
+        let r = proto::GetConsentStatusRequest { site_id, subject_id, as_of };
         judged("GetConsentStatusRequest", GetConsentStatus::try_from(r))?;
     }
 
@@ -364,9 +368,10 @@ proptest! {
         site_id in text(),
         filter in consent_filter(),
         view in number(),
+        page_token in page_token(),
     ) {
-        let r = proto::ExportConsentsRequest { site_id, filter, view };
-        judged("ExportConsentsRequest", ExportConsents::try_from(r))?;
+        let r = proto::ExportConsentsRequest { site_id, filter, view, page_token };
+        judged::<ExportConsents>("ExportConsentsRequest", list_command(r, &tokens()))?;
     }
 
     #[test]
@@ -409,6 +414,7 @@ proptest! {
         let get = proto::GetPreferencesRequest {
             widget_id: widget_id.clone(),
             user_id: user_id.clone(),
+            as_of: times.0,
         };
         judged("GetPreferencesRequest", GetPreferences::try_from(get))?;
         let list = proto::ListPreferenceHistoryRequest {
@@ -425,8 +431,10 @@ proptest! {
             widget_id: widget_id.clone(),
             start_time: times.0,
             end_time: times.1,
+            page_token: String::new(),
         };
-        judged("ExportPreferenceHistoryRequest", ExportPreferenceHistory::try_from(export))?;
+        let exported = list_command::<_>(export, &tokens());
+        judged::<ExportPreferenceHistory>("ExportPreferenceHistoryRequest", exported)?;
         let erase = proto::ErasePreferencesRequest { widget_id, user_id };
         judged("ErasePreferencesRequest", ErasePreferences::try_from(erase))?;
     }

@@ -213,6 +213,7 @@ pub fn valid_requests() -> BTreeMap<&'static str, Vec<u8>> {
         (
             "ConsentService/GetConsentStatus",
             GetConsentStatusRequest {
+                as_of: None,
                 site_id: "shop".into(),
                 subject_id: "visitor".into(),
             }
@@ -232,6 +233,7 @@ pub fn valid_requests() -> BTreeMap<&'static str, Vec<u8>> {
         (
             "ConsentService/ExportConsents",
             ExportConsentsRequest {
+                page_token: String::new(),
                 site_id: "shop".into(),
                 filter,
                 view: ConsentView::Basic.into(),
@@ -285,6 +287,7 @@ pub fn valid_requests() -> BTreeMap<&'static str, Vec<u8>> {
         (
             "PreferenceService/GetPreferences",
             GetPreferencesRequest {
+                as_of: None,
                 widget_id: "w".into(),
                 user_id: "user-1".into(),
             }

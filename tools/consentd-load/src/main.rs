@@ -325,6 +325,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         site_id: site,
                         filter: None,
                         view: 0,
+                        page_token: String::new(),
                     },
                     &cli.key,
                 ))
