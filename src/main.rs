@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+mod client;
+
 use clap::{CommandFactory, Parser, Subcommand};
 use consentd::{
     cli::{
@@ -54,6 +56,11 @@ enum Command {
         #[arg(long)]
         public_key: PathBuf,
     },
+    /// Exports a site's consent records from a running consentd to a CSV
+    /// or NDJSON file (resumable with --resume).
+    Export(client::export::ConsentExport),
+    /// Exports a widget's preference history, as `export` does.
+    ExportPreferences(client::export::PreferenceExport),
     /// Prints a new random key entry `ID=BASE64` for CONSENTD_SIGNING_KEYS,
     /// CONSENTD_IP_KEYS or CONSENTD_AUDIT_KEY.
     GenerateKey {
@@ -224,7 +231,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             let listen = listener.local_addr().unwrap_or(config.listen);
             tracing::info!(%listen, "serving consent.v1");
-            server::run(listener, store, settings, shutdown_signal())
+            server::run(listener, store, settings, server::shutdown::signal())
                 .await
                 .map_err(|e| error_chain(&*e))
         }
@@ -232,6 +239,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             receipt,
             public_key,
         } => verify(&receipt, &public_key),
+        Command::Export(export) => client::export::consents(export).await,
+        Command::ExportPreferences(export) => client::export::preferences(export).await,
         Command::GenerateKey { id } => {
             println!("{}", generate_entry(&id));
             Ok(())
@@ -410,30 +419,4 @@ fn parse_cli() -> Cli {
         }
         std::process::exit(error.exit_code())
     })
-}
-
-/// Completes on SIGTERM (Kubernetes) or Ctrl-C. A second one ends the
-/// process at once, without the shutdown delay and drain.
-async fn shutdown_signal() {
-    termination().await;
-    tokio::spawn(async {
-        termination().await;
-        eprintln!("consentd: second signal, exiting without draining");
-        std::process::exit(1);
-    });
-}
-
-async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

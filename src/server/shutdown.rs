@@ -49,3 +49,29 @@ impl Drain {
         }
     }
 }
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C. A second one ends the
+/// process at once, without the shutdown delay and drain.
+pub async fn signal() {
+    termination().await;
+    tokio::spawn(async {
+        termination().await;
+        eprintln!("consentd: second signal, exiting without draining");
+        std::process::exit(1);
+    });
+}
+
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

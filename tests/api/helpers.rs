@@ -464,6 +464,36 @@ pub fn invalid_fields<T: std::fmt::Debug>(call: Result<T, Status>) -> Vec<String
     violated_fields(&status)
 }
 
+/// Inserts `copies` copies of the stored record `record_id` directly in
+/// SQL, column by column (far faster than calls): subjects `bulk-1`...,
+/// each a microsecond after the one before.
+pub async fn copy_record(sql: &tokio_postgres::Client, record_id: &str, copies: i64) {
+    let columns: Vec<String> = first_column(
+        sql,
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_name = 'consent_records' ORDER BY ordinal_position",
+        &[],
+    )
+    .await;
+    let values: Vec<String> = columns
+        .iter()
+        .map(|column| match column.as_str() {
+            "record_id" => "gen_random_uuid()".into(),
+            "subject_id" => "'bulk-' || g.i".into(),
+            "record_time" => "c.record_time + g.i * interval '1 microsecond'".into(),
+            other => format!("c.{other}"),
+        })
+        .collect();
+    let fill = format!(
+        "INSERT INTO consent_records ({}) SELECT {} \
+         FROM consent_records c, generate_series(1, $2::bigint) AS g (i) \
+         WHERE c.record_id = $1::text::uuid",
+        columns.join(", "),
+        values.join(", ")
+    );
+    sql.execute(&fill, &[&record_id, &copies]).await.unwrap();
+}
+
 /// The fields a BadRequest names, in order.
 pub fn violated_fields(status: &Status) -> Vec<String> {
     status

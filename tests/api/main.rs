@@ -15,6 +15,7 @@ mod cli_limits;
 mod declared;
 mod erasure;
 mod export;
+mod export_cli;
 mod faults;
 mod hostile;
 mod idempotency;

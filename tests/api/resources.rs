@@ -24,7 +24,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use crate::{
     child::{Consentd, consent_client, free_addr, health},
     helpers::{
-        ConsentClient, answer, cluster_url, connect, count, decision, first_column, fresh_database,
+        ConsentClient, answer, cluster_url, connect, copy_record, count, decision, fresh_database,
         recorded,
     },
     soak,
@@ -65,35 +65,7 @@ impl Setup {
             consentd,
         };
         let template = recorded(&mut setup.client(), decision("shop", "template")).await;
-        // Copies of the template, column by column: far faster than calls.
-        let columns: Vec<String> = first_column(
-            &setup.sql,
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_name = 'consent_records' ORDER BY ordinal_position",
-            &[],
-        )
-        .await;
-        let values: Vec<String> = columns
-            .iter()
-            .map(|column| match column.as_str() {
-                "record_id" => "gen_random_uuid()".into(),
-                "subject_id" => "'bulk-' || g.i".into(),
-                "record_time" => "c.record_time + g.i * interval '1 microsecond'".into(),
-                other => format!("c.{other}"),
-            })
-            .collect();
-        let fill = format!(
-            "INSERT INTO consent_records ({}) SELECT {} \
-             FROM consent_records c, generate_series(1, $2::bigint) AS g (i) \
-             WHERE c.record_id = $1::text::uuid",
-            columns.join(", "),
-            values.join(", ")
-        );
-        setup
-            .sql
-            .execute(&fill, &[&template.id, &records])
-            .await
-            .unwrap();
+        copy_record(&setup.sql, &template.id, records).await;
         setup
     }
 

@@ -1,0 +1,190 @@
+//! `consentd export` and `consentd export-preferences`: a running consentd's
+//! export stream, written to a CSV or NDJSON file for people.
+//!
+//! Rows go to `FILE.part`; after each chunk the file is synced and
+//! `FILE.resume` records its length, the chunk's resume token and the
+//! categories seen, so `--resume` cuts off a half-written chunk and asks
+//! the server to continue after the last whole one: every record lands
+//! exactly once. `FILE` appears only when the export is complete (a CSV
+//! gets its header then, once every category column is known).
+
+use std::{
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use clap::{Args, ValueEnum};
+use consentd::api::proto::{
+    ConsentFilter, ConsentView, ExportConsentsRequest, ExportPreferenceHistoryRequest,
+    consent_service_client::ConsentServiceClient,
+    preference_service_client::PreferenceServiceClient,
+};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, transport::Channel};
+
+use super::{
+    rows::{consent_row, event_row},
+    sink::Sink,
+};
+
+/// Export messages may carry 1000 records with receipts.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// `consentd export`: a site's consent records.
+#[derive(Args)]
+pub struct ConsentExport {
+    /// The site whose records to export.
+    #[arg(long)]
+    site: String,
+    /// Adds each record's signed receipt token (a `receipt` column).
+    #[arg(long)]
+    receipts: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `consentd export-preferences`: a widget's preference history.
+#[derive(Args)]
+pub struct PreferenceExport {
+    /// The widget whose history to export.
+    #[arg(long)]
+    widget: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct Common {
+    /// consentd's gRPC address.
+    #[arg(long, env = "CONSENTD_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub(super) addr: String,
+    /// An API key with the export scope; prefer the environment variable,
+    /// which other users of the machine cannot read from the process list.
+    #[arg(long, env = "CONSENTD_KEY", hide_env_values = true)]
+    pub(super) key: String,
+    /// From this instant on (RFC 3339, e.g. 2026-03-01T00:00:00Z, or a
+    /// date, meaning its midnight UTC).
+    #[arg(long, value_parser = instant)]
+    pub(super) from: Option<SystemTime>,
+    /// Before this instant (same forms as --from).
+    #[arg(long, value_parser = instant)]
+    pub(super) to: Option<SystemTime>,
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub(super) format: Format,
+    /// The file to write; FILE.part and FILE.resume sit beside it until
+    /// the export is complete.
+    #[arg(long)]
+    pub(super) out: PathBuf,
+    /// Continues the interrupted export of FILE (same site and times).
+    #[arg(long)]
+    pub(super) resume: bool,
+    /// Tests only: stops after this many records, as if killed.
+    #[arg(long, hide = true)]
+    pub(super) stop_after: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One row per record; each category a column, granted or denied.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+fn instant(text: &str) -> Result<SystemTime, String> {
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map_err(|e| format!("{e}; expected e.g. 2026-03-01T00:00:00Z"))
+}
+
+pub async fn consents(export: ConsentExport) -> Result<(), String> {
+    let c = &export.common;
+    let Some(mut sink) = Sink::open(c, "consents", export.receipts)? else {
+        return Ok(());
+    };
+    let request = ExportConsentsRequest {
+        site_id: export.site.clone(),
+        filter: Some(ConsentFilter {
+            start_time: c.from.map(Into::into),
+            end_time: c.to.map(Into::into),
+            ..Default::default()
+        }),
+        view: if export.receipts {
+            ConsentView::Full
+        } else {
+            ConsentView::Basic
+        }
+        .into(),
+        page_token: sink.saved.token.clone(),
+    };
+    let mut client = ConsentServiceClient::new(connect(&c.addr).await?)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let stream = client
+        .export_consents(with_key(request, &c.key)?)
+        .await
+        .map_err(failed)?
+        .into_inner();
+    sink.drain(stream, |m| {
+        (
+            m.records.into_iter().map(consent_row).collect(),
+            m.resume_page_token,
+        )
+    })
+    .await?;
+    sink.finish()
+}
+
+pub async fn preferences(export: PreferenceExport) -> Result<(), String> {
+    let c = &export.common;
+    let Some(mut sink) = Sink::open(c, "preferences", false)? else {
+        return Ok(());
+    };
+    let request = ExportPreferenceHistoryRequest {
+        widget_id: export.widget.clone(),
+        start_time: c.from.map(Into::into),
+        end_time: c.to.map(Into::into),
+        page_token: sink.saved.token.clone(),
+    };
+    let mut client = PreferenceServiceClient::new(connect(&c.addr).await?)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let stream = client
+        .export_preference_history(with_key(request, &c.key)?)
+        .await
+        .map_err(failed)?
+        .into_inner();
+    sink.drain(stream, |m| {
+        (
+            m.events.into_iter().map(event_row).collect(),
+            m.resume_page_token,
+        )
+    })
+    .await?;
+    sink.finish()
+}
+
+async fn connect(addr: &str) -> Result<Channel, String> {
+    Channel::from_shared(addr.to_string())
+        .map_err(|e| format!("--addr {addr}: {e}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))
+}
+
+fn with_key<T>(message: T, key: &str) -> Result<Request<T>, String> {
+    let mut request = Request::new(message);
+    let key = key
+        .parse()
+        .map_err(|_| "the API key holds characters no header may")?;
+    request.metadata_mut().insert("x-api-key", key);
+    Ok(request)
+}
+
+pub fn failed(status: tonic::Status) -> String {
+    format!("export failed: {:?}: {}", status.code(), status.message())
+}
