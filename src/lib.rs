@@ -26,7 +26,8 @@
 //! - [`api`]: the gRPC layer: `convert` turns every request into its domain
 //!   command (all violations at once) and proto enums into domain enums by
 //!   explicit matches; `auth`; handlers per service; the one mapping from
-//!   errors to `tonic::Status` in `error`. No SQL.
+//!   errors to `tonic::Status` in `error`; `proof_document`, the PDF of
+//!   GetConsentProof. No SQL.
 //! - [`public`]: the HTTP listener browsers post consent to, with
 //!   publishable site keys: CookieConsent's data in, the same decision and
 //!   writer as RecordConsent; nothing that reads data.

@@ -1,4 +1,6 @@
 //! The `consentd` command: parses flags and hands over to the library.
+//! `client` holds the commands that are gRPC clients of a running consentd
+//! (`export`, `export-preferences`, `proof`).
 
 use std::{
     path::{Path, PathBuf},
@@ -61,6 +63,8 @@ enum Command {
     Export(client::export::ConsentExport),
     /// Exports a widget's preference history, as `export` does.
     ExportPreferences(client::export::PreferenceExport),
+    /// Writes the PDF proof of one record, from a running consentd.
+    Proof(client::proof::Proof),
     /// Prints a new random key entry `ID=BASE64` for CONSENTD_SIGNING_KEYS,
     /// CONSENTD_IP_KEYS or CONSENTD_AUDIT_KEY.
     GenerateKey {
@@ -241,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => verify(&receipt, &public_key),
         Command::Export(export) => client::export::consents(export).await,
         Command::ExportPreferences(export) => client::export::preferences(export).await,
+        Command::Proof(proof) => client::proof::run(proof).await,
         Command::GenerateKey { id } => {
             println!("{}", generate_entry(&id));
             Ok(())

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{
-    ApiContext, Authenticator,
+    ApiContext, Authenticator, Error,
     convert::{in_view, list_command, record_message, timestamp, with_receipt},
     paging::{ExportStream, export_stream, page_tokens, resume_token},
+    proof_document,
     proto::{self, consent_service_server::ConsentService},
 };
 use crate::{
@@ -186,7 +187,7 @@ impl ConsentService for ConsentApi {
             .store
             .consent_proof(caller.tenant_id, proof.record_id)
             .await?;
-        Ok(Response::new(proto::GetConsentProofResponse {
+        let mut response = proto::GetConsentProofResponse {
             notice_sha256: record
                 .decision
                 .notice_sha256
@@ -194,7 +195,13 @@ impl ConsentService for ConsentApi {
                 .unwrap_or_default(),
             notice_on_file,
             record: Some(with_receipt(record, &caller)),
-        }))
+            document_pdf: Vec::new(),
+        };
+        if proof.include_document {
+            response.document_pdf = proof_document::render(&response)
+                .map_err(|error| Error::from(crate::store::Error::Internal(error.into())))?;
+        }
+        Ok(Response::new(response))
     }
 
     #[tracing::instrument(name = "PutNotice", skip_all, fields(tenant_id))]

@@ -8,6 +8,7 @@ mod convert;
 mod error;
 mod paging;
 mod preference;
+mod proof_document;
 
 pub use admin::AdminApi;
 pub use auth::Authenticator;

@@ -8,10 +8,7 @@
 //! exactly once. `FILE` appears only when the export is complete (a CSV
 //! gets its header then, once every category column is known).
 
-use std::{
-    path::PathBuf,
-    time::{Duration, SystemTime},
-};
+use std::{path::PathBuf, time::SystemTime};
 
 use clap::{Args, ValueEnum};
 use consentd::api::proto::{
@@ -20,9 +17,9 @@ use consentd::api::proto::{
     preference_service_client::PreferenceServiceClient,
 };
 use serde::{Deserialize, Serialize};
-use tonic::{Request, transport::Channel};
 
 use super::{
+    Server, failed,
     rows::{consent_row, event_row},
     sink::Sink,
 };
@@ -55,13 +52,8 @@ pub struct PreferenceExport {
 
 #[derive(Args)]
 pub struct Common {
-    /// consentd's gRPC address.
-    #[arg(long, env = "CONSENTD_ADDR", default_value = "http://127.0.0.1:50051")]
-    pub(super) addr: String,
-    /// An API key with the export scope; prefer the environment variable,
-    /// which other users of the machine cannot read from the process list.
-    #[arg(long, env = "CONSENTD_KEY", hide_env_values = true)]
-    pub(super) key: String,
+    #[command(flatten)]
+    pub(super) server: Server,
     /// From this instant on (RFC 3339, e.g. 2026-03-01T00:00:00Z, or a
     /// date, meaning its midnight UTC).
     #[arg(long, value_parser = instant)]
@@ -122,10 +114,10 @@ pub async fn consents(export: ConsentExport) -> Result<(), String> {
         .into(),
         page_token: sink.saved.token.clone(),
     };
-    let mut client = ConsentServiceClient::new(connect(&c.addr).await?)
+    let mut client = ConsentServiceClient::new(c.server.connect().await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let stream = client
-        .export_consents(with_key(request, &c.key)?)
+        .export_consents(c.server.request(request)?)
         .await
         .map_err(failed)?
         .into_inner();
@@ -150,10 +142,10 @@ pub async fn preferences(export: PreferenceExport) -> Result<(), String> {
         end_time: c.to.map(Into::into),
         page_token: sink.saved.token.clone(),
     };
-    let mut client = PreferenceServiceClient::new(connect(&c.addr).await?)
+    let mut client = PreferenceServiceClient::new(c.server.connect().await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let stream = client
-        .export_preference_history(with_key(request, &c.key)?)
+        .export_preference_history(c.server.request(request)?)
         .await
         .map_err(failed)?
         .into_inner();
@@ -165,26 +157,4 @@ pub async fn preferences(export: PreferenceExport) -> Result<(), String> {
     })
     .await?;
     sink.finish()
-}
-
-async fn connect(addr: &str) -> Result<Channel, String> {
-    Channel::from_shared(addr.to_string())
-        .map_err(|e| format!("--addr {addr}: {e}"))?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))
-}
-
-fn with_key<T>(message: T, key: &str) -> Result<Request<T>, String> {
-    let mut request = Request::new(message);
-    let key = key
-        .parse()
-        .map_err(|_| "the API key holds characters no header may")?;
-    request.metadata_mut().insert("x-api-key", key);
-    Ok(request)
-}
-
-pub fn failed(status: tonic::Status) -> String {
-    format!("export failed: {:?}: {}", status.code(), status.message())
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use tonic::Streaming;
 
 use super::{
-    export::{Common, Format, failed},
+    export::{Common, Format},
+    failed,
     rows::{Row, consent_row, event_row},
 };
 

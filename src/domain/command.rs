@@ -61,6 +61,8 @@ pub struct ExportConsents {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GetConsentProof {
     pub record_id: Uuid,
+    /// Whether to render the proof as a document too.
+    pub include_document: bool,
 }
 
 /// PutNotice: keep a notice text under its SHA-256.

@@ -341,6 +341,7 @@ fn cases() -> BTreeMap<&'static str, Case> {
             "ConsentService/GetConsentProof",
             case!(|b, ids, seen| {
                 let request = GetConsentProofRequest {
+                    include_document: false,
                     record_id: ids.record_id.clone(),
                 };
                 let result = b.consent.get_consent_proof(request).await;

@@ -27,6 +27,7 @@ mod pollers;
 mod preferences;
 mod privacy;
 mod proof;
+mod proof_pdf;
 mod public;
 mod query_strings;
 mod raw_details;

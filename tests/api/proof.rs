@@ -36,6 +36,7 @@ async fn proof_of(
 ) -> Result<GetConsentProofResponse, tonic::Status> {
     let proof = client
         .get_consent_proof(GetConsentProofRequest {
+            include_document: false,
             record_id: id.into(),
         })
         .await?;

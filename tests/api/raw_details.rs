@@ -55,6 +55,7 @@ async fn every_read(
     .await;
     let proof = client
         .get_consent_proof(GetConsentProofRequest {
+            include_document: false,
             record_id: record_id.into(),
         })
         .await

@@ -270,6 +270,7 @@ fn get_consent_proof(
     );
     Ok(GetConsentProof {
         record_id: record_id?,
+        include_document: r.include_document,
     })
 }
 

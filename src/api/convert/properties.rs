@@ -385,8 +385,12 @@ proptest! {
     }
 
     #[test]
-    fn single_id_requests_convert_or_name_fields(id in text(), text_ in text()) {
-        let proof = proto::GetConsentProofRequest { record_id: id.clone() };
+    fn single_id_requests_convert_or_name_fields(
+        id in text(),
+        text_ in text(),
+        include_document in any::<bool>(),
+    ) {
+        let proof = proto::GetConsentProofRequest { record_id: id.clone(), include_document };
         judged("GetConsentProofRequest", GetConsentProof::try_from(proof))?;
         let put = proto::PutNoticeRequest { text: text_, expected_sha256: id.clone() };
         judged("PutNoticeRequest", PutNotice::try_from(put))?;

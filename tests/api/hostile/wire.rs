@@ -252,6 +252,7 @@ pub fn valid_requests() -> BTreeMap<&'static str, Vec<u8>> {
         (
             "ConsentService/GetConsentProof",
             GetConsentProofRequest {
+                include_document: false,
                 record_id: uuid::Uuid::now_v7().to_string(),
             }
             .encode_to_vec(),

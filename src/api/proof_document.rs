@@ -1,0 +1,259 @@
+//! The proof of one record as a PDF an auditor reads: what GetConsentProof
+//! returns, laid out in lines of an embedded monospace font (DejaVu Sans
+//! Mono), with how to check it. Rendered from the response message, so it
+//! shows nothing the response does not: the IP only masked, the user agent
+//! only where the site logs in detail, never a key.
+
+use std::{sync::Arc, time::SystemTime};
+
+use krilla::{
+    Document,
+    geom::Point,
+    page::PageSettings,
+    text::{Font, TextDirection},
+};
+
+use super::proto::{ConsentAction, ConsentRecord, ConsentStatus, GetConsentProofResponse, Regime};
+
+/// A4 in points.
+const PAGE: (f32, f32) = (595.0, 842.0);
+const MARGIN: f32 = 48.0;
+const FONT_SIZE: f32 = 8.5;
+const LINE: f32 = 11.5;
+/// A monospace glyph is 0.6 em wide: this many fit between the margins.
+const COLUMNS: usize = ((PAGE.0 - 2.0 * MARGIN) / (0.6 * FONT_SIZE)) as usize;
+
+/// Where the inclusion proof against the tenant's latest checkpoint goes
+/// once the append-only log (issue 16, items 1-3) serves it.
+const INCLUSION_PENDING: &str = "Not yet available: this service does not yet keep the append-only log \
+     of records with signed checkpoints. The receipt above is signed over the Merkle tree of the \
+     record's committed batch.";
+
+pub fn render(proof: &GetConsentProofResponse) -> Result<Vec<u8>, String> {
+    let mut lines = Vec::new();
+    let blank = ConsentRecord::default();
+    let record = proof.record.as_ref().unwrap_or(&blank);
+    lines.push("PROOF OF CONSENT".to_string());
+    lines.push(String::new());
+    section(&mut lines, "The record", &record_fields(record));
+    let notice_on_file = if proof.notice_on_file {
+        "yes (GetNotice returns the text)"
+    } else {
+        "no"
+    };
+    section(
+        &mut lines,
+        "The notice shown",
+        &[
+            ("version", record.notice_version.clone()),
+            ("SHA-256", proof.notice_sha256.clone()),
+            ("text on file", notice_on_file.into()),
+        ],
+    );
+    let receipt = record.receipt.clone().unwrap_or_default();
+    section(
+        &mut lines,
+        "The signed receipt",
+        &[
+            ("signing key id", receipt.key_id.clone()),
+            ("token", receipt.token.clone()),
+            ("signed claims", receipt.claims_json.clone()),
+        ],
+    );
+    section(
+        &mut lines,
+        "Inclusion in the tenant's log",
+        &[("inclusion proof", INCLUSION_PENDING.into())],
+    );
+    lines.push("How to verify".into());
+    for step in [
+        "1. Save the token above, exactly, to receipt.txt.",
+        "2. Fetch the public key of the signing key id from ListSigningKeys (consent.v1) \
+         and save it, base64, to key.pub.",
+        "3. Run: consentd verify receipt.txt --public-key key.pub. It exits 0 when the \
+         signature holds and prints the signed claims.",
+        "4. Check that the claims match the record above: record_id, site_id, subject_id, \
+         the decision and the times (microseconds since 1970-01-01 UTC).",
+        "5. Where the notice text is on file, GetNotice returns it: its SHA-256 must be \
+         the hash above.",
+        "Without consentd: the token format and the claims are documented in \
+         proto/consent/v1/consent.proto (ConsentReceipt): an Ed25519 signature over the \
+         root of an RFC 9162 Merkle tree, with the record's audit path.",
+    ] {
+        wrap(&mut lines, step, "   ");
+    }
+    lines.push(String::new());
+    lines.push(format!(
+        "Generated {} by consentd {}.",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        env!("CARGO_PKG_VERSION")
+    ));
+    typeset(&lines)
+}
+
+fn iso(time: Option<prost_types::Timestamp>) -> String {
+    time.and_then(|t| SystemTime::try_from(t).ok())
+        .map(|t| humantime::format_rfc3339_micros(t).to_string())
+        .unwrap_or_default()
+}
+
+fn record_fields(r: &ConsentRecord) -> Vec<(&'static str, String)> {
+    let services = r
+        .services
+        .iter()
+        .map(|s| {
+            let decision = if s.granted { "granted" } else { "denied" };
+            format!("{}/{} {decision}", s.category, s.service)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let name = |value: Option<&'static str>| value.unwrap_or("unknown").to_string();
+    vec![
+        ("record id", r.id.clone()),
+        ("site", r.site_id.clone()),
+        ("subject id", r.subject_id.clone()),
+        ("user id", r.user_id.clone()),
+        (
+            "action",
+            name(
+                ConsentAction::try_from(r.action)
+                    .ok()
+                    .map(|a| a.as_str_name()),
+            ),
+        ),
+        (
+            "status",
+            name(
+                ConsentStatus::try_from(r.status)
+                    .ok()
+                    .map(|s| s.as_str_name()),
+            ),
+        ),
+        ("categories granted", r.granted_categories.join(", ")),
+        ("categories denied", r.denied_categories.join(", ")),
+        ("services", services),
+        (
+            "regime",
+            name(Regime::try_from(r.regime).ok().map(|g| g.as_str_name())),
+        ),
+        ("banner revision", r.banner_revision.clone()),
+        ("GPC detected", r.gpc_detected.to_string()),
+        ("GPC honoured", r.gpc_honoured.to_string()),
+        ("CCPA opt-out", r.ccpa_opt_out.to_string()),
+        ("TCF string", r.tcf_string.clone()),
+        ("GPP string", r.gpp_string.clone()),
+        ("Google AC string", r.google_ac_string.clone()),
+        ("country", r.country_code.clone()),
+        ("language", r.language_code.clone()),
+        ("page URL", r.page_url.clone()),
+        ("IP address (masked)", r.anonymized_ip.clone()),
+        ("device", r.device_type.clone()),
+        ("operating system", r.os.clone()),
+        ("browser", r.browser.clone()),
+        // Stored only where the site logs in detail.
+        ("user agent", r.user_agent.clone()),
+        ("client time", iso(r.client_time)),
+        ("record time", iso(r.record_time)),
+        ("expire time", iso(r.expire_time)),
+    ]
+}
+
+/// A heading, then `label: value` lines; empty values read "(none)".
+fn section(lines: &mut Vec<String>, heading: &str, fields: &[(&str, String)]) {
+    lines.push(heading.to_string());
+    for (label, value) in fields {
+        let value = if value.is_empty() { "(none)" } else { value };
+        let head = format!("  {label}: ");
+        // Long values (tokens, claims) go on lines of their own.
+        if head.len() + value.len() <= COLUMNS {
+            lines.push(format!("{head}{value}"));
+        } else {
+            lines.push(head.trim_end().to_string());
+            wrap(lines, value, "    ");
+        }
+    }
+    lines.push(String::new());
+}
+
+/// Breaks `text` into lines of at most COLUMNS characters, at spaces where
+/// it has some, else anywhere (tokens have none).
+fn wrap(lines: &mut Vec<String>, text: &str, indent: &str) {
+    let width = COLUMNS - indent.len();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        if !current.is_empty() && current.chars().count() + 1 + word.len() > width {
+            lines.push(format!("{indent}{current}"));
+            current.clear();
+        }
+        while current.is_empty() && word.len() > width {
+            lines.push(format!(
+                "{indent}{}",
+                word[..width].iter().collect::<String>()
+            ));
+            word.drain(..width);
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.extend(word);
+    }
+    if !current.is_empty() {
+        lines.push(format!("{indent}{current}"));
+    }
+}
+
+/// Lays the lines out on as many pages as they need.
+fn typeset(lines: &[String]) -> Result<Vec<u8>, String> {
+    let data: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(dejavu::sans_mono::regular());
+    let font = Font::new(data.into(), 0).ok_or("the embedded font does not load")?;
+    let per_page = ((PAGE.1 - 2.0 * MARGIN) / LINE) as usize;
+    let mut document = Document::new();
+    for page_lines in lines.chunks(per_page) {
+        let settings = PageSettings::from_wh(PAGE.0, PAGE.1).ok_or("bad page size")?;
+        let mut page = document.start_page_with(settings);
+        let mut surface = page.surface();
+        for (i, line) in page_lines.iter().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let y = MARGIN + (i as f32 + 1.0) * LINE;
+            surface.draw_text(
+                Point::from_xy(MARGIN, y),
+                font.clone(),
+                FONT_SIZE,
+                line,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        surface.finish();
+        page.finish();
+    }
+    document
+        .finish()
+        .map_err(|error| format!("cannot render the proof: {error:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_words_and_sentences_wrap_within_the_columns() {
+        let mut lines = Vec::new();
+        let token = "x".repeat(COLUMNS * 2 + 5);
+        wrap(&mut lines, &format!("a few words {token} end"), "  ");
+        assert!(lines.iter().all(|l| l.chars().count() <= COLUMNS));
+        assert_eq!(
+            lines.concat().replace([' '], ""),
+            format!("afewwords{token}end")
+        );
+    }
+
+    #[test]
+    fn a_proof_renders_as_a_pdf() {
+        let pdf = render(&GetConsentProofResponse::default()).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+    }
+}
