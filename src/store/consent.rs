@@ -42,15 +42,9 @@ impl Store {
         subject_id: &SubjectId,
         now: SystemTime,
     ) -> Result<ConsentRecord> {
-        let client = self.connection().await?;
-        let row = run::query_opt(
-            &*client,
-            include_str!("sql/consent_status.sql"),
-            &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &now],
-        )
-        .await?
-        .ok_or(Error::NotFound)?;
-        record_from_row(&row)
+        let sql = include_str!("sql/consent_status.sql");
+        self.status_at(sql, tenant_id, site_id, subject_id, now)
+            .await
     }
 
     /// The decision in force at `as_of`: the latest record at or before
@@ -62,11 +56,24 @@ impl Store {
         subject_id: &SubjectId,
         as_of: SystemTime,
     ) -> Result<ConsentRecord> {
+        let sql = include_str!("sql/consent_status_as_of.sql");
+        self.status_at(sql, tenant_id, site_id, subject_id, as_of)
+            .await
+    }
+
+    async fn status_at(
+        &self,
+        sql: &str,
+        tenant_id: Uuid,
+        site_id: &SiteId,
+        subject_id: &SubjectId,
+        at: SystemTime,
+    ) -> Result<ConsentRecord> {
         let client = self.connection().await?;
         let row = run::query_opt(
             &*client,
-            include_str!("sql/consent_status_as_of.sql"),
-            &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &as_of],
+            sql,
+            &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &at],
         )
         .await?
         .ok_or(Error::NotFound)?;
