@@ -107,35 +107,32 @@ fn record_fields(r: &ConsentRecord) -> Vec<(&'static str, String)> {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let name = |value: Option<&'static str>| value.unwrap_or("unknown").to_string();
+    // "CONSENT_ACTION_ACCEPT_ALL" reads "accept all".
+    let name = |value: Option<&'static str>, prefix: &str| {
+        value.map_or("unknown".into(), |n| {
+            n.trim_start_matches(prefix)
+                .to_lowercase()
+                .replace('_', " ")
+        })
+    };
+    let action = ConsentAction::try_from(r.action)
+        .ok()
+        .map(|a| a.as_str_name());
+    let status = ConsentStatus::try_from(r.status)
+        .ok()
+        .map(|s| s.as_str_name());
+    let regime = Regime::try_from(r.regime).ok().map(|g| g.as_str_name());
     vec![
         ("record id", r.id.clone()),
         ("site", r.site_id.clone()),
         ("subject id", r.subject_id.clone()),
         ("user id", r.user_id.clone()),
-        (
-            "action",
-            name(
-                ConsentAction::try_from(r.action)
-                    .ok()
-                    .map(|a| a.as_str_name()),
-            ),
-        ),
-        (
-            "status",
-            name(
-                ConsentStatus::try_from(r.status)
-                    .ok()
-                    .map(|s| s.as_str_name()),
-            ),
-        ),
+        ("action", name(action, "CONSENT_ACTION_")),
+        ("status", name(status, "CONSENT_STATUS_")),
         ("categories granted", r.granted_categories.join(", ")),
         ("categories denied", r.denied_categories.join(", ")),
         ("services", services),
-        (
-            "regime",
-            name(Regime::try_from(r.regime).ok().map(|g| g.as_str_name())),
-        ),
+        ("regime", name(regime, "REGIME_")),
         ("banner revision", r.banner_revision.clone()),
         ("GPC detected", r.gpc_detected.to_string()),
         ("GPC honoured", r.gpc_honoured.to_string()),
