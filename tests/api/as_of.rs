@@ -1,10 +1,7 @@
 //! GetConsentStatus and GetPreferences `as_of`: the decision in force at
 //! any instant, over the wire.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use consentd::{
     api::proto::{
@@ -18,7 +15,7 @@ use prost_types::Timestamp;
 use tonic::Code;
 
 use crate::helpers::{
-    ConsentClient, TestApp, cluster_url, decision, recorded, settings, violated_fields,
+    ConsentClient, TestApp, cluster_url, decision, recorded, settings_with_clock, violated_fields,
 };
 
 const SITE: &str = "as-of-shop";
@@ -26,9 +23,8 @@ const SITE: &str = "as-of-shop";
 /// consentd whose clock reads a day ahead, so every instant of the test is
 /// in its past and may be asked about.
 async fn app_a_day_ahead() -> TestApp {
-    let now = Arc::new(Mutex::new(SystemTime::now() + Duration::from_secs(86_400)));
-    let mut settings = settings();
-    settings.api.clock = Arc::new(move || *now.lock().unwrap());
+    let (settings, clock) = settings_with_clock();
+    clock.advance(Duration::from_secs(86_400));
     TestApp::spawn_with(&cluster_url(), settings).await
 }
 
