@@ -4,7 +4,10 @@
 //! Merkle tree (RFC 9162, section 2.1) of the claims a writer signs for one
 //! tenant in one transaction, and each receipt carries the audit path from
 //! its claims to that root. Only records the batch stores are in the tree:
-//! a call repeating a request id in the batch shares the first one's leaf.
+//! the tree is built once the writer knows which records it stores (a
+//! request id stored before gets that record's receipt, a repeat within
+//! the batch shares the first call's leaf, and a batch that a concurrent
+//! one beat to a request id stores nothing and is built again).
 //! One signature per batch instead of one per record is what lets the write
 //! path keep up under load.
 //!

@@ -1,21 +1,17 @@
 //! The SQL of one RecordConsent batch, in two round trips: BEGIN with the
-//! batch's clock and the settings of its sites, then the INSERT with COMMIT.
+//! batch's clock, the settings of its sites and the records already stored
+//! under its request ids; then the INSERT with COMMIT.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::SystemTime,
-};
+use std::{collections::HashMap, time::SystemTime};
 
 use deadpool_postgres::Object;
-use tokio_postgres::{Row, Statement, types::ToSql};
+use tokio_postgres::{Row, Statement, error::SqlState, types::ToSql};
 use uuid::Uuid;
 
 use super::{
     Error, Result, Store,
     consent_row::{Columns, ConsentRow, INSERT_CONSENTS, record_from_row},
     row::{StoredRow, micros},
-    run,
     site::{declaration_from_row, settings_from_row},
 };
 use crate::domain::{
@@ -34,12 +30,17 @@ const BEGIN_BATCH: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan
 /// Sent right behind the INSERT, so that the two share a round trip.
 const COMMIT: &str = "COMMIT";
 
-/// A batch's transaction, begun: its clock and the settings of its sites.
+/// The unique index that keeps one record per request id.
+const REQUEST_ID_INDEX: &str = "consent_records_request_id";
+
+/// A batch's transaction, begun: its clock, the settings of its sites and
+/// the records stored before under its request ids.
 pub(super) struct BegunBatch {
     transaction: OpenTransaction,
     insert: Statement,
     /// One per (tenant, site) of the batch, each with the batch's clock.
     settings: Vec<Row>,
+    earlier: Vec<Row>,
 }
 
 /// What a batch's site holds its decisions to.
@@ -49,17 +50,19 @@ pub(super) struct InForce {
     pub declaration: Option<Declaration>,
 }
 
-/// What became of a record once its batch committed.
-pub(super) enum Written {
-    /// Stored as sealed.
-    Inserted,
-    /// Its request id was taken before: the record stored then.
-    Earlier(Box<ConsentRecord>),
+/// What became of a batch's INSERT.
+pub(super) enum Committed {
+    /// Every record given is stored.
+    All,
+    /// A concurrent batch stored one of the request ids first: nothing was
+    /// stored, and beginning again finds that record.
+    RequestIdTaken,
 }
 
 impl Store {
     /// Begins a batch's transaction: labels it as a writer's, then reads
-    /// the record time and the settings of every (tenant, site) in `items`.
+    /// the record time, the settings of every (tenant, site) in `items`
+    /// and the records already stored under their request ids.
     pub(super) async fn begin_consent_batch(
         &self,
         items: &[(Uuid, &ConsentDecision)],
@@ -77,21 +80,36 @@ impl Store {
             micros(defaults.retention),
         );
         let begin_params: [&(dyn ToSql + Sync); 4] = [&tenants, &sites, &lifetime, &retention];
+        let (request_tenants, request_ids): (Vec<Uuid>, Vec<&str>) = items
+            .iter()
+            .filter_map(|(t, d)| Some((*t, d.request_id.as_ref()?.as_ref())))
+            .unzip();
         let client = self.pool.get().await?;
         let begin = client
             .prepare_cached(include_str!("sql/begin_consent_batch.sql"))
             .await?;
+        let earlier = client
+            .prepare_cached(include_str!("sql/consents_by_request_ids.sql"))
+            .await?;
         let insert = client.prepare_cached(&INSERT_CONSENTS).await?;
         let transaction = OpenTransaction(Some(client));
-        let (began, settings) = tokio::join!(
+        let earlier_params: [&(dyn ToSql + Sync); 2] = [&request_tenants, &request_ids];
+        let (began, settings, earlier) = tokio::join!(
             transaction.client().batch_execute(BEGIN_BATCH),
-            transaction.client().query(&begin, &begin_params)
+            transaction.client().query(&begin, &begin_params),
+            async {
+                if request_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                transaction.client().query(&earlier, &earlier_params).await
+            }
         );
         began?;
         Ok(BegunBatch {
             transaction,
             insert,
             settings: settings?,
+            earlier: earlier?,
         })
     }
 }
@@ -122,32 +140,36 @@ impl BegunBatch {
         Ok(settings)
     }
 
-    /// The records stored before under these request ids, read in the
-    /// batch's transaction.
-    pub async fn earlier_records(
-        &self,
-        keys: Vec<(Uuid, &str)>,
-    ) -> Result<HashMap<(Uuid, String), ConsentRecord>> {
-        earlier_records(self.transaction.client(), keys).await
-    }
-
     /// Ends a batch with nothing to insert (every decision of it was
-    /// refused), keeping its connection for the next.
+    /// refused or stored before), keeping its connection for the next.
     pub async fn commit_nothing(self) -> Result<()> {
         self.transaction.client().batch_execute(COMMIT).await?;
         drop(self.transaction.ended());
         Ok(())
     }
 
+    /// The records stored before under the batch's request ids, by tenant
+    /// and request id.
+    pub fn earlier(&self) -> Result<HashMap<(Uuid, String), ConsentRecord>> {
+        let mut earlier = HashMap::with_capacity(self.earlier.len());
+        for row in &self.earlier {
+            let stored = StoredRow::of("consent_records", row);
+            earlier.insert(
+                (stored.get("tenant_id")?, stored.get("request_id")?),
+                record_from_row(row)?,
+            );
+        }
+        Ok(earlier)
+    }
+
     /// Inserts the records and commits, in one round trip; `on_sent` runs
     /// once the INSERT and COMMIT are on their way, before their answers.
-    /// An error means nothing was committed; once committed, each record
-    /// gets its own answer, in order.
+    /// Either every record is stored or none is.
     pub async fn insert_and_commit(
         self,
         sealed: &[Sealed],
         on_sent: impl FnOnce(),
-    ) -> Result<Vec<Result<Written>>> {
+    ) -> Result<Committed> {
         // Rows go in by request id, so two batches retrying the same ids take
         // their unique-index locks in one order and cannot deadlock.
         let mut order: Vec<usize> = (0..sealed.len()).collect();
@@ -168,8 +190,8 @@ impl BegunBatch {
         }
         let params = columns.params();
         let (transaction, insert) = (self.transaction, self.insert);
-        let (rows, committed, ()) = tokio::join!(
-            transaction.client().query(&insert, &params),
+        let (inserted, committed, ()) = tokio::join!(
+            transaction.client().execute(&insert, &params),
             transaction.client().batch_execute(COMMIT),
             // Last, so the INSERT and COMMIT are queued before it runs.
             async { on_sent() }
@@ -177,75 +199,19 @@ impl BegunBatch {
         // After a failed INSERT the server answers this COMMIT with a
         // rollback: the INSERT's error is the one that tells.
         committed?;
-        let client = transaction.ended();
-        let rows = rows?;
-        // Committed: from here a failure answers calls, never rewrites them.
-        let inserted: HashSet<Uuid> = match rows
-            .iter()
-            .map(|row| StoredRow::of("consent_records", row).get("record_id"))
-            .collect()
-        {
-            Ok(inserted) => inserted,
-            Err(error) => {
-                let shared = Arc::new(error);
-                return Ok(sealed.iter().map(|_| Err(Error::shared(&shared))).collect());
-            }
-        };
-
-        // Request ids taken before inserted nothing: their callers get the
-        // record stored first, read after COMMIT. A failure here fails only
-        // those calls.
-        let retried: Vec<(Uuid, &str)> = sealed
-            .iter()
-            .filter(|s| !inserted.contains(&s.record.id))
-            .filter_map(|s| Some((s.tenant_id, s.record.decision.request_id.as_ref()?.as_ref())))
-            .collect();
-        let earlier = if retried.is_empty() {
-            Ok(HashMap::new())
-        } else {
-            earlier_records(&client, retried).await.map_err(Arc::new)
-        };
-        Ok(sealed
-            .iter()
-            .map(|s| {
-                if inserted.contains(&s.record.id) {
-                    return Ok(Written::Inserted);
-                }
-                let earlier = earlier.as_ref().map_err(Error::shared)?;
-                let request_id = s.record.decision.request_id.as_ref();
-                request_id
-                    .and_then(|r| earlier.get(&(s.tenant_id, r.as_ref().to_string())))
-                    .map(|record| Written::Earlier(Box::new(record.clone())))
-                    // Erased, or its request id forgotten, between the
-                    // INSERT and this read: the caller's next retry is a
-                    // new request.
-                    .ok_or_else(|| Error::Unavailable("retried record gone meanwhile".into()))
-            })
-            .collect())
+        drop(transaction.ended());
+        match inserted {
+            Ok(_) => Ok(Committed::All),
+            Err(error) if request_id_taken(&error) => Ok(Committed::RequestIdTaken),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
-/// The records stored under these request ids.
-async fn earlier_records(
-    client: &Object,
-    keys: Vec<(Uuid, &str)>,
-) -> Result<HashMap<(Uuid, String), ConsentRecord>> {
-    let (tenants, request_ids): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
-    let mut earlier = HashMap::new();
-    let rows = run::query(
-        client,
-        include_str!("sql/consents_by_request_ids.sql"),
-        &[&tenants, &request_ids],
-    )
-    .await?;
-    for row in &rows {
-        let stored = StoredRow::of("consent_records", row);
-        earlier.insert(
-            (stored.get("tenant_id")?, stored.get("request_id")?),
-            record_from_row(row)?,
-        );
-    }
-    Ok(earlier)
+fn request_id_taken(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(REQUEST_ID_INDEX)
+    })
 }
 
 /// A pooled connection in a transaction begun by hand, so that BEGIN and

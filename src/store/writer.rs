@@ -20,7 +20,7 @@ use tokio::{
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Error, Result, Store, consent_batch::Written};
+use super::{Error, Result, Store, consent_batch::Committed};
 use crate::{
     domain::{
         consent::{ConsentDecision, ConsentRecord},
@@ -254,92 +254,101 @@ impl BatchWriter {
     /// nothing was committed; once committed, each call gets its own answer
     /// in input order. A `turn` given is passed on as the INSERT goes out,
     /// or after [`turn::TURN_LIMIT`].
+    ///
+    /// A request id stored before is answered with that record, and only
+    /// records the batch stores are sealed, so every leaf of a signed tree
+    /// is a stored record. A concurrent batch may still store one of the
+    /// ids between our first round trip and our INSERT: then nothing is
+    /// stored, and the batch begins again and finds that record.
     async fn write_unique(
         &self,
         items: &[(Uuid, &ConsentDecision)],
         mut turn: Option<Turn<Job>>,
     ) -> Result<Vec<Result<Recorded>>> {
-        let begun = passing_turn_after_limit(
-            &mut turn,
-            self.store.begin_consent_batch(items, self.defaults),
-        )
-        .await?;
-        let record_time = begun.record_time()?;
-        let settings = begun.settings()?;
-        // A decision its site's declaration refuses is answered here and
-        // never sealed: no row, no leaf in the signed tree.
-        let mut answers: Vec<Option<Result<Recorded>>> = Vec::with_capacity(items.len());
-        let mut pending = Vec::with_capacity(items.len());
-        for &(tenant_id, decision) in items {
-            let in_force = settings
-                .get(&(tenant_id, decision.site_id.as_ref()))
-                .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
-            let declined = in_force
-                .declaration
-                .as_ref()
-                .map(|d| d.check(decision.action, &decision.choices))
-                .unwrap_or_default();
-            if declined.is_empty() {
-                answers.push(None);
-                pending.push(Pending {
-                    tenant_id,
-                    decision: decision.clone(),
-                    settings: in_force.settings,
-                });
-            } else {
-                answers.push(Some(Err(Error::Declined(declined))));
-            }
-        }
-        drop(settings);
-        // A refused retry of a request stored before the declaration
-        // changed gets its first answer, as every retry does (AIP-155).
-        let retried: Vec<(Uuid, &str)> = items
-            .iter()
-            .zip(&answers)
-            .filter(|(_, answer)| answer.is_some())
-            .filter_map(|((tenant_id, d), _)| Some((*tenant_id, d.request_id.as_ref()?.as_ref())))
-            .collect();
-        if !retried.is_empty() {
-            let mut earlier = begun.earlier_records(retried).await?;
-            for (&(tenant_id, decision), answer) in items.iter().zip(&mut answers) {
-                let first = decision
+        for _ in 0..ATTEMPTS {
+            let begun = passing_turn_after_limit(
+                &mut turn,
+                self.store.begin_consent_batch(items, self.defaults),
+            )
+            .await?;
+            let record_time = begun.record_time()?;
+            let settings = begun.settings()?;
+            let mut earlier = begun.earlier()?;
+            // A request id stored before gets that record; a decision its
+            // site's declaration refuses is answered here. Neither is
+            // sealed: no row, no leaf in the signed tree.
+            let mut answers: Vec<Option<Result<Recorded>>> = Vec::with_capacity(items.len());
+            let mut pending = Vec::with_capacity(items.len());
+            for &(tenant_id, decision) in items {
+                let stored = decision
                     .request_id
                     .as_ref()
                     .and_then(|r| earlier.remove(&(tenant_id, r.as_ref().to_string())));
-                if let (Some(record), Some(_)) = (first, answer.as_ref()) {
-                    *answer = Some(Ok(Recorded::earlier(tenant_id, record)));
+                // Before the declaration: a refused retry of a request stored
+                // before the declaration changed gets its first answer, as
+                // every retry does (AIP-155).
+                if let Some(record) = stored {
+                    answers.push(Some(Ok(Recorded::earlier(tenant_id, record))));
+                    continue;
+                }
+                let in_force = settings
+                    .get(&(tenant_id, decision.site_id.as_ref()))
+                    .ok_or_else(|| Error::Internal("settings of a site missing".into()))?;
+                let declined = in_force
+                    .declaration
+                    .as_ref()
+                    .map(|d| d.check(decision.action, &decision.choices))
+                    .unwrap_or_default();
+                if declined.is_empty() {
+                    answers.push(None);
+                    pending.push(Pending {
+                        tenant_id,
+                        decision: decision.clone(),
+                        settings: in_force.settings,
+                    });
+                } else {
+                    answers.push(Some(Err(Error::Declined(declined))));
                 }
             }
-        }
-        if pending.is_empty() {
-            drop(turn);
-            begun.commit_nothing().await?;
-            return Ok(answers.into_iter().flatten().collect());
-        }
-        let sealed = seal::seal_batch(pending, record_time, &self.sealing)
-            .map_err(|error| Error::Internal(error.into()))?;
-        let written = begun.insert_and_commit(&sealed, move || drop(turn)).await?;
-        let mut stored = sealed.into_iter().zip(written).map(|(sealed, written)| {
-            Ok(match written? {
-                Written::Inserted => Recorded {
-                    record: sealed.record,
-                    receipt: Some(sealed.receipt),
-                },
-                Written::Earlier(record) => Recorded::earlier(sealed.tenant_id, *record),
-            })
-        });
-        Ok(answers
-            .into_iter()
-            .map(|answer| {
-                answer.unwrap_or_else(|| {
-                    stored
-                        .next()
-                        .unwrap_or_else(|| Err(Error::Internal("an answer missing".into())))
+            drop(settings);
+            if pending.is_empty() {
+                drop(turn);
+                begun.commit_nothing().await?;
+                return Ok(answers.into_iter().flatten().collect());
+            }
+            let sealed = seal::seal_batch(pending, record_time, &self.sealing)
+                .map_err(|error| Error::Internal(error.into()))?;
+            let turn = turn.take();
+            match begun.insert_and_commit(&sealed, move || drop(turn)).await? {
+                Committed::RequestIdTaken => continue,
+                Committed::All => {}
+            }
+            let mut sealed = sealed.into_iter();
+            return Ok(answers
+                .into_iter()
+                .map(|answer| {
+                    answer.unwrap_or_else(|| {
+                        sealed
+                            .next()
+                            .map(|sealed| Recorded {
+                                record: sealed.record,
+                                receipt: Some(sealed.receipt),
+                            })
+                            .ok_or_else(|| Error::Internal("a sealed record missing".into()))
+                    })
                 })
-            })
-            .collect())
+                .collect());
+        }
+        Err(Error::Unavailable(
+            "request ids kept being taken by concurrent batches".into(),
+        ))
     }
 }
+
+/// How often a batch begins again when concurrent batches took its request
+/// ids first. Each time, the ids taken are found stored, so only new
+/// concurrent retries of the batch's other ids can make it begin again.
+const ATTEMPTS: usize = 4;
 
 /// The calls of a batch with repeated request ids merged: the first call
 /// of each (tenant, request id), and for every call the index among those

@@ -37,6 +37,7 @@ mod resources;
 mod round_trip;
 mod shutdown;
 mod telemetry;
+mod tlog;
 mod tls;
 mod validation;
 mod writer;
