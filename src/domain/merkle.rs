@@ -1,9 +1,21 @@
-//! RFC 9162's Merkle tree (section 2.1) over the claims of one batch, and
-//! the audit path that proves one leaf's place in it.
+//! RFC 9162's Merkle tree (section 2.1): over the claims of one batch, with
+//! the audit path that proves one leaf's place in it, and (in [`proof`])
+//! over a tenant's whole log, with inclusion and consistency proofs.
+
+mod proof;
 
 use sha2::{Digest, Sha256};
 
-pub(super) fn leaf_hash(claims_json: &[u8]) -> [u8; 32] {
+pub use proof::{
+    ProofError, consistency_proof, empty_root, inclusion_proof, root, verify_consistency,
+    verify_inclusion,
+};
+
+/// A SHA-256 hash: a leaf's, a node's or a root.
+pub type Hash = [u8; 32];
+
+/// SHA-256(0x00 || data): the hash of a leaf.
+pub fn leaf_hash(claims_json: &[u8]) -> [u8; 32] {
     Sha256::new()
         .chain_update([0])
         .chain_update(claims_json)

@@ -1,0 +1,431 @@
+//! RFC 9162's proofs over a log of any size: the inclusion proof of a leaf
+//! (section 2.1.3) and the consistency proof between two sizes of one log
+//! (section 2.1.4), each generated from the leaf hashes and verified from
+//! the proof and the roots alone, as an outside verifier does.
+
+use super::{Hash, node_hash};
+
+/// Why a proof does not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProofError {
+    /// The leaf index is not below the tree size, or the old size is above
+    /// the new one.
+    OutOfRange,
+    /// From an empty tree nothing follows (as transparency-dev/merkle).
+    EmptyTree,
+    /// The proof has more or fewer hashes than its sizes call for.
+    WrongLength,
+    /// The proof leads to another root.
+    RootMismatch,
+}
+
+impl std::fmt::Display for ProofError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProofError::OutOfRange => "the index or size is outside the tree",
+            ProofError::EmptyTree => "a proof from an empty tree proves nothing",
+            ProofError::WrongLength => "the proof has the wrong number of hashes",
+            ProofError::RootMismatch => "the proof does not lead to the root",
+        })
+    }
+}
+
+impl std::error::Error for ProofError {}
+
+/// The root of an empty tree: SHA-256 of nothing.
+pub fn empty_root() -> Hash {
+    use sha2::{Digest, Sha256};
+    Sha256::digest([]).into()
+}
+
+/// The largest power of two smaller than `n` (n > 1).
+fn split(n: usize) -> usize {
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// MTH over leaf hashes (RFC 9162, 2.1.1).
+pub fn root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
+}
+
+/// PATH(index, leaves): the inclusion proof of leaf `index` in the tree of
+/// all `leaves`, from the leaf's sibling up (RFC 9162, 2.1.3.1).
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, ProofError> {
+    if index >= leaves.len() {
+        return Err(ProofError::OutOfRange);
+    }
+    let mut proof = Vec::new();
+    let (mut tree, mut index) = (leaves, index);
+    // Top down; the path is bottom up, so it is reversed at the end.
+    while tree.len() > 1 {
+        let k = split(tree.len());
+        if index < k {
+            proof.push(root(&tree[k..]));
+            tree = &tree[..k];
+        } else {
+            proof.push(root(&tree[..k]));
+            tree = &tree[k..];
+            index -= k;
+        }
+    }
+    proof.reverse();
+    Ok(proof)
+}
+
+/// PROOF(old_size, leaves): the consistency proof between the tree of the
+/// first `old_size` leaves and the tree of all `leaves` (RFC 9162, 2.1.4.1).
+pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Result<Vec<Hash>, ProofError> {
+    if old_size > leaves.len() {
+        return Err(ProofError::OutOfRange);
+    }
+    if old_size == 0 {
+        return Err(ProofError::EmptyTree);
+    }
+    let mut proof = Vec::new();
+    let (mut tree, mut m, mut whole) = (leaves, old_size, true);
+    // SUBPROOF(m, D[n], b), unrolled: each step adds one hash and recurses
+    // into one side; hashes come out top down and the proof is bottom up.
+    while m != tree.len() {
+        let k = split(tree.len());
+        if m <= k {
+            proof.push(root(&tree[k..]));
+            tree = &tree[..k];
+        } else {
+            proof.push(root(&tree[..k]));
+            tree = &tree[k..];
+            m -= k;
+            whole = false;
+        }
+    }
+    if !whole {
+        proof.push(root(tree));
+    }
+    proof.reverse();
+    Ok(proof)
+}
+
+/// Checks that `leaf` is leaf `index` of the tree of `size` whose root is
+/// `root` (RFC 9162, 2.1.3.2).
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), ProofError> {
+    if index >= size {
+        return Err(ProofError::OutOfRange);
+    }
+    let (mut f, mut s) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if s == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        if f & 1 == 1 || f == s {
+            r = node_hash(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if s != 0 {
+        return Err(ProofError::WrongLength);
+    }
+    if r != *root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// Checks that the tree of `old_size` with root `old_root` is the start of
+/// the tree of `new_size` with root `new_root` (RFC 9162, 2.1.4.2).
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> Result<(), ProofError> {
+    if old_size > new_size {
+        return Err(ProofError::OutOfRange);
+    }
+    if old_size == 0 {
+        return Err(ProofError::EmptyTree);
+    }
+    if old_size == new_size {
+        if !proof.is_empty() {
+            return Err(ProofError::WrongLength);
+        }
+        return match old_root == new_root {
+            true => Ok(()),
+            false => Err(ProofError::RootMismatch),
+        };
+    }
+    // A power of two is a whole subtree of the new tree: its root is where
+    // the proof starts.
+    let with_old: Vec<Hash>;
+    let proof = if old_size.is_power_of_two() {
+        with_old = std::iter::once(*old_root)
+            .chain(proof.iter().copied())
+            .collect();
+        &with_old[..]
+    } else {
+        proof
+    };
+    let (first, rest) = proof.split_first().ok_or(ProofError::WrongLength)?;
+    let (mut f, mut s) = (old_size - 1, new_size - 1);
+    while f & 1 == 1 {
+        f >>= 1;
+        s >>= 1;
+    }
+    let (mut fr, mut sr) = (*first, *first);
+    for c in rest {
+        if s == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        if f & 1 == 1 || f == s {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if s != 0 {
+        return Err(ProofError::WrongLength);
+    }
+    if fr != *old_root || sr != *new_root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use rand::{RngExt, SeedableRng, rngs::StdRng};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::domain::merkle::{MerkleTree, leaf_hash};
+
+    fn bytes(value: &Value) -> Vec<u8> {
+        STANDARD.decode(value.as_str().unwrap()).unwrap()
+    }
+
+    /// A vector's root as a hash: those that are not 32 bytes ("don't
+    /// care") become a hash of their bytes, which keeps equal values equal
+    /// and different ones different.
+    fn hash(value: &Value) -> Hash {
+        let bytes = bytes(value);
+        bytes
+            .clone()
+            .try_into()
+            .unwrap_or_else(|_| leaf_hash(&bytes))
+    }
+
+    /// A proof whose entries are not all 32 bytes is no proof.
+    fn proof(value: &Value) -> Option<Vec<Hash>> {
+        let entries = value.as_array().map(Vec::as_slice).unwrap_or_default();
+        entries.iter().map(|e| bytes(e).try_into().ok()).collect()
+    }
+
+    fn vectors(file: &str) -> Vec<Value> {
+        let path = format!(
+            "{}/tests/fixtures/merkle/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_published_inclusion_vectors_verify_or_fail_as_published() {
+        let cases = vectors("inclusion.json");
+        assert_eq!(cases.len(), 98);
+        for case in cases {
+            // A leaf hash is 32 bytes or no leaf hash.
+            let leaf: Option<Hash> = bytes(&case["leafHash"]).try_into().ok();
+            let verdict = proof(&case["proof"]).zip(leaf).map(|(proof, leaf)| {
+                verify_inclusion(
+                    case["leafIdx"].as_u64().unwrap(),
+                    case["treeSize"].as_u64().unwrap(),
+                    &leaf,
+                    &proof,
+                    &hash(&case["root"]),
+                )
+            });
+            let failed = !matches!(verdict, Some(Ok(())));
+            assert_eq!(
+                failed,
+                case["wantErr"].as_bool().unwrap(),
+                "{}",
+                case["file"]
+            );
+        }
+    }
+
+    #[test]
+    fn the_published_consistency_vectors_verify_or_fail_as_published() {
+        let cases = vectors("consistency.json");
+        assert_eq!(cases.len(), 98);
+        for case in cases {
+            let verdict = proof(&case["proof"]).map(|proof| {
+                verify_consistency(
+                    case["size1"].as_u64().unwrap(),
+                    case["size2"].as_u64().unwrap(),
+                    &hash(&case["root1"]),
+                    &hash(&case["root2"]),
+                    &proof,
+                )
+            });
+            let failed = !matches!(verdict, Some(Ok(())));
+            assert_eq!(
+                failed,
+                case["wantErr"].as_bool().unwrap(),
+                "{}",
+                case["file"]
+            );
+        }
+    }
+
+    /// The leaves of the published vectors: their proofs come out of our
+    /// generation byte for byte.
+    #[test]
+    fn our_proofs_of_the_published_tree_are_the_published_proofs() {
+        let leaves: Vec<Hash> = ["", "00", "10", "2021", "3031", "40414243"]
+            .iter()
+            .chain(&["5051525354555657", "606162636465666768696a6b6c6d6e6f"])
+            .map(|h| leaf_hash(&hex::decode(h).unwrap()))
+            .collect();
+        let mut checked = 0;
+        for case in vectors("inclusion.json") {
+            if case["desc"] == "happy path" {
+                let size = case["treeSize"].as_u64().unwrap() as usize;
+                let index = case["leafIdx"].as_u64().unwrap() as usize;
+                let tree = &leaves[..size];
+                assert_eq!(root(tree), hash(&case["root"]));
+                let ours = inclusion_proof(tree, index).unwrap();
+                assert_eq!(Some(ours), proof(&case["proof"]), "{}", case["file"]);
+                checked += 1;
+            }
+        }
+        for case in vectors("consistency.json") {
+            if case["desc"] == "happy path" {
+                let (old, new) = (
+                    case["size1"].as_u64().unwrap(),
+                    case["size2"].as_u64().unwrap(),
+                );
+                let ours = consistency_proof(&leaves[..new as usize], old as usize).unwrap();
+                assert_eq!(Some(ours), proof(&case["proof"]), "{}", case["file"]);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "{checked} happy paths");
+    }
+
+    fn random_leaves(rng: &mut StdRng, n: usize) -> Vec<Hash> {
+        (0..n).map(|_| rng.random()).collect()
+    }
+
+    fn flipped(hash: &Hash, byte: usize) -> Hash {
+        let mut hash = *hash;
+        hash[byte] ^= 1 << (byte % 8);
+        hash
+    }
+
+    #[test]
+    fn every_proof_of_random_trees_up_to_2000_leaves_verifies() {
+        let mut rng = StdRng::seed_from_u64(9162);
+        // Every size up to 130 (every shape of the first levels), then
+        // random sizes up to 2000.
+        let random_sizes: Vec<usize> = (0..100).map(|_| rng.random_range(131..=2000)).collect();
+        for size in (1..=130).chain(random_sizes).chain([2000]) {
+            let leaves = random_leaves(&mut rng, size);
+            let top = root(&leaves);
+            assert_eq!(top, MerkleTree::new(leaves.clone()).root(), "size {size}");
+            for _ in 0..2 {
+                let index = rng.random_range(0..size);
+                let proof = inclusion_proof(&leaves, index).unwrap();
+                let (i, n) = (index as u64, size as u64);
+                assert_eq!(verify_inclusion(i, n, &leaves[index], &proof, &top), Ok(()));
+                let old = rng.random_range(1..=size);
+                let proof = consistency_proof(&leaves, old).unwrap();
+                let old_root = root(&leaves[..old]);
+                let verdict = verify_consistency(old as u64, n, &old_root, &top, &proof);
+                assert_eq!(verdict, Ok(()), "{old} to {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn flipping_any_byte_of_a_proof_or_a_root_fails_it() {
+        let mut rng = StdRng::seed_from_u64(6962);
+        for size in (2..=2000usize)
+            .step_by(97)
+            .chain([2, 3, 4, 5, 8, 1024, 1025])
+        {
+            let leaves = random_leaves(&mut rng, size);
+            let top = root(&leaves);
+            let n = size as u64;
+            let index = rng.random_range(0..size);
+            let proof = inclusion_proof(&leaves, index).unwrap();
+            let i = index as u64;
+            for byte in 0..32 {
+                let bad_root = flipped(&top, byte);
+                assert!(verify_inclusion(i, n, &leaves[index], &proof, &bad_root).is_err());
+                let bad_leaf = flipped(&leaves[index], byte);
+                assert!(verify_inclusion(i, n, &bad_leaf, &proof, &top).is_err());
+                for at in 0..proof.len() {
+                    let mut bad = proof.clone();
+                    bad[at] = flipped(&bad[at], byte);
+                    assert!(verify_inclusion(i, n, &leaves[index], &bad, &top).is_err());
+                }
+            }
+            let old = rng.random_range(1..size);
+            let proof = consistency_proof(&leaves, old).unwrap();
+            let old_root = root(&leaves[..old]);
+            let o = old as u64;
+            for byte in 0..32 {
+                let (bad_old, bad_new) = (flipped(&old_root, byte), flipped(&top, byte));
+                assert!(verify_consistency(o, n, &bad_old, &top, &proof).is_err());
+                assert!(verify_consistency(o, n, &old_root, &bad_new, &proof).is_err());
+                for at in 0..proof.len() {
+                    let mut bad = proof.clone();
+                    bad[at] = flipped(&bad[at], byte);
+                    assert!(verify_consistency(o, n, &old_root, &top, &bad).is_err());
+                }
+            }
+            // A proof of other sizes, or cut short, proves nothing here.
+            assert!(verify_consistency(o, n, &old_root, &top, &proof[1..]).is_err());
+            assert!(verify_inclusion(i, n + 1, &leaves[index], &[], &top).is_err());
+        }
+    }
+
+    #[test]
+    fn proofs_out_of_range_are_errors_not_panics() {
+        let leaves = [leaf_hash(b"a"), leaf_hash(b"b")];
+        assert_eq!(inclusion_proof(&leaves, 2), Err(ProofError::OutOfRange));
+        assert_eq!(consistency_proof(&leaves, 3), Err(ProofError::OutOfRange));
+        assert_eq!(consistency_proof(&leaves, 0), Err(ProofError::EmptyTree));
+        assert_eq!(consistency_proof(&leaves, 2), Ok(vec![]));
+        assert_eq!(root(&[]), empty_root());
+    }
+}
