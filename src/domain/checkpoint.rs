@@ -334,7 +334,7 @@ mod tests {
             format!("origin\n01\n{root}\n"),
             format!("origin\n-1\n{root}\n"),
             format!("origin\n1\n{root}"),
-            format!("origin\n1\nAAAA\n"),
+            "origin\n1\nAAAA\n".to_string(),
             format!("origin\n1\n{root}\n\n"),
             format!("has space\n1\n{root}\n"),
             format!("a+b\n1\n{root}\n"),
