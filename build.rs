@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [
             "consent/v1/admin.proto",
             "consent/v1/consent.proto",
+            "consent/v1/log.proto",
             "consent/v1/preference.proto",
         ],
         ["proto"],

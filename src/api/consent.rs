@@ -30,9 +30,9 @@ pub const EXPORT_CHUNK_RECORDS: usize = 1000;
 
 #[derive(Clone)]
 pub struct ConsentApi {
-    store: Store,
+    pub(super) store: Store,
     writer: ConsentWriter,
-    auth: Authenticator,
+    pub(super) auth: Authenticator,
     context: Arc<ApiContext>,
 }
 
@@ -255,5 +255,29 @@ impl ConsentService for ConsentApi {
             })
             .collect();
         Ok(Response::new(proto::ListSigningKeysResponse { keys }))
+    }
+
+    #[tracing::instrument(name = "GetCheckpoint", skip_all, fields(tenant_id))]
+    async fn get_checkpoint(
+        &self,
+        request: Request<proto::GetCheckpointRequest>,
+    ) -> Result<Response<proto::GetCheckpointResponse>, Status> {
+        self.log_checkpoint(request).await
+    }
+
+    #[tracing::instrument(name = "GetInclusionProof", skip_all, fields(tenant_id))]
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<proto::GetInclusionProofRequest>,
+    ) -> Result<Response<proto::GetInclusionProofResponse>, Status> {
+        self.log_inclusion_proof(request).await
+    }
+
+    #[tracing::instrument(name = "GetConsistencyProof", skip_all, fields(tenant_id))]
+    async fn get_consistency_proof(
+        &self,
+        request: Request<proto::GetConsistencyProofRequest>,
+    ) -> Result<Response<proto::GetConsistencyProofResponse>, Status> {
+        self.log_consistency_proof(request).await
     }
 }

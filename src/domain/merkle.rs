@@ -23,7 +23,7 @@ pub fn leaf_hash(claims_json: &[u8]) -> [u8; 32] {
         .into()
 }
 
-fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+pub(super) fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     Sha256::new()
         .chain_update([1])
         .chain_update(left)

@@ -23,5 +23,6 @@ pub mod receipt;
 pub mod seal;
 pub mod site;
 pub mod time;
+pub mod tlog;
 pub mod validation;
 pub mod web;

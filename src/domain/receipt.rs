@@ -238,6 +238,17 @@ fn root_message(key_id: &str, size: u16, root: &[u8; 32]) -> String {
     format!("{BATCH}.{key_id}.{size}.{}", URL_SAFE_NO_PAD.encode(root))
 }
 
+/// Checks an Ed25519 signature of `message` by `public_key`.
+pub fn verify_signed(
+    message: &str,
+    signature: &[u8; 64],
+    public_key: &[u8; 32],
+) -> Result<(), String> {
+    let key = VerifyingKey::from_bytes(public_key).map_err(|_| "not an Ed25519 public key")?;
+    key.verify_strict(message.as_bytes(), &Signature::from_bytes(signature))
+        .map_err(|_| "the signature does not match".to_string())
+}
+
 /// A receipt token taken apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -289,8 +300,14 @@ impl Receipt {
 
     /// Checks the signature with `public_key`.
     pub fn verify(&self, public_key: &[u8; 32]) -> Result<(), String> {
-        let key = VerifyingKey::from_bytes(public_key).map_err(|_| "not an Ed25519 public key")?;
-        let signed = match &self.inclusion {
+        verify_signed(&self.signed_message()?, &self.signature, public_key)
+    }
+
+    /// What the signature covers: the claims (cr1), or the size and root
+    /// of the batch's tree the path leads to (cr2). The receipts of one
+    /// batch share it, so a verifier of many checks each signature once.
+    pub fn signed_message(&self) -> Result<String, String> {
+        Ok(match &self.inclusion {
             None => {
                 let payload = URL_SAFE_NO_PAD.encode(&self.claims_json);
                 format!("{SINGLE}.{}.{payload}", self.key_id)
@@ -301,9 +318,7 @@ impl Receipt {
                     .ok_or("the proof does not fit its tree")?;
                 root_message(&self.key_id, inclusion.size, &root)
             }
-        };
-        key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&self.signature))
-            .map_err(|_| "the signature does not match".to_string())
+        })
     }
 
     /// The receipt as one token. Built when asked for, not when signed:

@@ -18,6 +18,7 @@ use super::{
     keyring::{EncryptedIp, IpKeyring, Sealing, SigningKeyring, record_context},
     receipt::{self, Receipt},
     site::SiteSettings,
+    tlog,
 };
 
 /// A decision on its way to storage, under its site's settings.
@@ -35,6 +36,9 @@ pub struct Sealed {
     pub record: ConsentRecord,
     pub encrypted_ip: Option<EncryptedIp>,
     pub receipt: Receipt,
+    /// The random salt of the record's leaf in its tenant's log (see
+    /// `tlog`), stored with the record and erased with it.
+    pub log_salt: [u8; tlog::SALT_BYTES],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +148,7 @@ fn sign_per_tenant(batch: Vec<Unsigned>, signing: &SigningKeyring) -> Vec<Sealed
                 record,
                 encrypted_ip: unsigned.encrypted_ip,
                 receipt,
+                log_salt: tlog::new_salt(),
             }
         })
         .collect()

@@ -1,7 +1,8 @@
 //! Assembles the gRPC server: health and reflection without a key, our
 //! services behind API keys, limits on every call, optional TLS,
 //! background workers (database health, preference expiry, consent
-//! request-id expiry, retention), and a drain on shutdown.
+//! request-id expiry, the log's sequencer, retention), and a drain on
+//! shutdown.
 //!
 //! Health (`grpc.health.v1`) answers two questions under different names:
 //! - readiness, on the empty name and on each `consent.v1` service:
@@ -15,6 +16,7 @@
 
 mod incoming;
 pub mod limits;
+mod sequencer;
 mod settings;
 pub mod shutdown;
 pub mod tls;
@@ -29,6 +31,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use self::{incoming::Incoming, limits::LimitsLayer, tls::ReloadingTls};
 pub use self::{
     limits::Limits,
+    sequencer::LogSettings,
     settings::{ServerSettings, site_defaults},
     shutdown::Drain,
     tls::TlsFiles,

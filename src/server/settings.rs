@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::{Drain, Limits, TlsFiles};
+use super::{Drain, Limits, LogSettings, TlsFiles};
 use crate::{
     api::ApiContext,
     config::{DefaultsConfig, ServeConfig, setting_name},
@@ -40,6 +40,8 @@ pub struct ServerSettings {
     pub drain: Drain,
     /// The public listener for browsers, when on.
     pub public: Option<PublicSettings>,
+    /// Each tenant's append-only log.
+    pub log: LogSettings,
 }
 
 impl ServerSettings {
@@ -84,6 +86,7 @@ impl ServerSettings {
             tls: TlsFiles::from_config(&config.limits)?,
             drain: Drain::from_config(&config.shutdown),
             public: PublicSettings::from_config(&config.public)?,
+            log: LogSettings::from_config(&config.log)?,
         })
     }
 }

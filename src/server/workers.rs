@@ -1,5 +1,6 @@
 //! The background workers every replica runs: database health (which
-//! drives readiness), preference expiry, request-id expiry and retention.
+//! drives readiness), preference expiry, request-id expiry, the log's
+//! sequencer and retention.
 //! Each works in batches; the store makes each item processed once.
 
 use std::{
@@ -20,7 +21,7 @@ use crate::{
 
 /// Items per transaction of a background worker: bounds how long a batch
 /// holds its locks.
-const WORKER_BATCH: i64 = 500;
+pub(super) const WORKER_BATCH: i64 = 500;
 
 /// Starts the workers; they stop when `stopped` turns true.
 pub(super) fn spawn(
@@ -29,7 +30,7 @@ pub(super) fn spawn(
     settings: &ServerSettings,
     context: &Arc<ApiContext>,
     stopped: watch::Receiver<bool>,
-) -> [JoinHandle<()>; 4] {
+) -> [JoinHandle<()>; 5] {
     [
         tokio::spawn(watch_database(
             store.clone(),
@@ -83,6 +84,12 @@ pub(super) fn spawn(
                 }
             }
         })),
+        super::sequencer::spawn(
+            store.clone(),
+            context.clone(),
+            settings.log.clone(),
+            stopped.clone(),
+        ),
         tokio::spawn(repeat(settings.retention_interval, stopped, {
             let (store, context) = (store.clone(), context.clone());
             move || {
@@ -105,7 +112,7 @@ pub(super) fn spawn(
 }
 
 /// Counts a worker's batch: `None` rows when another replica had the turn.
-fn count_run(worker: &'static str, outcome: Result<Option<u64>, &crate::store::Error>) {
+pub(super) fn count_run(worker: &'static str, outcome: Result<Option<u64>, &crate::store::Error>) {
     match outcome {
         Ok(Some(rows)) => metrics().worker_run(worker, "ok", rows),
         Ok(None) => metrics().worker_run(worker, "skipped", 0),
@@ -147,7 +154,7 @@ async fn watch_database(
 /// Runs a batch job every `interval` until stopped; a batch that reports
 /// more work (`Ok(true)`) runs again at once. Every replica runs the jobs:
 /// the store makes each item processed once.
-async fn repeat<F, Fut>(interval: Duration, mut stopped: watch::Receiver<bool>, batch: F)
+pub(super) async fn repeat<F, Fut>(interval: Duration, mut stopped: watch::Receiver<bool>, batch: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<bool, crate::store::Error>>,

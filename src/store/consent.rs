@@ -13,6 +13,7 @@ use super::{
     run,
     site::default_micros,
     stored::StoredEnum,
+    tlog,
 };
 use crate::domain::{
     audit::AuditAction,
@@ -160,8 +161,14 @@ impl Store {
         for row in &per_site {
             let row = StoredRow::of("consent_records", row);
             let site_id: String = row.get("site_id")?;
-            let mut audit =
-                AuditEntry::server(row.get("tenant_id")?, AuditAction::ConsentPurge, &site_id);
+            let tenant_id: Uuid = row.get("tenant_id")?;
+            tlog::mark_erased(
+                &transaction,
+                tenant_id,
+                &row.get::<Vec<Uuid>>("record_ids")?,
+            )
+            .await?;
+            let mut audit = AuditEntry::server(tenant_id, AuditAction::ConsentPurge, &site_id);
             audit.item_count = row.get("deleted")?;
             audit.detail = Some("past expire time plus retention".into());
             deleted += audit.item_count as u64;
@@ -223,16 +230,20 @@ impl Store {
         let site = request.site_id.as_ref().map(AsRef::<str>::as_ref);
         let subject = request.subject_id.as_ref().map(AsRef::<str>::as_ref);
         let user = request.user_id.as_ref().map(AsRef::<str>::as_ref);
-        let erased_count: i64 = StoredRow::of(
-            "consent_records",
-            &run::query_one(
-                &transaction,
-                include_str!("sql/erase_consents.sql"),
-                &[&caller.tenant_id, &site, &subject, &user],
-            )
-            .await?,
+        let erased = run::query_one(
+            &transaction,
+            include_str!("sql/erase_consents.sql"),
+            &[&caller.tenant_id, &site, &subject, &user],
         )
-        .get("erased_count")?;
+        .await?;
+        let erased = StoredRow::of("consent_records", &erased);
+        let erased_count: i64 = erased.get("erased_count")?;
+        tlog::mark_erased(
+            &transaction,
+            caller.tenant_id,
+            &erased.get::<Vec<Uuid>>("record_ids")?,
+        )
+        .await?;
         let erased = ErasedIdentifiers {
             scope: Scope::ConsentErase,
             action: AuditAction::ConsentErase,

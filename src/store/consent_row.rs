@@ -120,6 +120,7 @@ consent_columns! {
     receipt_key_id: String => TEXT_ARRAY,
     receipt_signature: Vec<u8> => BYTEA_ARRAY,
     receipt_proof: Option<Vec<u8>> => BYTEA_ARRAY,
+    log_salt: Vec<u8> => BYTEA_ARRAY,
 }
 
 /// insert_consents.sql with its column lists filled in, built once.
@@ -221,6 +222,7 @@ impl ConsentRow {
             receipt_key_id: receipt.key_id.clone(),
             receipt_signature: receipt.signature.to_vec(),
             receipt_proof: receipt.inclusion.as_ref().map(Inclusion::to_bytes),
+            log_salt: sealed.log_salt.to_vec(),
         }
     }
 }

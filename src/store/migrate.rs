@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "declared_categories",
         include_str!("migrations/0008_declared_categories.sql"),
     ),
+    (
+        9,
+        "transparency_log",
+        include_str!("migrations/0009_transparency_log.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

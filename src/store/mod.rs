@@ -24,6 +24,7 @@ mod row;
 mod run;
 mod site;
 mod stored;
+mod tlog;
 mod writer;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -42,6 +43,7 @@ pub use preference::Idempotent;
 pub use preference_history::event_cursor;
 pub use request_ids::Forgotten;
 pub use site::Changer;
+pub use tlog::{LeafRecord, Sequenced, SequencerConfig, StoredCheckpoint, StoredLeaf};
 pub use writer::{ConsentWriter, Recorded, WriterConfig, WriterTasks};
 
 /// How long a call waits for a connection, or for Postgres to accept one,

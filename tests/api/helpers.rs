@@ -27,9 +27,10 @@ use consentd::{
         erasure::AuditKey,
         keyring::{IpKeyring, Sealing, SigningKeyring},
         site::ServerDefaults,
+        tlog::CheckpointPolicy,
     },
     server::{self, ServerSettings},
-    store::{Store, WriterConfig},
+    store::{SequencerConfig, Store, WriterConfig},
 };
 use futures::{StreamExt, stream};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -98,6 +99,18 @@ pub fn settings() -> ServerSettings {
             timeout: Duration::from_secs(20),
         },
         public: None,
+        // Sequenced and checkpointed at once, so tests need not wait long.
+        log: server::LogSettings {
+            interval: Duration::from_millis(50),
+            sequencer: SequencerConfig {
+                batch: 5000,
+                checkpoints: CheckpointPolicy {
+                    interval: Duration::from_millis(100),
+                    leaves: 10_000,
+                },
+                origin_prefix: "consentd.test/log".into(),
+            },
+        },
     }
 }
 

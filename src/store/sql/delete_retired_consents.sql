@@ -12,8 +12,9 @@ WITH due AS (
     DELETE FROM consent_records c
     USING due
     WHERE (c.tenant_id, c.record_id) = (due.tenant_id, due.record_id)
-    RETURNING c.tenant_id, c.site_id
+    RETURNING c.tenant_id, c.site_id, c.record_id
 )
-SELECT tenant_id, site_id, count(*) AS deleted
+-- The ids, so their leaves in the log become tombstones.
+SELECT tenant_id, site_id, count(*) AS deleted, array_agg(record_id) AS record_ids
 FROM deleted
 GROUP BY tenant_id, site_id

@@ -3,6 +3,7 @@ WITH erased AS (
     WHERE tenant_id = $1
       AND ($2::text IS NULL OR site_id = $2)
       AND (subject_id = $3 OR user_id = $4)
-    RETURNING 1
+    RETURNING record_id
 )
-SELECT count(*) AS erased_count FROM erased
+-- The ids, so their leaves in the log become tombstones.
+SELECT count(*) AS erased_count, coalesce(array_agg(record_id), '{}') AS record_ids FROM erased

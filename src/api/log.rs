@@ -1,0 +1,225 @@
+//! ConsentService's log methods: checkpoints and proofs of the tenant's
+//! append-only log, proto <-> domain. The proofs are computed here from
+//! the leaf hashes the store reads (`domain::merkle`).
+
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{
+    ConsentApi,
+    convert::timestamp,
+    proto::{self, LogLeafState},
+};
+use crate::{
+    domain::{
+        auth::Scope,
+        merkle::{consistency_proof, inclusion_proof},
+        receipt::canonical_claims,
+        tlog::{GetCheckpoint, GetConsistencyProof, GetInclusionProof, LeafRef},
+        validation::{Checked, ValidationError, Violations},
+    },
+    store::{self, LeafRecord, StoredCheckpoint},
+};
+
+/// A size field: 0 means "the default", negative is refused.
+fn size(v: &mut Violations, field: &str, value: i64) -> Checked<Option<u64>> {
+    match u64::try_from(value) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(v.add(field, "must not be negative")),
+    }
+}
+
+/// INVALID_ARGUMENT for one field of a request that decoded.
+fn invalid(field: &str, description: impl Into<String>) -> Status {
+    let mut v = Violations::new();
+    let bad = v.add(field, description);
+    match v.finish::<()>(Err(bad)) {
+        Err(error) => error.into(),
+        Ok(()) => Status::internal("a violation vanished"),
+    }
+}
+
+impl TryFrom<proto::GetCheckpointRequest> for GetCheckpoint {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::GetCheckpointRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let size = size(&mut v, "tree_size", r.tree_size);
+        v.finish(size.map(|size| GetCheckpoint { size }))
+    }
+}
+
+impl TryFrom<proto::GetInclusionProofRequest> for GetInclusionProof {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::GetInclusionProofRequest) -> Result<Self, ValidationError> {
+        use proto::get_inclusion_proof_request::Leaf;
+        let mut v = Violations::new();
+        let leaf = match r.leaf {
+            Some(Leaf::RecordId(id)) => Uuid::parse_str(&id)
+                .map(LeafRef::Record)
+                .map_err(|_| v.add("record_id", "must be a record id (a UUID)")),
+            Some(Leaf::LeafIndex(index)) => u64::try_from(index)
+                .map(LeafRef::Index)
+                .map_err(|_| v.add("leaf_index", "must not be negative")),
+            None => Err(v.add("record_id", "a record id or a leaf index is required")),
+        };
+        let size = size(&mut v, "tree_size", r.tree_size);
+        let parsed = leaf.and_then(|leaf| Ok(GetInclusionProof { leaf, size: size? }));
+        v.finish(parsed)
+    }
+}
+
+impl TryFrom<proto::GetConsistencyProofRequest> for GetConsistencyProof {
+    type Error = ValidationError;
+
+    fn try_from(r: proto::GetConsistencyProofRequest) -> Result<Self, ValidationError> {
+        let mut v = Violations::new();
+        let old_size = match size(&mut v, "old_size", r.old_size) {
+            Ok(None) => Err(v.add("old_size", "required: at least 1")),
+            other => other.map(Option::unwrap_or_default),
+        };
+        let new_size = size(&mut v, "new_size", r.new_size);
+        let new_size = match (old_size, new_size) {
+            (Ok(old), Ok(Some(new))) if new < old => {
+                Err(v.add("new_size", "must not be below old_size"))
+            }
+            (_, new) => new,
+        };
+        let parsed = old_size.and_then(|old_size| {
+            Ok(GetConsistencyProof {
+                old_size,
+                new_size: new_size?,
+            })
+        });
+        v.finish(parsed)
+    }
+}
+
+fn checkpoint_message(stored: StoredCheckpoint) -> proto::LogCheckpoint {
+    proto::LogCheckpoint {
+        origin: stored.checkpoint.origin,
+        tree_size: stored.checkpoint.size as i64,
+        root_hash: stored.checkpoint.root.to_vec(),
+        create_time: Some(timestamp(stored.create_time)),
+        note: stored.note,
+    }
+}
+
+impl ConsentApi {
+    /// The checkpoint of `size`, if one was signed at that size.
+    async fn checkpoint_at(
+        &self,
+        tenant_id: Uuid,
+        size: u64,
+    ) -> Result<Option<proto::LogCheckpoint>, Status> {
+        match self.store.log_checkpoint(tenant_id, Some(size)).await {
+            Ok(stored) => Ok(Some(checkpoint_message(stored))),
+            Err(store::Error::NotFound) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// `size`, or the latest checkpoint's; checked against the log's size.
+    async fn tree_size(
+        &self,
+        tenant_id: Uuid,
+        field: &str,
+        size: Option<u64>,
+    ) -> Result<u64, Status> {
+        let size = match size {
+            Some(size) => size,
+            None => {
+                self.store
+                    .log_checkpoint(tenant_id, None)
+                    .await?
+                    .checkpoint
+                    .size
+            }
+        };
+        let logged = self.store.log_tree_size(tenant_id).await?;
+        if size > logged {
+            return Err(invalid(field, format!("the log holds {logged} leaves")));
+        }
+        Ok(size)
+    }
+
+    pub(super) async fn log_checkpoint(
+        &self,
+        request: Request<proto::GetCheckpointRequest>,
+    ) -> Result<Response<proto::GetCheckpointResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
+        let get = GetCheckpoint::try_from(request.into_inner())?;
+        let stored = self
+            .store
+            .log_checkpoint(caller.tenant_id, get.size)
+            .await?;
+        Ok(Response::new(proto::GetCheckpointResponse {
+            checkpoint: Some(checkpoint_message(stored)),
+        }))
+    }
+
+    pub(super) async fn log_inclusion_proof(
+        &self,
+        request: Request<proto::GetInclusionProofRequest>,
+    ) -> Result<Response<proto::GetInclusionProofResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
+        let get = GetInclusionProof::try_from(request.into_inner())?;
+        let tenant_id = caller.tenant_id;
+        let leaf = self.store.log_leaf(tenant_id, get.leaf).await?;
+        let size = self.tree_size(tenant_id, "tree_size", get.size).await?;
+        if leaf.index >= size {
+            return Err(invalid(
+                "tree_size",
+                format!("must be above the leaf's index {}", leaf.index),
+            ));
+        }
+        let hashes = self.store.log_leaf_hashes(tenant_id, size).await?;
+        let proof = inclusion_proof(&hashes, leaf.index as usize)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        let (state, claims_json, salt) = match leaf.record {
+            LeafRecord::Present { record, salt } => (
+                LogLeafState::Present,
+                String::from_utf8(canonical_claims(tenant_id, &record)).unwrap_or_default(),
+                salt,
+            ),
+            LeafRecord::Erased => (LogLeafState::Erased, String::new(), Vec::new()),
+            LeafRecord::Missing => (LogLeafState::Missing, String::new(), Vec::new()),
+        };
+        Ok(Response::new(proto::GetInclusionProofResponse {
+            leaf_index: leaf.index as i64,
+            tree_size: size as i64,
+            leaf_hash: leaf.hash.to_vec(),
+            hashes: proof.into_iter().map(|hash| hash.to_vec()).collect(),
+            record_id: leaf.record_id.to_string(),
+            state: state.into(),
+            claims_json,
+            salt,
+            checkpoint: self.checkpoint_at(tenant_id, size).await?,
+        }))
+    }
+
+    pub(super) async fn log_consistency_proof(
+        &self,
+        request: Request<proto::GetConsistencyProofRequest>,
+    ) -> Result<Response<proto::GetConsistencyProofResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
+        let get = GetConsistencyProof::try_from(request.into_inner())?;
+        let tenant_id = caller.tenant_id;
+        let new_size = self.tree_size(tenant_id, "new_size", get.new_size).await?;
+        if get.old_size > new_size {
+            return Err(invalid("old_size", format!("must not be above {new_size}")));
+        }
+        let hashes = self.store.log_leaf_hashes(tenant_id, new_size).await?;
+        let proof = consistency_proof(&hashes, get.old_size as usize)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(proto::GetConsistencyProofResponse {
+            old_size: get.old_size as i64,
+            new_size: new_size as i64,
+            hashes: proof.into_iter().map(|hash| hash.to_vec()).collect(),
+            old_checkpoint: self.checkpoint_at(tenant_id, get.old_size).await?,
+            new_checkpoint: self.checkpoint_at(tenant_id, new_size).await?,
+        }))
+    }
+}

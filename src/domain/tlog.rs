@@ -1,0 +1,248 @@
+//! A tenant's append-only log of its consent records (RFC 9162): what a
+//! leaf commits to, the head the sequencer extends, and when a checkpoint
+//! is due.
+//!
+//! A leaf is SHA-256(0x00 || salt || claims): `claims` the record's
+//! canonical receipt claims (see `receipt`), `salt` 32 random bytes kept in
+//! the record's row. Erasure deletes the row and the salt with it; the leaf
+//! hash stays in the log (a tombstone), so every checkpoint stays
+//! consistent with the next, and no one can test a guessed subject against
+//! it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, SystemTime},
+};
+
+use super::{
+    checkpoint::Checkpoint,
+    keyring::SigningKeyring,
+    merkle::{self, Hash, empty_root, leaf_hash, verify_inclusion},
+    receipt::{Receipt, verify_signed},
+};
+
+/// Bytes of a leaf's salt.
+pub const SALT_BYTES: usize = 32;
+
+/// A new random salt for a record's leaf.
+pub fn new_salt() -> [u8; SALT_BYTES] {
+    rand::random()
+}
+
+/// The leaf of a record: SHA-256(0x00 || salt || claims).
+pub fn record_leaf(salt: &[u8; SALT_BYTES], claims_json: &[u8]) -> Hash {
+    let mut data = Vec::with_capacity(SALT_BYTES + claims_json.len());
+    data.extend_from_slice(salt);
+    data.extend_from_slice(claims_json);
+    leaf_hash(&data)
+}
+
+/// Which leaf a caller asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafRef {
+    Record(uuid::Uuid),
+    Index(u64),
+}
+
+/// GetCheckpoint: the latest checkpoint, or the one of a size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetCheckpoint {
+    pub size: Option<u64>,
+}
+
+/// GetInclusionProof: a leaf, in the tree of a size (or the latest
+/// checkpoint's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetInclusionProof {
+    pub leaf: LeafRef,
+    pub size: Option<u64>,
+}
+
+/// GetConsistencyProof: from one size (at least 1) to a later one (or the
+/// latest checkpoint's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetConsistencyProof {
+    pub old_size: u64,
+    pub new_size: Option<u64>,
+}
+
+/// A log's size and the roots of the perfect subtrees it is made of,
+/// largest first (one per bit of the size): enough to append leaves and to
+/// compute the root without the leaves themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    roots: Vec<Hash>,
+}
+
+impl Frontier {
+    /// Reads a stored frontier back; an error when it does not fit its size.
+    pub fn from_stored(size: u64, bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() % 32 != 0 || bytes.len() / 32 != size.count_ones() as usize {
+            return Err(format!(
+                "a frontier of {} bytes for size {size}",
+                bytes.len()
+            ));
+        }
+        let roots = bytes
+            .chunks_exact(32)
+            .map(|hash| hash.try_into().expect("32 bytes"))
+            .collect();
+        Ok(Self { size, roots })
+    }
+
+    pub fn to_stored(&self) -> Vec<u8> {
+        self.roots.concat()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf: equal subtrees merge, as in binary addition.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut size = self.size;
+        while size & 1 == 1 {
+            let left = self.roots.pop().expect("one root per bit");
+            hash = merkle::node_hash(&left, &hash);
+            size >>= 1;
+        }
+        self.roots.push(hash);
+        self.size += 1;
+    }
+
+    /// The root: the subtrees folded from the smallest up.
+    pub fn root(&self) -> Hash {
+        let mut roots = self.roots.iter().rev();
+        let Some(&smallest) = roots.next() else {
+            return empty_root();
+        };
+        roots.fold(smallest, |right, left| merkle::node_hash(left, &right))
+    }
+}
+
+/// When the sequencer signs a checkpoint of a tenant's log: once it has
+/// `leaves` new leaves, or once `interval` has passed since the last one
+/// and any leaf is new.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointPolicy {
+    pub interval: Duration,
+    pub leaves: u64,
+}
+
+impl CheckpointPolicy {
+    pub fn due(&self, size: u64, last: Option<(u64, SystemTime)>, now: SystemTime) -> bool {
+        match last {
+            None => size > 0,
+            Some((last_size, _)) if size <= last_size => false,
+            Some((last_size, at)) => {
+                size - last_size >= self.leaves
+                    || now.duration_since(at).unwrap_or_default() >= self.interval
+            }
+        }
+    }
+}
+
+/// Checks the receipts of the records the sequencer reads, so that a row
+/// written behind consentd's back (no receipt, or one that does not cover
+/// its fields) never enters the log. The receipts of one batch share a
+/// signature, which is checked once.
+pub struct ReceiptChecker {
+    keys: HashMap<String, [u8; 32]>,
+    verified: HashSet<(String, [u8; 64])>,
+}
+
+impl ReceiptChecker {
+    pub fn new(keyring: &SigningKeyring) -> Self {
+        Self {
+            keys: keyring
+                .public_keys()
+                .into_iter()
+                .map(|key| (key.key_id, key.public_key))
+                .collect(),
+            verified: HashSet::new(),
+        }
+    }
+
+    pub fn check(&mut self, receipt: Option<&Receipt>) -> Result<(), String> {
+        let receipt = receipt.ok_or("the record has no receipt")?;
+        let key = self
+            .keys
+            .get(&receipt.key_id)
+            .ok_or_else(|| format!("no key {:?}", receipt.key_id))?;
+        let message = receipt.signed_message()?;
+        let seen = (message, receipt.signature);
+        if self.verified.contains(&seen) {
+            return Ok(());
+        }
+        verify_signed(&seen.0, &receipt.signature, key)?;
+        self.verified.insert(seen);
+        Ok(())
+    }
+}
+
+/// What an auditor checks of a record's inclusion proof: that the record's
+/// claims and salt make the leaf, and that the leaf is at `index` of the
+/// tree a signed checkpoint names.
+pub fn verify_record_inclusion(
+    claims_json: &[u8],
+    salt: &[u8],
+    leaf: &Hash,
+    index: u64,
+    proof: &[Hash],
+    checkpoint: &Checkpoint,
+) -> Result<(), String> {
+    let salt: &[u8; SALT_BYTES] = salt.try_into().map_err(|_| "the salt is not 32 bytes")?;
+    if record_leaf(salt, claims_json) != *leaf {
+        return Err("the record's claims and salt do not make its leaf".into());
+    }
+    verify_inclusion(index, checkpoint.size, leaf, proof, &checkpoint.root)
+        .map_err(|error| format!("the leaf is not in the checkpoint's tree: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::merkle::root;
+
+    #[test]
+    fn a_frontier_gives_the_root_of_every_size_and_reads_back() {
+        let leaves: Vec<Hash> = (0..300u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut frontier = Frontier::default();
+        assert_eq!(frontier.root(), empty_root());
+        for (n, leaf) in leaves.iter().enumerate() {
+            frontier.push(*leaf);
+            assert_eq!(frontier.root(), root(&leaves[..=n]), "size {}", n + 1);
+            let stored = Frontier::from_stored(frontier.size(), &frontier.to_stored());
+            assert_eq!(stored.as_ref(), Ok(&frontier));
+        }
+        assert!(Frontier::from_stored(3, &[0; 32]).is_err());
+    }
+
+    #[test]
+    fn the_salt_and_the_claims_both_make_the_leaf() {
+        let salt = new_salt();
+        assert_ne!(salt, new_salt());
+        let leaf = record_leaf(&salt, b"{}");
+        assert_eq!(leaf, leaf_hash(&[&salt[..], b"{}"].concat()));
+        assert_ne!(leaf, record_leaf(&new_salt(), b"{}"));
+        assert_ne!(leaf, record_leaf(&salt, b"{ }"));
+    }
+
+    #[test]
+    fn a_checkpoint_is_due_after_enough_leaves_or_time_and_only_with_new_leaves() {
+        let policy = CheckpointPolicy {
+            interval: Duration::from_secs(60),
+            leaves: 100,
+        };
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let later = |s| t + Duration::from_secs(s);
+        assert!(!policy.due(0, None, t));
+        assert!(policy.due(1, None, t));
+        assert!(!policy.due(10, Some((10, t)), later(3600)));
+        assert!(!policy.due(109, Some((10, t)), later(59)));
+        assert!(policy.due(110, Some((10, t)), later(1)));
+        assert!(policy.due(11, Some((10, t)), later(60)));
+    }
+}

@@ -1,0 +1,71 @@
+//! The background worker that keeps each tenant's log: sequences committed
+//! records and signs the checkpoints due (see `store::tlog`). Every replica
+//! runs it; one at a time has the turn.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::workers::{WORKER_BATCH, count_run, repeat};
+use crate::{
+    api::ApiContext,
+    config::LogConfig,
+    domain::{checkpoint::check_name, tlog::CheckpointPolicy},
+    store::{SequencerConfig, Store},
+};
+
+/// How the log is kept.
+#[derive(Clone, Debug)]
+pub struct LogSettings {
+    /// How often the sequencer looks for committed records.
+    pub interval: Duration,
+    pub sequencer: SequencerConfig,
+}
+
+impl LogSettings {
+    pub fn from_config(config: &LogConfig) -> Result<Self, String> {
+        check_name(&config.log_origin).map_err(|e| format!("CONSENTD_LOG_ORIGIN: {e}"))?;
+        Ok(Self {
+            interval: config.sequence_interval,
+            sequencer: SequencerConfig {
+                batch: WORKER_BATCH * 10,
+                checkpoints: CheckpointPolicy {
+                    interval: config.checkpoint_interval,
+                    leaves: config.checkpoint_leaves,
+                },
+                origin_prefix: config.log_origin.clone(),
+            },
+        })
+    }
+}
+
+pub(super) fn spawn(
+    store: Store,
+    context: Arc<ApiContext>,
+    settings: LogSettings,
+    stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let settings = Arc::new(settings);
+    tokio::spawn(repeat(settings.interval, stopped, move || {
+        let (store, context, settings) = (store.clone(), context.clone(), settings.clone());
+        async move {
+            let now = (context.clock)();
+            let done = store
+                .sequence(&context.sealing.signing, &settings.sequencer, now)
+                .await;
+            count_run("sequencer", done.as_ref().map(|d| d.map(|d| d.read)));
+            let Some(done) = done? else {
+                return Ok(false);
+            };
+            if done.read > 0 || done.checkpoints > 0 {
+                tracing::debug!(
+                    read = done.read,
+                    rejected = done.rejected,
+                    checkpoints = done.checkpoints,
+                    "sequenced the log"
+                );
+            }
+            Ok(done.read == settings.sequencer.batch as u64)
+        }
+    }))
+}

@@ -1,0 +1,1 @@
+SELECT record_time, record_id FROM log_sequencer

@@ -1,0 +1,394 @@
+//! Each tenant's append-only log: the sequencer that gives committed
+//! records their leaves and signs checkpoints, and the reads that proofs
+//! are made from. What a leaf is and when a checkpoint is due is
+//! `domain::tlog`; the proofs themselves are `domain::merkle`.
+//!
+//! The sequencer runs apart from the write path: the writers only store a
+//! salt with each record. One sequencer at a time (a transaction-level
+//! advisory lock, so every replica may try) reads the records committed
+//! since its cursor, below the write watermark (as pollers do), so every
+//! record is sequenced exactly once, in (record time, id) order.
+
+use std::{collections::HashMap, time::SystemTime};
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::{Error, Result, Store, consent_row::record_from_row, row::StoredRow, run};
+use crate::domain::{
+    checkpoint::{Checkpoint, log_origin},
+    consent::ConsentRecord,
+    keyring::SigningKeyring,
+    merkle::Hash,
+    receipt::{self, canonical_claims},
+    tlog::{CheckpointPolicy, Frontier, LeafRef, ReceiptChecker, SALT_BYTES, record_leaf},
+};
+
+/// Arbitrary, fixed: "tlogseq1" in ASCII.
+const SEQUENCER_LOCK: i64 = 0x746c_6f67_7365_7131;
+
+/// How the sequencer works.
+#[derive(Clone, Debug)]
+pub struct SequencerConfig {
+    /// Most records per transaction.
+    pub batch: i64,
+    pub checkpoints: CheckpointPolicy,
+    /// The origin of a tenant's log is `PREFIX/TENANT_ID`.
+    pub origin_prefix: String,
+}
+
+/// What one sequencer run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Records read past the cursor.
+    pub read: u64,
+    /// Of those, records whose receipt did not verify: not in the log.
+    pub rejected: u64,
+    pub checkpoints: u64,
+}
+
+/// A stored checkpoint.
+#[derive(Clone, Debug)]
+pub struct StoredCheckpoint {
+    pub checkpoint: Checkpoint,
+    /// The signed note.
+    pub note: String,
+    pub create_time: SystemTime,
+}
+
+/// A leaf, and what became of its record.
+#[derive(Clone, Debug)]
+pub struct StoredLeaf {
+    pub index: u64,
+    pub hash: Hash,
+    pub record_id: Uuid,
+    pub record: LeafRecord,
+}
+
+#[derive(Clone, Debug)]
+pub enum LeafRecord {
+    /// Stored, with the salt its leaf commits to.
+    Present {
+        record: Box<ConsentRecord>,
+        salt: Vec<u8>,
+    },
+    /// Erased or retired through consentd: the leaf is a tombstone.
+    Erased,
+    /// Gone without an erasure: deleted behind consentd's back.
+    Missing,
+}
+
+impl Store {
+    /// Sequences up to one batch of committed records and signs the
+    /// checkpoints due, in one transaction. `None` when another sequencer
+    /// has the turn.
+    pub async fn sequence(
+        &self,
+        signing: &SigningKeyring,
+        config: &SequencerConfig,
+        now: SystemTime,
+    ) -> Result<Option<Sequenced>> {
+        let mut client = self.connection().await?;
+        let transaction = client.transaction().await?;
+        let locked = run::query_one(
+            &transaction,
+            include_str!("sql/try_retention_lock.sql"),
+            &[&SEQUENCER_LOCK],
+        )
+        .await?;
+        if !StoredRow::of("pg_try_advisory_xact_lock()", &locked).get::<bool>("locked")? {
+            return Ok(None);
+        }
+        let mut done = append_committed(&transaction, signing, config.batch).await?;
+        done.checkpoints = sign_due_checkpoints(&transaction, signing, config, now).await?;
+        transaction.commit().await?;
+        Ok(Some(done))
+    }
+
+    /// The tenant's latest checkpoint, or the one of `size`.
+    pub async fn log_checkpoint(
+        &self,
+        tenant_id: Uuid,
+        size: Option<u64>,
+    ) -> Result<StoredCheckpoint> {
+        let client = self.connection().await?;
+        let size = size.map(|s| s as i64);
+        let row = run::query_opt(
+            &*client,
+            include_str!("sql/log_checkpoint.sql"),
+            &[&tenant_id, &size],
+        )
+        .await?
+        .ok_or(Error::NotFound)?;
+        let row = StoredRow::of("log_checkpoints", &row);
+        Ok(StoredCheckpoint {
+            note: row.get("note")?,
+            create_time: row.get("create_time")?,
+            checkpoint: row.parse("note", |note: String| Checkpoint::read_unverified(&note))?,
+        })
+    }
+
+    /// The tenant's log size: every leaf sequenced so far.
+    pub async fn log_tree_size(&self, tenant_id: Uuid) -> Result<u64> {
+        let client = self.connection().await?;
+        let row = run::query_one(
+            &*client,
+            include_str!("sql/log_tree_size.sql"),
+            &[&tenant_id],
+        )
+        .await?;
+        Ok(StoredRow::of("log_heads", &row).get::<i64>("tree_size")? as u64)
+    }
+
+    /// The first `size` leaf hashes of the tenant's log.
+    pub async fn log_leaf_hashes(&self, tenant_id: Uuid, size: u64) -> Result<Vec<Hash>> {
+        let client = self.connection().await?;
+        let row = run::query_one(
+            &*client,
+            include_str!("sql/log_leaf_hashes.sql"),
+            &[&tenant_id, &(size as i64)],
+        )
+        .await?;
+        let row = StoredRow::of("log_leaves", &row);
+        let hashes: Vec<Vec<u8>> = row.get("hashes")?;
+        let hashes = hashes
+            .into_iter()
+            .map(|hash| {
+                hash.try_into()
+                    .map_err(|_| row.corrupt("leaf_hash", "not 32 bytes"))
+            })
+            .collect::<Result<Vec<Hash>>>()?;
+        if hashes.len() as u64 != size {
+            return Err(row.corrupt("leaf_index", "the log has gaps"));
+        }
+        Ok(hashes)
+    }
+
+    /// A leaf of the tenant's log, with its record.
+    pub async fn log_leaf(&self, tenant_id: Uuid, leaf: LeafRef) -> Result<StoredLeaf> {
+        let client = self.connection().await?;
+        let (record_id, index) = match leaf {
+            LeafRef::Record(id) => (Some(id), None),
+            LeafRef::Index(index) => (None, Some(index as i64)),
+        };
+        let row = run::query_opt(
+            &*client,
+            include_str!("sql/log_leaf.sql"),
+            &[&tenant_id, &record_id, &index],
+        )
+        .await?
+        .ok_or(Error::NotFound)?;
+        let stored = StoredRow::of("log_leaves", &row);
+        let salt: Option<Vec<u8>> = stored.get("log_salt")?;
+        let record = match (stored.get::<bool>("erased")?, salt) {
+            (true, _) => LeafRecord::Erased,
+            (false, Some(salt)) => LeafRecord::Present {
+                record: Box::new(record_from_row(&row)?),
+                salt,
+            },
+            // No record joined (or one without a salt, which consentd never
+            // writes): gone without an erasure.
+            (false, None) => LeafRecord::Missing,
+        };
+        Ok(StoredLeaf {
+            index: stored.get::<i64>("leaf_index")? as u64,
+            hash: stored.parse("leaf_hash", |bytes: Vec<u8>| {
+                Hash::try_from(bytes).map_err(|_| "not 32 bytes")
+            })?,
+            record_id: stored.get("leaf_record_id")?,
+            record,
+        })
+    }
+}
+
+/// Marks the leaves of records just deleted through consentd as erased.
+pub(super) async fn mark_erased(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    record_ids: &[Uuid],
+) -> Result<()> {
+    if !record_ids.is_empty() {
+        run::execute(
+            client,
+            include_str!("sql/log_mark_erased.sql"),
+            &[&tenant_id, &record_ids],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A tenant's head as read: its frontier and its latest checkpoint.
+struct Head {
+    frontier: Frontier,
+    checkpoint: Option<(u64, SystemTime)>,
+}
+
+fn head_from_row(row: &tokio_postgres::Row) -> Result<(Uuid, Head)> {
+    let row = StoredRow::of("log_heads", row);
+    let size = row.get::<i64>("tree_size")? as u64;
+    let frontier = row.parse("frontier", |bytes: Vec<u8>| {
+        Frontier::from_stored(size, &bytes)
+    })?;
+    let checkpoint_size = row.get::<i64>("checkpoint_size")? as u64;
+    let checkpoint = row
+        .get::<Option<SystemTime>>("checkpoint_time")?
+        .map(|time| (checkpoint_size, time));
+    Ok((
+        row.get("tenant_id")?,
+        Head {
+            frontier,
+            checkpoint,
+        },
+    ))
+}
+
+/// Appends the records committed after the cursor to their tenants' logs.
+async fn append_committed(
+    client: &impl GenericClient,
+    signing: &SigningKeyring,
+    batch: i64,
+) -> Result<Sequenced> {
+    // The watermark first: every record older is committed and visible to
+    // the next statement's snapshot.
+    let watermark: SystemTime = StoredRow::of(
+        "consentd_write_watermark()",
+        &run::query_one(client, include_str!("sql/list_watermark.sql"), &[]).await?,
+    )
+    .get("watermark")?;
+    let cursor = run::query_one(client, include_str!("sql/log_cursor.sql"), &[]).await?;
+    let cursor = StoredRow::of("log_sequencer", &cursor);
+    let (after_time, after_id): (SystemTime, Uuid) =
+        (cursor.get("record_time")?, cursor.get("record_id")?);
+    let rows = run::query(
+        client,
+        include_str!("sql/log_records_to_sequence.sql"),
+        &[&after_time, &after_id, &watermark, &batch],
+    )
+    .await?;
+    let Some(last) = rows.last() else {
+        return Ok(Sequenced::default());
+    };
+    let last = StoredRow::of("consent_records", last);
+    let (last_time, last_id): (SystemTime, Uuid) =
+        (last.get("record_time")?, last.get("record_id")?);
+
+    let tenants: Vec<Uuid> = rows
+        .iter()
+        .map(|row| StoredRow::of("consent_records", row).get("tenant_id"))
+        .collect::<Result<_>>()?;
+    let mut heads: HashMap<Uuid, Frontier> = HashMap::new();
+    for row in run::query(client, include_str!("sql/log_heads.sql"), &[&tenants]).await? {
+        let (tenant_id, head) = head_from_row(&row)?;
+        heads.insert(tenant_id, head.frontier);
+    }
+    let mut checker = ReceiptChecker::new(signing);
+    let mut leaves = Leaves::default();
+    let mut done = Sequenced {
+        read: rows.len() as u64,
+        ..Sequenced::default()
+    };
+    for (row, &tenant_id) in rows.iter().zip(&tenants) {
+        let record = record_from_row(row)?;
+        let salt: Option<Vec<u8>> = StoredRow::of("consent_records", row).get("log_salt")?;
+        let salt: Option<[u8; SALT_BYTES]> = salt.and_then(|salt| salt.try_into().ok());
+        let receipt = receipt::receipt(tenant_id, &record);
+        let checked = checker.check(receipt.as_ref());
+        let (Some(salt), Ok(())) = (salt, &checked) else {
+            done.rejected += 1;
+            tracing::error!(
+                record_id = %record.id,
+                why = checked.err().as_deref().unwrap_or("no salt"),
+                "a stored record is not consentd's: left out of the log"
+            );
+            continue;
+        };
+        let leaf = record_leaf(&salt, &canonical_claims(tenant_id, &record));
+        let frontier = heads.entry(tenant_id).or_default();
+        leaves.push(tenant_id, frontier.size(), leaf, record.id);
+        frontier.push(leaf);
+    }
+    run::execute(
+        client,
+        include_str!("sql/log_append.sql"),
+        &[
+            &leaves.tenants,
+            &leaves.indexes,
+            &leaves.hashes,
+            &leaves.records,
+        ],
+    )
+    .await?;
+    let (tenants, sizes, frontiers): (Vec<Uuid>, Vec<i64>, Vec<Vec<u8>>) = heads
+        .iter()
+        .map(|(tenant, frontier)| (*tenant, frontier.size() as i64, frontier.to_stored()))
+        .collect();
+    run::execute(
+        client,
+        include_str!("sql/log_save_heads.sql"),
+        &[&tenants, &sizes, &frontiers],
+    )
+    .await?;
+    run::execute(
+        client,
+        include_str!("sql/log_move_cursor.sql"),
+        &[&last_time, &last_id],
+    )
+    .await?;
+    Ok(done)
+}
+
+/// The leaves of one batch, as log_append.sql takes them.
+#[derive(Default)]
+struct Leaves {
+    tenants: Vec<Uuid>,
+    indexes: Vec<i64>,
+    hashes: Vec<Vec<u8>>,
+    records: Vec<Uuid>,
+}
+
+impl Leaves {
+    fn push(&mut self, tenant_id: Uuid, index: u64, hash: Hash, record_id: Uuid) {
+        self.tenants.push(tenant_id);
+        self.indexes.push(index as i64);
+        self.hashes.push(hash.to_vec());
+        self.records.push(record_id);
+    }
+}
+
+/// Signs a checkpoint of every log whose policy says one is due.
+async fn sign_due_checkpoints(
+    client: &impl GenericClient,
+    signing: &SigningKeyring,
+    config: &SequencerConfig,
+    now: SystemTime,
+) -> Result<u64> {
+    let mut due = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for row in run::query(client, include_str!("sql/log_unsigned_heads.sql"), &[]).await? {
+        let (tenant_id, head) = head_from_row(&row)?;
+        let size = head.frontier.size();
+        if !config.checkpoints.due(size, head.checkpoint, now) {
+            continue;
+        }
+        let checkpoint = Checkpoint {
+            origin: log_origin(&config.origin_prefix, tenant_id),
+            size,
+            root: head.frontier.root(),
+        };
+        due.0.push(tenant_id);
+        due.1.push(size as i64);
+        due.2.push(checkpoint.root.to_vec());
+        due.3.push(checkpoint.sign(signing));
+        due.4.push(now);
+    }
+    if due.0.is_empty() {
+        return Ok(0);
+    }
+    run::execute(
+        client,
+        include_str!("sql/log_save_checkpoints.sql"),
+        &[&due.0, &due.1, &due.2, &due.3, &due.4],
+    )
+    .await?;
+    Ok(due.0.len() as u64)
+}
