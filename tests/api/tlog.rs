@@ -1,16 +1,33 @@
 //! The proof an auditor checks: batch receipts whose signed trees hold only
-//! stored records.
+//! stored records, and each tenant's append-only log with its signed
+//! checkpoints, inclusion and consistency proofs, which catch what is
+//! changed in PostgreSQL behind consentd's back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Duration,
+};
 
 use consentd::{
-    api::proto::{ConsentView, ExportConsentsRequest},
-    domain::receipt::Receipt,
+    api::proto::{
+        ConsentRecord, ConsentView, EraseConsentsRequest, ExportConsentsRequest,
+        GetCheckpointRequest, GetConsistencyProofRequest, GetInclusionProofRequest,
+        GetInclusionProofResponse, LogCheckpoint, LogLeafState, get_inclusion_proof_request::Leaf,
+    },
+    domain::{
+        checkpoint::Checkpoint,
+        merkle::{Hash, verify_consistency, verify_inclusion},
+        receipt::Receipt,
+        tlog::verify_record_inclusion,
+    },
 };
 use futures::{StreamExt, stream};
+use tonic::Code;
 
 use crate::{
-    helpers::{TestApp, decision, recorded, served_key},
+    helpers::{
+        ConsentClient, TestApp, decision, record_many, recorded, served_key, violated_fields,
+    },
     round_trip::export_all,
 };
 
@@ -75,4 +92,368 @@ async fn every_leaf_of_every_signed_batch_tree_is_a_stored_record() {
             "a signed tree of {size} whose leaves not all are stored records"
         );
     }
+}
+
+/// The latest checkpoint once it covers at least `size` leaves; the
+/// sequencer runs every 50 ms in the tests, so this waits for it.
+async fn checkpoint_of_at_least(client: &mut ConsentClient, size: i64) -> LogCheckpoint {
+    for _ in 0..400 {
+        match client.get_checkpoint(GetCheckpointRequest::default()).await {
+            Ok(answer) => {
+                let checkpoint = answer.into_inner().checkpoint.unwrap();
+                if checkpoint.tree_size >= size {
+                    return checkpoint;
+                }
+            }
+            Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no checkpoint of {size} leaves after 20 s");
+}
+
+/// Opens a checkpoint's note with the served key, as a witness does.
+async fn opened(client: &mut ConsentClient, checkpoint: &LogCheckpoint) -> Checkpoint {
+    let public = served_key(client, "sig-1").await;
+    let opened = Checkpoint::open(&checkpoint.note, &[public]).expect("a signed checkpoint");
+    assert_eq!(opened.size as i64, checkpoint.tree_size);
+    assert_eq!(opened.root.to_vec(), checkpoint.root_hash);
+    opened
+}
+
+fn hashes(proof: &[Vec<u8>]) -> Vec<Hash> {
+    proof
+        .iter()
+        .map(|h| h.clone().try_into().unwrap())
+        .collect()
+}
+
+async fn inclusion(
+    client: &mut ConsentClient,
+    leaf: Leaf,
+    tree_size: i64,
+) -> Result<GetInclusionProofResponse, tonic::Status> {
+    client
+        .get_inclusion_proof(GetInclusionProofRequest {
+            leaf: Some(leaf),
+            tree_size,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// What an auditor checks of a record's proof against a checkpoint.
+fn record_verifies(
+    proof: &GetInclusionProofResponse,
+    checkpoint: &Checkpoint,
+) -> Result<(), String> {
+    if proof.state != LogLeafState::Present as i32 {
+        return Err(format!("the record is {:?}", proof.state()));
+    }
+    let leaf: Hash = proof.leaf_hash.clone().try_into().unwrap();
+    verify_record_inclusion(
+        proof.claims_json.as_bytes(),
+        &proof.salt,
+        &leaf,
+        proof.leaf_index as u64,
+        &hashes(&proof.hashes),
+        checkpoint,
+    )
+}
+
+async fn consistent(client: &mut ConsentClient, old: &Checkpoint, new: &Checkpoint) -> bool {
+    let proof = client
+        .get_consistency_proof(GetConsistencyProofRequest {
+            old_size: old.size as i64,
+            new_size: new.size as i64,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    verify_consistency(
+        old.size,
+        new.size,
+        &old.root,
+        &new.root,
+        &hashes(&proof.hashes),
+    )
+    .is_ok()
+}
+
+#[tokio::test]
+async fn every_record_is_a_leaf_of_its_tenants_log_under_a_signed_checkpoint() {
+    let app = TestApp::spawn().await;
+    let mut acme = app.tenant_client("acme").await;
+    let mut other = app.tenant_client("other").await;
+    let records = record_many(&acme, "shop", 150, 32).await;
+    let theirs = record_many(&other, "shop", 7, 4).await;
+
+    let checkpoint = checkpoint_of_at_least(&mut acme, 150).await;
+    assert_eq!(
+        checkpoint.tree_size, 150,
+        "one leaf per record, of this tenant only"
+    );
+    let tenant_line = checkpoint.note.lines().next().unwrap();
+    assert!(
+        tenant_line.starts_with("consentd.test/log/"),
+        "{tenant_line}"
+    );
+    let signed = opened(&mut acme, &checkpoint).await;
+    assert_eq!(checkpoint_of_at_least(&mut other, 7).await.tree_size, 7);
+
+    let mut indexes = BTreeSet::new();
+    for record in &records {
+        let proof = inclusion(&mut acme, Leaf::RecordId(record.id.clone()), 0)
+            .await
+            .unwrap();
+        assert_eq!(proof.tree_size, 150);
+        assert_eq!(proof.record_id, record.id);
+        assert_eq!(record_verifies(&proof, &signed), Ok(()));
+        // The leaf commits to the claims of the record's receipt.
+        assert_eq!(
+            proof.claims_json,
+            record.receipt.as_ref().unwrap().claims_json
+        );
+        assert_eq!(proof.checkpoint.as_ref(), Some(&checkpoint));
+        let by_index = inclusion(&mut acme, Leaf::LeafIndex(proof.leaf_index), 150)
+            .await
+            .unwrap();
+        assert_eq!(by_index, proof);
+        indexes.insert(proof.leaf_index);
+    }
+    assert_eq!(indexes, (0..150).collect(), "every leaf is one record");
+
+    // Another tenant's record is not in this log, and not found.
+    let status = inclusion(&mut acme, Leaf::RecordId(theirs[0].id.clone()), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    // A proof of a smaller tree verifies against its own root.
+    let proof = inclusion(&mut acme, Leaf::LeafIndex(3), 10).await.unwrap();
+    assert_eq!(proof.hashes.len(), 4);
+    assert_eq!(proof.checkpoint, None, "no checkpoint was signed at 10");
+}
+
+#[tokio::test]
+async fn log_requests_out_of_range_are_invalid_arguments_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let status = client
+        .get_checkpoint(GetCheckpointRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "no checkpoint yet");
+    record_many(&client, "shop", 3, 3).await;
+    checkpoint_of_at_least(&mut client, 3).await;
+    let cases = [
+        (
+            inclusion(&mut client, Leaf::LeafIndex(0), -1).await,
+            "tree_size",
+        ),
+        (
+            inclusion(&mut client, Leaf::LeafIndex(-1), 0).await,
+            "leaf_index",
+        ),
+        (
+            inclusion(&mut client, Leaf::RecordId("nope".into()), 0).await,
+            "record_id",
+        ),
+        (
+            inclusion(&mut client, Leaf::LeafIndex(0), 4).await,
+            "tree_size",
+        ),
+        (
+            inclusion(&mut client, Leaf::LeafIndex(2), 2).await,
+            "tree_size",
+        ),
+    ];
+    for (answer, field) in cases {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert_eq!(violated_fields(&status), [field]);
+    }
+    for (old_size, new_size, field) in [(0, 3, "old_size"), (3, 2, "new_size"), (1, 4, "new_size")]
+    {
+        let status = client
+            .get_consistency_proof(GetConsistencyProofRequest { old_size, new_size })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{old_size}..{new_size}"
+        );
+        assert_eq!(violated_fields(&status), [field]);
+    }
+    let status = client
+        .get_checkpoint(GetCheckpointRequest { tree_size: 2 })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "none signed at 2");
+}
+
+#[tokio::test]
+async fn a_record_altered_deleted_or_inserted_in_postgres_is_caught_by_the_next_check() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let records = record_many(&client, "shop", 10, 10).await;
+    let first = checkpoint_of_at_least(&mut client, 10).await;
+    let first = opened(&mut client, &first).await;
+    for record in &records {
+        let proof = inclusion(&mut client, Leaf::RecordId(record.id.clone()), 0)
+            .await
+            .unwrap();
+        assert_eq!(record_verifies(&proof, &first), Ok(()));
+    }
+    let sql = app.sql().await;
+    let (altered, deleted, copied) = (&records[3].id, &records[5].id, &records[7].id);
+
+    // Altered: the record no longer makes its leaf.
+    sql.execute(
+        "UPDATE consent_records SET banner_revision = 'forged' WHERE record_id = $1::text::uuid",
+        &[altered],
+    )
+    .await
+    .unwrap();
+    let proof = inclusion(&mut client, Leaf::RecordId(altered.clone()), 0)
+        .await
+        .unwrap();
+    assert!(
+        record_verifies(&proof, &first).is_err(),
+        "an altered record verifies"
+    );
+
+    // Deleted: its leaf stays, and says the record is gone without an erasure.
+    sql.execute(
+        "DELETE FROM consent_records WHERE record_id = $1::text::uuid",
+        &[deleted],
+    )
+    .await
+    .unwrap();
+    let proof = inclusion(&mut client, Leaf::RecordId(deleted.clone()), 0)
+        .await
+        .unwrap();
+    assert_eq!(proof.state(), LogLeafState::Missing);
+
+    // Inserted: a copy with another id and subject, and the original's seal.
+    let forged: String = sql
+        .query_one(
+            "WITH forged AS (
+                 INSERT INTO consent_records
+                 SELECT (jsonb_populate_record(c, jsonb_build_object(
+                     'record_id', gen_random_uuid(), 'subject_id', 'forged',
+                     'record_time', clock_timestamp()))).*
+                 FROM consent_records c WHERE record_id = $1::text::uuid
+                 RETURNING record_id)
+             SELECT record_id::text FROM forged",
+            &[copied],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Records after the forged one are logged, so the sequencer passed it.
+    let later = recorded(&mut client, decision("shop", "later")).await;
+    let latest = checkpoint_of_at_least(&mut client, 11).await;
+    let latest = opened(&mut client, &latest).await;
+    let proof = inclusion(&mut client, Leaf::RecordId(later.id.clone()), 0)
+        .await
+        .unwrap();
+    assert_eq!(record_verifies(&proof, &latest), Ok(()));
+    let status = inclusion(&mut client, Leaf::RecordId(forged), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "a forged record is never logged"
+    );
+    assert_eq!(latest.size, 11);
+    assert!(consistent(&mut client, &first, &latest).await);
+
+    // A leaf changed in the log itself: no proof from the old checkpoint
+    // to the new one holds, nor any inclusion proof through it.
+    sql.execute(
+        "UPDATE log_leaves SET leaf_hash = sha256(leaf_hash) WHERE leaf_index = 1",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(
+        !consistent(&mut client, &first, &latest).await,
+        "a changed leaf went unseen"
+    );
+    let proof = inclusion(&mut client, Leaf::LeafIndex(0), 0).await.unwrap();
+    assert!(record_verifies(&proof, &latest).is_err());
+}
+
+#[tokio::test]
+async fn an_erasure_through_the_api_leaves_every_checkpoint_consistent_with_the_later_ones() {
+    let app = TestApp::spawn().await;
+    let mut client = app.tenant_client("acme").await;
+    let mut checkpoints = Vec::new();
+    let mut erased: Vec<ConsentRecord> = Vec::new();
+    let mut size = 0;
+    for round in 0..4 {
+        for i in 0..3 {
+            let subject = if i == 0 {
+                format!("erased-{round}")
+            } else {
+                format!("kept-{round}-{i}")
+            };
+            let record = recorded(&mut client, decision("shop", &subject)).await;
+            if i == 0 {
+                erased.push(record);
+            }
+        }
+        size += 3;
+        let checkpoint = checkpoint_of_at_least(&mut client, size).await;
+        checkpoints.push(opened(&mut client, &checkpoint).await);
+        let subject_id = format!("erased-{round}");
+        client
+            .erase_consents(EraseConsentsRequest {
+                site_id: "shop".into(),
+                subject_id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let last = checkpoint_of_at_least(&mut client, size).await;
+    let last = opened(&mut client, &last).await;
+    for (i, old) in checkpoints.iter().enumerate() {
+        for new in checkpoints[i..].iter().chain([&last]) {
+            assert!(
+                consistent(&mut client, old, new).await,
+                "{} to {}",
+                old.size,
+                new.size
+            );
+        }
+    }
+    for record in &erased {
+        // The leaf stays, a tombstone: in the tree, without record or salt.
+        let proof = inclusion(&mut client, Leaf::RecordId(record.id.clone()), 0)
+            .await
+            .unwrap();
+        assert_eq!(proof.state(), LogLeafState::Erased);
+        assert!(proof.claims_json.is_empty() && proof.salt.is_empty());
+        let leaf: Hash = proof.leaf_hash.clone().try_into().unwrap();
+        let path = hashes(&proof.hashes);
+        let index = proof.leaf_index as u64;
+        assert_eq!(
+            verify_inclusion(index, last.size, &leaf, &path, &last.root),
+            Ok(())
+        );
+    }
+    let stored: i64 = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM consent_records WHERE subject_id LIKE 'erased-%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0, "no record of an erased subject, salt included");
 }

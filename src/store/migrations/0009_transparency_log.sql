@@ -52,4 +52,4 @@ CREATE TABLE log_sequencer (
     record_time timestamptz NOT NULL,
     record_id   uuid        NOT NULL
 );
-INSERT INTO log_sequencer VALUES (true, '-infinity', '00000000-0000-0000-0000-000000000000');
+INSERT INTO log_sequencer VALUES (true, '1970-01-01 00:00:00+00', '00000000-0000-0000-0000-000000000000');
