@@ -46,10 +46,11 @@ CREATE TABLE log_checkpoints (
     PRIMARY KEY (tenant_id, tree_size)
 );
 
--- Where the sequencer has got to in (record_time, record_id) order.
-CREATE TABLE log_sequencer (
+-- Where the sequencer has got to in (record_time, record_id) order: the
+-- servers' own bookkeeping, of no tenant, so beside the migrations'.
+CREATE TABLE consentd_meta.log_sequencer (
     single      boolean     PRIMARY KEY DEFAULT true CHECK (single),
     record_time timestamptz NOT NULL,
     record_id   uuid        NOT NULL
 );
-INSERT INTO log_sequencer VALUES (true, '1970-01-01 00:00:00+00', '00000000-0000-0000-0000-000000000000');
+INSERT INTO consentd_meta.log_sequencer VALUES (true, '1970-01-01 00:00:00+00', '00000000-0000-0000-0000-000000000000');

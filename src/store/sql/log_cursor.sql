@@ -1,1 +1,1 @@
-SELECT record_time, record_id FROM log_sequencer
+SELECT record_time, record_id FROM consentd_meta.log_sequencer

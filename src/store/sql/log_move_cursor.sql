@@ -1,1 +1,1 @@
-UPDATE log_sequencer SET record_time = $1, record_id = $2
+UPDATE consentd_meta.log_sequencer SET record_time = $1, record_id = $2
