@@ -90,6 +90,12 @@ impl Store {
     ) -> Result<Option<Sequenced>> {
         let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
+        run::query_one(
+            &transaction,
+            include_str!("sql/log_sequencer_session.sql"),
+            &[],
+        )
+        .await?;
         let locked = run::query_one(
             &transaction,
             include_str!("sql/try_retention_lock.sql"),

@@ -271,6 +271,7 @@ async fn postgres_ends_a_statement_of_a_killed_process_at_the_deadline_plus_marg
         let mut settings = settings();
         settings.retention_interval = Duration::from_secs(3600);
         settings.expiry_interval = Duration::from_secs(3600);
+        settings.log.interval = Duration::from_secs(3600);
         settings
     })
     .await;
