@@ -11,7 +11,10 @@
 //!     decision against them, which the writer makes for both edges.
 //!   - `seal`: what a decision becomes when stored (minimised, expire
 //!     time, IP encrypted, the batch signed); `receipt` and `merkle`: the
-//!     signed receipts and their RFC 9162 tree; `keyring`: the keys.
+//!     signed receipts and their RFC 9162 tree (`merkle`, with inclusion
+//!     and consistency proofs); `keyring`: the keys.
+//!   - `tlog`: each tenant's append-only log (leaves, head, when to sign);
+//!     `checkpoint`: its signed checkpoints as C2SP signed notes.
 //!   - `preference::effect`: which changes take effect and why not.
 //!   - `page`, `time`, `validation`, `ids`, `web`, `network`: tokens,
 //!     instants, violations and the small value types.
@@ -22,7 +25,9 @@
 //!   The RecordConsent write path: `writer` (thread, queue, repeated
 //!   request ids, per-row fallback), `writer::turn` (which writer collects
 //!   next), `consent_batch` (a batch's two round trips). `deadline` bounds
-//!   a call's SQL by the caller's gRPC deadline.
+//!   a call's SQL by the caller's gRPC deadline. `tlog`: the sequencer
+//!   that logs committed records and signs checkpoints, and the reads
+//!   proofs are made from.
 //! - [`api`]: the gRPC layer: `convert` turns every request into its domain
 //!   command (all violations at once) and proto enums into domain enums by
 //!   explicit matches; `auth`; handlers per service; the one mapping from
@@ -34,8 +39,9 @@
 //! - [`server`]: assembles tonic: health (readiness and `liveness`),
 //!   reflection, limits (load shedding, message sizes, deadlines), optional
 //!   TLS reloaded from files, and the drain on shutdown; `settings` (what
-//!   `consentd serve` was configured with) and `workers` (database health,
-//!   expiry, retention) in files of their own.
+//!   `consentd serve` was configured with), `workers` (database health,
+//!   expiry, retention) and `sequencer` (each tenant's log) in files of
+//!   their own.
 //! - [`cli`]: the values the commands other than `serve` take, refused
 //!   where given with the rule that `serve` or the API would apply.
 //! - [`config`]: plain settings from flags and environment; a leaf that
