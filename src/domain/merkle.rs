@@ -120,28 +120,8 @@ impl Inclusion {
     /// The root the path leads to from `leaf` (RFC 9162, 2.1.3.2), or none
     /// when the path does not fit the index and size.
     pub(super) fn root_from(&self, leaf: [u8; 32]) -> Option<[u8; 32]> {
-        if self.index >= self.size {
-            return None;
-        }
-        let (mut index, mut last) = (u32::from(self.index), u32::from(self.size) - 1);
-        let mut root = leaf;
-        for sibling in &self.path {
-            if last == 0 {
-                return None;
-            }
-            if index & 1 == 1 || index == last {
-                root = node_hash(sibling, &root);
-                while index & 1 == 0 && index != 0 {
-                    index >>= 1;
-                    last >>= 1;
-                }
-            } else {
-                root = node_hash(&root, sibling);
-            }
-            index >>= 1;
-            last >>= 1;
-        }
-        (last == 0).then_some(root)
+        let (index, size) = (u64::from(self.index), u64::from(self.size));
+        proof::root_from_inclusion(index, size, &leaf, &self.path).ok()
     }
 }
 

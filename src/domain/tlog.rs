@@ -78,7 +78,7 @@ pub struct Frontier {
 impl Frontier {
     /// Reads a stored frontier back; an error when it does not fit its size.
     pub fn from_stored(size: u64, bytes: &[u8]) -> Result<Self, String> {
-        if bytes.len() % 32 != 0 || bytes.len() / 32 != size.count_ones() as usize {
+        if bytes.len() != 32 * size.count_ones() as usize {
             return Err(format!(
                 "a frontier of {} bytes for size {size}",
                 bytes.len()
