@@ -207,13 +207,20 @@ impl Store {
     }
 }
 
-/// Marks the leaves of records just deleted through consentd as erased.
+/// Marks the leaves of records just deleted through consentd as erased,
+/// once any sequencer batch in flight has committed.
 pub(super) async fn mark_erased(
     client: &impl GenericClient,
     tenant_id: Uuid,
     record_ids: &[Uuid],
 ) -> Result<()> {
     if !record_ids.is_empty() {
+        run::query_one(
+            client,
+            include_str!("sql/log_erasure_turn.sql"),
+            &[&SEQUENCER_LOCK],
+        )
+        .await?;
         run::execute(
             client,
             include_str!("sql/log_mark_erased.sql"),
