@@ -364,6 +364,7 @@ mod tests {
             include_str!("migrations/0001_init.sql"),
             include_str!("migrations/0003_proof.sql"),
             include_str!("migrations/0004_batch_receipts.sql"),
+            include_str!("migrations/0009_transparency_log.sql"),
         ]
         .join("\n");
         let lines: Vec<&str> = migrations
