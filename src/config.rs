@@ -226,18 +226,6 @@ impl SettingValue for Duration {
     }
 }
 
-impl SettingValue for u64 {
-    fn parse(text: &str) -> Result<Self, String> {
-        text.trim()
-            .parse()
-            .map_err(|_| "must be a whole number".to_string())
-    }
-
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
 impl SettingValue for usize {
     fn parse(text: &str) -> Result<Self, String> {
         text.trim()

@@ -19,8 +19,8 @@ pub struct LogConfig {
     pub checkpoint_interval: Duration,
     /// ... or as soon as it has this many new leaves; 1 to 10000000.
     #[arg(long, env = "CONSENTD_CHECKPOINT_LEAVES", default_value = "10000",
-          value_parser = within(1u64, 10_000_000))]
-    pub checkpoint_leaves: u64,
+          value_parser = within(1usize, 10_000_000))]
+    pub checkpoint_leaves: usize,
     /// The origin of a tenant's log is `ORIGIN/TENANT_ID`, the first line
     /// of its checkpoints and their key name: a schema-less URL naming this
     /// deployment, with no spaces and no '+'.

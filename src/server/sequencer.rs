@@ -31,7 +31,7 @@ impl LogSettings {
                 batch: WORKER_BATCH * 10,
                 checkpoints: CheckpointPolicy {
                     interval: config.checkpoint_interval,
-                    leaves: config.checkpoint_leaves,
+                    leaves: config.checkpoint_leaves as u64,
                 },
                 origin_prefix: config.log_origin.clone(),
             },
