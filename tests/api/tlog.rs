@@ -94,6 +94,33 @@ async fn every_leaf_of_every_signed_batch_tree_is_a_stored_record() {
     }
 }
 
+/// Waits until the sequencer has passed every record of `tenant_id` and a
+/// checkpoint covers its whole log, so that no row of the tenant's changes
+/// from then on unless something is written.
+pub async fn log_caught_up(app: &TestApp, tenant_id: uuid::Uuid) {
+    let sql = app.sql().await;
+    for _ in 0..400 {
+        let done: bool = sql
+            .query_one(
+                "SELECT NOT EXISTS (
+                     SELECT 1 FROM consent_records c, consentd_meta.log_sequencer s
+                     WHERE c.tenant_id = $1
+                       AND (c.record_time, c.record_id) > (s.record_time, s.record_id))
+                 AND NOT EXISTS (
+                     SELECT 1 FROM log_heads WHERE tenant_id = $1 AND tree_size > checkpoint_size)",
+                &[&tenant_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the log of {tenant_id} did not catch up in 20 s");
+}
+
 /// The latest checkpoint once it covers at least `size` leaves; the
 /// sequencer runs every 50 ms in the tests, so this waits for it.
 async fn checkpoint_of_at_least(client: &mut ConsentClient, size: i64) -> LogCheckpoint {
