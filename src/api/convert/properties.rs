@@ -286,7 +286,7 @@ fn judged<T>(message: &str, converted: Result<T, ValidationError>) -> Result<(),
 }
 
 /// The input type of every RPC that a property below covers.
-const COVERED: [&str; 19] = [
+const COVERED: [&str; 22] = [
     "RecordConsentRequest",
     "GetConsentStatusRequest",
     "ListConsentsRequest",
@@ -307,6 +307,9 @@ const COVERED: [&str; 19] = [
     "ListAuditEventsRequest",
     "GetWidgetSettingsRequest",
     "UpdateWidgetSettingsRequest",
+    "GetCheckpointRequest",
+    "GetInclusionProofRequest",
+    "GetConsistencyProofRequest",
 ];
 
 #[test]
@@ -400,6 +403,28 @@ proptest! {
         judged("GetSiteSettingsRequest", GetSiteSettings::try_from(site))?;
         let widget = proto::GetWidgetSettingsRequest { widget_id: id };
         judged("GetWidgetSettingsRequest", GetWidgetSettings::try_from(widget))?;
+    }
+
+    #[test]
+    fn log_requests_convert_or_name_fields(
+        id in text(),
+        a in prop_oneof![Just(0i64), Just(-1), any::<i64>()],
+        b in prop_oneof![Just(0i64), Just(-1), any::<i64>()],
+        by_index in any::<bool>(),
+    ) {
+        use crate::domain::tlog::{GetCheckpoint, GetConsistencyProof, GetInclusionProof};
+        use proto::get_inclusion_proof_request::Leaf;
+        let checkpoint = proto::GetCheckpointRequest { tree_size: a };
+        judged("GetCheckpointRequest", GetCheckpoint::try_from(checkpoint))?;
+        let leaf = match by_index {
+            true => Some(Leaf::LeafIndex(b)),
+            false if id.is_empty() => None,
+            false => Some(Leaf::RecordId(id)),
+        };
+        let inclusion = proto::GetInclusionProofRequest { leaf, tree_size: a };
+        judged("GetInclusionProofRequest", GetInclusionProof::try_from(inclusion))?;
+        let consistency = proto::GetConsistencyProofRequest { old_size: a, new_size: b };
+        judged("GetConsistencyProofRequest", GetConsistencyProof::try_from(consistency))?;
     }
 
     #[test]
