@@ -28,7 +28,7 @@ impl LogSettings {
         Ok(Self {
             interval: config.sequence_interval,
             sequencer: SequencerConfig {
-                batch: WORKER_BATCH * 10,
+                batch: WORKER_BATCH,
                 checkpoints: CheckpointPolicy {
                     interval: config.checkpoint_interval,
                     leaves: config.checkpoint_leaves as u64,

@@ -295,32 +295,19 @@ async fn append_committed(
         let (tenant_id, head) = head_from_row(&row)?;
         heads.insert(tenant_id, head.frontier);
     }
-    let mut checker = ReceiptChecker::new(signing);
-    let mut leaves = Leaves::default();
-    let mut done = Sequenced {
-        read: rows.len() as u64,
+    let read = rows.len() as u64;
+    // Reading records back, checking receipts and hashing is CPU work: off
+    // the server's workers, so the calls they answer never wait on it.
+    let signing = signing.clone();
+    let (leaves, heads, rejected) =
+        tokio::task::spawn_blocking(move || leaves_of(&rows, &tenants, &signing, heads))
+            .await
+            .map_err(|error| Error::Internal(error.into()))??;
+    let done = Sequenced {
+        read,
+        rejected,
         ..Sequenced::default()
     };
-    for (row, &tenant_id) in rows.iter().zip(&tenants) {
-        let record = record_from_row(row)?;
-        let salt: Option<Vec<u8>> = StoredRow::of("consent_records", row).get("log_salt")?;
-        let salt: Option<[u8; SALT_BYTES]> = salt.and_then(|salt| salt.try_into().ok());
-        let receipt = receipt::receipt(tenant_id, &record);
-        let checked = checker.check(receipt.as_ref());
-        let (Some(salt), Ok(())) = (salt, &checked) else {
-            done.rejected += 1;
-            tracing::error!(
-                record_id = %record.id,
-                why = checked.err().as_deref().unwrap_or("no salt"),
-                "a stored record is not consentd's: left out of the log"
-            );
-            continue;
-        };
-        let leaf = record_leaf(&salt, &canonical_claims(tenant_id, &record));
-        let frontier = heads.entry(tenant_id).or_default();
-        leaves.push(tenant_id, frontier.size(), leaf, record.id);
-        frontier.push(leaf);
-    }
     run::execute(
         client,
         include_str!("sql/log_append.sql"),
@@ -349,6 +336,44 @@ async fn append_committed(
     )
     .await?;
     Ok(done)
+}
+
+/// The leaves of a batch's records, appended to their tenants' frontiers,
+/// and how many records were left out because their receipt does not
+/// verify (rows written behind consentd's back).
+fn leaves_of(
+    rows: &[tokio_postgres::Row],
+    tenants: &[Uuid],
+    signing: &SigningKeyring,
+    mut heads: HashMap<Uuid, Frontier>,
+) -> Result<(Leaves, HashMap<Uuid, Frontier>, u64)> {
+    let mut checker = ReceiptChecker::new(signing);
+    let mut leaves = Leaves::default();
+    let mut rejected = Vec::new();
+    for (row, &tenant_id) in rows.iter().zip(tenants) {
+        let record = record_from_row(row)?;
+        let salt: Option<Vec<u8>> = StoredRow::of("consent_records", row).get("log_salt")?;
+        let salt: Option<[u8; SALT_BYTES]> = salt.and_then(|salt| salt.try_into().ok());
+        let receipt = receipt::receipt(tenant_id, &record);
+        let checked = checker.check(receipt.as_ref());
+        let (Some(salt), Ok(())) = (salt, &checked) else {
+            rejected.push((record.id, checked.err()));
+            continue;
+        };
+        let leaf = record_leaf(&salt, &canonical_claims(tenant_id, &record));
+        let frontier = heads.entry(tenant_id).or_default();
+        leaves.push(tenant_id, frontier.size(), leaf, record.id);
+        frontier.push(leaf);
+    }
+    if let Some((first, why)) = rejected.first() {
+        tracing::error!(
+            rejected = rejected.len(),
+            first_record_id = %first,
+            why = why.as_deref().unwrap_or("no salt"),
+            "stored records that are not consentd's: left out of the log"
+        );
+    }
+    Ok((leaves, heads, rejected.len() as u64))
 }
 
 /// The leaves of one batch, as log_append.sql takes them.

@@ -103,7 +103,7 @@ pub fn settings() -> ServerSettings {
         log: server::LogSettings {
             interval: Duration::from_millis(50),
             sequencer: SequencerConfig {
-                batch: 5000,
+                batch: 500,
                 checkpoints: CheckpointPolicy {
                     interval: Duration::from_millis(100),
                     leaves: 10_000,

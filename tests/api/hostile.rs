@@ -579,6 +579,7 @@ async fn hostile_requests_get_clear_statuses_write_nothing_and_leave_the_server_
     // No background worker writes while rows are counted.
     quiet.expiry_interval = Duration::from_secs(3600);
     quiet.retention_interval = Duration::from_secs(3600);
+    quiet.log.interval = Duration::from_secs(3600);
     let app = TestApp::spawn_with(&cluster_url(), quiet).await;
     let key = app.key("hostile", &Scope::ALL).await;
     let (own, foreign) = sealed_tokens(&app, &key).await;

@@ -274,6 +274,28 @@ pub fn valid_requests() -> BTreeMap<&'static str, Vec<u8>> {
         ),
         ("ConsentService/ListSigningKeys", Vec::new()),
         (
+            "ConsentService/GetCheckpoint",
+            GetCheckpointRequest { tree_size: 1 }.encode_to_vec(),
+        ),
+        (
+            "ConsentService/GetInclusionProof",
+            GetInclusionProofRequest {
+                leaf: Some(get_inclusion_proof_request::Leaf::RecordId(
+                    uuid::Uuid::now_v7().to_string(),
+                )),
+                tree_size: 0,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "ConsentService/GetConsistencyProof",
+            GetConsistencyProofRequest {
+                old_size: 1,
+                new_size: 0,
+            }
+            .encode_to_vec(),
+        ),
+        (
             "PreferenceService/UpdatePreferences",
             UpdatePreferencesRequest {
                 request_id: "preq-1".into(),
