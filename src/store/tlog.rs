@@ -89,13 +89,23 @@ impl Store {
         now: SystemTime,
     ) -> Result<Option<Sequenced>> {
         let mut client = self.connection().await?;
+        // What to append is read in a short transaction of its own and
+        // checked and hashed after it, so no transaction stays open while
+        // the CPU works; the append takes the lock and checks that no other
+        // sequencer moved the cursor meanwhile.
+        let reading = client.transaction().await?;
+        sequencer_session(&reading).await?;
+        let (cursor, rows) = committed_after_cursor(&reading, config.batch).await?;
+        reading.commit().await?;
+        let read = rows.len() as u64;
+        let signing_keys = signing.clone();
+        let (leaves, rejected) =
+            tokio::task::spawn_blocking(move || leaves_of(&rows, &signing_keys))
+                .await
+                .map_err(|error| Error::Internal(error.into()))??;
+
         let transaction = client.transaction().await?;
-        run::query_one(
-            &transaction,
-            include_str!("sql/log_sequencer_session.sql"),
-            &[],
-        )
-        .await?;
+        sequencer_session(&transaction).await?;
         let locked = run::query_one(
             &transaction,
             include_str!("sql/try_retention_lock.sql"),
@@ -105,7 +115,17 @@ impl Store {
         if !StoredRow::of("pg_try_advisory_xact_lock()", &locked).get::<bool>("locked")? {
             return Ok(None);
         }
-        let mut done = append_committed(&transaction, signing, config.batch).await?;
+        if read_cursor(&transaction).await? != cursor {
+            return Ok(None);
+        }
+        if let Some(last) = leaves.last_read {
+            append(&transaction, &leaves, last).await?;
+        }
+        let mut done = Sequenced {
+            read,
+            rejected,
+            ..Sequenced::default()
+        };
         done.checkpoints = sign_due_checkpoints(&transaction, signing, config, now).await?;
         transaction.commit().await?;
         Ok(Some(done))
@@ -256,12 +276,24 @@ fn head_from_row(row: &tokio_postgres::Row) -> Result<(Uuid, Head)> {
     ))
 }
 
-/// Appends the records committed after the cursor to their tenants' logs.
-async fn append_committed(
+async fn sequencer_session(client: &impl GenericClient) -> Result<()> {
+    run::query_one(client, include_str!("sql/log_sequencer_session.sql"), &[]).await?;
+    Ok(())
+}
+
+type Cursor = (SystemTime, Uuid);
+
+async fn read_cursor(client: &impl GenericClient) -> Result<Cursor> {
+    let cursor = run::query_one(client, include_str!("sql/log_cursor.sql"), &[]).await?;
+    let cursor = StoredRow::of("log_sequencer", &cursor);
+    Ok((cursor.get("record_time")?, cursor.get("record_id")?))
+}
+
+/// The cursor, and up to `batch` records committed after it.
+async fn committed_after_cursor(
     client: &impl GenericClient,
-    signing: &SigningKeyring,
     batch: i64,
-) -> Result<Sequenced> {
+) -> Result<(Cursor, Vec<tokio_postgres::Row>)> {
     // The watermark first: every record older is committed and visible to
     // the next statement's snapshot.
     let watermark: SystemTime = StoredRow::of(
@@ -269,45 +301,31 @@ async fn append_committed(
         &run::query_one(client, include_str!("sql/list_watermark.sql"), &[]).await?,
     )
     .get("watermark")?;
-    let cursor = run::query_one(client, include_str!("sql/log_cursor.sql"), &[]).await?;
-    let cursor = StoredRow::of("log_sequencer", &cursor);
-    let (after_time, after_id): (SystemTime, Uuid) =
-        (cursor.get("record_time")?, cursor.get("record_id")?);
+    let cursor = read_cursor(client).await?;
     let rows = run::query(
         client,
         include_str!("sql/log_records_to_sequence.sql"),
-        &[&after_time, &after_id, &watermark, &batch],
+        &[&cursor.0, &cursor.1, &watermark, &batch],
     )
     .await?;
-    let Some(last) = rows.last() else {
-        return Ok(Sequenced::default());
-    };
-    let last = StoredRow::of("consent_records", last);
-    let (last_time, last_id): (SystemTime, Uuid) =
-        (last.get("record_time")?, last.get("record_id")?);
+    Ok((cursor, rows))
+}
 
-    let tenants: Vec<Uuid> = rows
-        .iter()
-        .map(|row| StoredRow::of("consent_records", row).get("tenant_id"))
-        .collect::<Result<_>>()?;
+/// Appends a batch's leaves to their tenants' logs and moves the cursor
+/// past the last record read.
+async fn append(client: &impl GenericClient, batch: &Batch, last: Cursor) -> Result<()> {
+    let tenants: Vec<Uuid> = batch.leaves.iter().map(|leaf| leaf.0).collect();
     let mut heads: HashMap<Uuid, Frontier> = HashMap::new();
     for row in run::query(client, include_str!("sql/log_heads.sql"), &[&tenants]).await? {
         let (tenant_id, head) = head_from_row(&row)?;
         heads.insert(tenant_id, head.frontier);
     }
-    let read = rows.len() as u64;
-    // Reading records back, checking receipts and hashing is CPU work: off
-    // the server's workers, so the calls they answer never wait on it.
-    let signing = signing.clone();
-    let (leaves, heads, rejected) =
-        tokio::task::spawn_blocking(move || leaves_of(&rows, &tenants, &signing, heads))
-            .await
-            .map_err(|error| Error::Internal(error.into()))??;
-    let done = Sequenced {
-        read,
-        rejected,
-        ..Sequenced::default()
-    };
+    let mut leaves = Leaves::default();
+    for &(tenant_id, leaf, record_id) in &batch.leaves {
+        let frontier = heads.entry(tenant_id).or_default();
+        leaves.push(tenant_id, frontier.size(), leaf, record_id);
+        frontier.push(leaf);
+    }
     run::execute(
         client,
         include_str!("sql/log_append.sql"),
@@ -332,27 +350,34 @@ async fn append_committed(
     run::execute(
         client,
         include_str!("sql/log_move_cursor.sql"),
-        &[&last_time, &last_id],
+        &[&last.0, &last.1],
     )
     .await?;
-    Ok(done)
+    Ok(())
 }
 
-/// The leaves of a batch's records, appended to their tenants' frontiers,
-/// and how many records were left out because their receipt does not
-/// verify (rows written behind consentd's back).
-fn leaves_of(
-    rows: &[tokio_postgres::Row],
-    tenants: &[Uuid],
-    signing: &SigningKeyring,
-    mut heads: HashMap<Uuid, Frontier>,
-) -> Result<(Leaves, HashMap<Uuid, Frontier>, u64)> {
+/// A batch's leaves, in log order, and the last record read.
+struct Batch {
+    leaves: Vec<(Uuid, Hash, Uuid)>,
+    last_read: Option<Cursor>,
+}
+
+/// The leaves of a batch's records (tenant, leaf hash, record id), and how
+/// many records were left out because their receipt does not verify (rows
+/// written behind consentd's back).
+fn leaves_of(rows: &[tokio_postgres::Row], signing: &SigningKeyring) -> Result<(Batch, u64)> {
     let mut checker = ReceiptChecker::new(signing);
-    let mut leaves = Leaves::default();
+    let mut batch = Batch {
+        leaves: Vec::with_capacity(rows.len()),
+        last_read: None,
+    };
     let mut rejected = Vec::new();
-    for (row, &tenant_id) in rows.iter().zip(tenants) {
+    for row in rows {
+        let stored = StoredRow::of("consent_records", row);
+        let tenant_id: Uuid = stored.get("tenant_id")?;
         let record = record_from_row(row)?;
-        let salt: Option<Vec<u8>> = StoredRow::of("consent_records", row).get("log_salt")?;
+        batch.last_read = Some((record.record_time, record.id));
+        let salt: Option<Vec<u8>> = stored.get("log_salt")?;
         let salt: Option<[u8; SALT_BYTES]> = salt.and_then(|salt| salt.try_into().ok());
         let receipt = receipt::receipt(tenant_id, &record);
         let checked = checker.check(receipt.as_ref());
@@ -361,9 +386,7 @@ fn leaves_of(
             continue;
         };
         let leaf = record_leaf(&salt, &canonical_claims(tenant_id, &record));
-        let frontier = heads.entry(tenant_id).or_default();
-        leaves.push(tenant_id, frontier.size(), leaf, record.id);
-        frontier.push(leaf);
+        batch.leaves.push((tenant_id, leaf, record.id));
     }
     if let Some((first, why)) = rejected.first() {
         tracing::error!(
@@ -373,7 +396,7 @@ fn leaves_of(
             "stored records that are not consentd's: left out of the log"
         );
     }
-    Ok((leaves, heads, rejected.len() as u64))
+    Ok((batch, rejected.len() as u64))
 }
 
 /// The leaves of one batch, as log_append.sql takes them.
