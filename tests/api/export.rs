@@ -1,8 +1,15 @@
 use consentd::api::proto::{ExportConsentsRequest, ListConsentsRequest};
 
 use crate::helpers::{
-    POOL_SIZE, TestApp, answer, first_column, record_many, record_many_ordered, shop_list,
+    POOL_SIZE, TestApp, answer, first_column, record_many, record_many_ordered, shop_list, streamed,
 };
+
+fn shop_export() -> ExportConsentsRequest {
+    ExportConsentsRequest {
+        site_id: "shop".into(),
+        ..Default::default()
+    }
+}
 
 #[tokio::test]
 async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
@@ -10,23 +17,16 @@ async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {
     let mut client = app.tenant_client("acme").await;
     let recorded = record_many_ordered(&client, "shop", 20_000, 32).await;
 
-    let mut stream = answer(client.export_consents(ExportConsentsRequest {
-        page_token: String::new(),
-        site_id: "shop".into(),
-        filter: None,
-        view: 0,
-    }))
-    .await;
-    let mut exported = Vec::new();
-    let mut messages = 0;
-    while let Some(message) = stream.message().await.unwrap() {
-        messages += 1;
-        exported.extend(message.records.into_iter().map(|r| r.id));
-    }
+    let messages = streamed(client.export_consents(shop_export())).await;
     assert!(
-        messages > 1,
-        "chunked into several messages, got {messages}"
+        messages.len() > 1,
+        "chunked into several messages, got {}",
+        messages.len()
     );
+    let exported: Vec<String> = messages
+        .into_iter()
+        .flat_map(|m| m.records.into_iter().map(|r| r.id))
+        .collect();
     assert_eq!(
         exported,
         recorded.into_iter().map(|r| r.id).collect::<Vec<_>>()
@@ -42,13 +42,7 @@ async fn clients_that_leave_an_export_early_leave_the_pool_healthy() {
     // More abandoned exports than the pool has connections: a leaked
     // connection would make the calls below time out.
     for _ in 0..POOL_SIZE * 2 {
-        let mut stream = answer(client.export_consents(ExportConsentsRequest {
-            page_token: String::new(),
-            site_id: "shop".into(),
-            filter: None,
-            view: 0,
-        }))
-        .await;
+        let mut stream = answer(client.export_consents(shop_export())).await;
         let first = stream.message().await.unwrap().unwrap();
         assert!(!first.records.is_empty());
         drop(stream);
@@ -105,10 +99,8 @@ async fn lists_and_exports_carry_receipts_only_in_the_full_view() {
         let exported = crate::round_trip::export_all(
             &mut client,
             ExportConsentsRequest {
-                page_token: String::new(),
-                site_id: "shop".into(),
-                filter: None,
                 view: view.into(),
+                ..shop_export()
             },
         )
         .await;

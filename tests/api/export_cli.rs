@@ -19,7 +19,7 @@ use consentd::{
 use prost_types::Timestamp;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, copy_record, decision, recorded};
+use crate::helpers::{TestApp, copy_record, decision, recorded, streamed};
 
 const RECORDS: i64 = 100_000;
 
@@ -167,19 +167,11 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
 
 async fn grpc_export(app: &TestApp, key: &str) -> Vec<ConsentRecord> {
     let mut client = app.client(Some(key)).await;
-    let mut stream = client
-        .export_consents(ExportConsentsRequest {
-            site_id: "shop".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut records = Vec::new();
-    while let Some(message) = stream.message().await.unwrap() {
-        records.extend(message.records);
-    }
-    records
+    let export = ExportConsentsRequest {
+        site_id: "shop".into(),
+        ..Default::default()
+    };
+    crate::round_trip::export_all(&mut client, export).await
 }
 
 fn category_columns(header: &[String]) -> Vec<String> {
@@ -374,18 +366,17 @@ async fn cli_exports_preference_history_as_the_grpc_export_streams_it() {
                 .unwrap();
         }
     }
-    let mut stream = client
-        .export_preference_history(ExportPreferenceHistoryRequest {
+    let messages = streamed(
+        client.export_preference_history(ExportPreferenceHistoryRequest {
             widget_id: "centre".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut expected = Vec::new();
-    while let Some(message) = stream.message().await.unwrap() {
-        expected.extend(message.events.iter().map(expected_event));
-    }
+        }),
+    )
+    .await;
+    let expected: Vec<Value> = messages
+        .iter()
+        .flat_map(|m| m.events.iter().map(expected_event))
+        .collect();
     assert_eq!(expected.len(), 6);
 
     let ndjson = scratch("history.ndjson");

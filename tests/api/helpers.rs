@@ -381,6 +381,18 @@ pub async fn answer<T>(call: impl Future<Output = Result<tonic::Response<T>, Sta
     call.await.unwrap().into_inner()
 }
 
+/// Every message of a server stream that must succeed, in order.
+pub async fn streamed<M>(
+    call: impl Future<Output = Result<tonic::Response<tonic::Streaming<M>>, Status>>,
+) -> Vec<M> {
+    let mut stream = answer(call).await;
+    let mut messages = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        messages.push(message);
+    }
+    messages
+}
+
 /// Records one decision and returns the stored record.
 pub async fn recorded(client: &mut ConsentClient, request: RecordConsentRequest) -> ConsentRecord {
     client

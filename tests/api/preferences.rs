@@ -18,7 +18,7 @@ use tonic::Code;
 
 use crate::helpers::{
     AUDIT_KEY, PreferenceClient, TestApp, answer, cluster_url, count, invalid_fields,
-    settings_with_clock, violated_fields,
+    settings_with_clock, streamed, violated_fields,
 };
 
 const WIDGET: &str = "newsletter-centre";
@@ -485,14 +485,9 @@ async fn history_pages_and_exports_every_event_once_in_order() {
     let misused = client.list_preference_history(misused).await;
     assert_eq!(invalid_fields(misused), vec!["page_token"]);
 
-    let mut stream = answer(client.export_preference_history(export_request())).await;
-    let mut exported = Vec::new();
-    let mut messages = 0;
-    while let Some(message) = stream.message().await.unwrap() {
-        messages += 1;
-        exported.extend(message.events);
-    }
-    assert!(messages > 1);
+    let messages = streamed(client.export_preference_history(export_request())).await;
+    assert!(messages.len() > 1);
+    let exported: Vec<_> = messages.into_iter().flat_map(|m| m.events).collect();
     assert_eq!(ids(&exported), ids(&written), "all users' events, in order");
 }
 

@@ -107,10 +107,6 @@ pub async fn export_all(
     client: &mut crate::helpers::ConsentClient,
     request: ExportConsentsRequest,
 ) -> Vec<consentd::api::proto::ConsentRecord> {
-    let mut stream = client.export_consents(request).await.unwrap().into_inner();
-    let mut records = Vec::new();
-    while let Some(message) = stream.message().await.unwrap() {
-        records.extend(message.records);
-    }
-    records
+    let messages = crate::helpers::streamed(client.export_consents(request)).await;
+    messages.into_iter().flat_map(|m| m.records).collect()
 }
