@@ -1,14 +1,13 @@
 use consentd::{
-    api::proto::{
-        ConsentRecord, EraseConsentsRequest, ExportConsentsRequest, GetConsentStatusRequest,
-    },
+    api::proto::{ConsentRecord, EraseConsentsRequest, GetConsentStatusRequest},
     domain::auth::Scope,
 };
 use tonic::Code;
 
 use crate::{
     helpers::{
-        ConsentClient, TestApp, answer, consent_status, decision, record_many_ordered, shop_list,
+        ConsentClient, TestApp, answer, consent_status, decision, record_many_ordered, shop_export,
+        shop_list,
     },
     round_trip::export_all,
 };
@@ -84,12 +83,7 @@ async fn each_rpc_needs_its_scope() {
         Code::PermissionDenied
     );
     assert_eq!(answer(reader.list_consents(list)).await.records.len(), 1);
-    let export = ExportConsentsRequest {
-        page_token: String::new(),
-        site_id: "shop".into(),
-        filter: None,
-        view: 0,
-    };
+    let export = shop_export();
     assert_needs_scope(
         reader.export_consents(export.clone()).await,
         "consent:export",
@@ -120,16 +114,7 @@ async fn a_tenant_never_sees_counts_or_erases_another_tenants_records() {
     assert_eq!(status.code(), Code::NotFound);
     let listed = answer(tenant_b.list_consents(shop_list(0))).await;
     assert!(listed.records.is_empty());
-    let exported = export_all(
-        &mut tenant_b,
-        ExportConsentsRequest {
-            page_token: String::new(),
-            site_id: "shop".into(),
-            filter: None,
-            view: 0,
-        },
-    )
-    .await;
+    let exported = export_all(&mut tenant_b, shop_export()).await;
     assert!(exported.is_empty());
     let erased = answer(tenant_b.erase_consents(EraseConsentsRequest {
         subject_id: "subject-0".into(),

@@ -1,15 +1,9 @@
 use consentd::api::proto::{ExportConsentsRequest, ListConsentsRequest};
 
 use crate::helpers::{
-    POOL_SIZE, TestApp, answer, first_column, record_many, record_many_ordered, shop_list, streamed,
+    POOL_SIZE, TestApp, answer, first_column, record_many, record_many_ordered, shop_export,
+    shop_list, streamed,
 };
-
-fn shop_export() -> ExportConsentsRequest {
-    ExportConsentsRequest {
-        site_id: "shop".into(),
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn an_export_of_20000_records_arrives_complete_in_order_and_chunked() {

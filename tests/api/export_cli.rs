@@ -11,15 +11,15 @@ use std::{
 
 use consentd::{
     api::proto::{
-        ConsentRecord, ExportConsentsRequest, ExportPreferenceHistoryRequest, PreferenceChange,
-        PreferenceChangeType, PreferenceEvent, PreferenceOption, UpdatePreferencesRequest,
+        ConsentRecord, ExportPreferenceHistoryRequest, PreferenceChange, PreferenceChangeType,
+        PreferenceEvent, PreferenceOption, UpdatePreferencesRequest,
     },
     domain::auth::Scope,
 };
 use prost_types::Timestamp;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, copy_record, decision, recorded, streamed};
+use crate::helpers::{TestApp, copy_record, decision, recorded, shop_export, streamed};
 
 const RECORDS: i64 = 100_000;
 
@@ -167,11 +167,7 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
 
 async fn grpc_export(app: &TestApp, key: &str) -> Vec<ConsentRecord> {
     let mut client = app.client(Some(key)).await;
-    let export = ExportConsentsRequest {
-        site_id: "shop".into(),
-        ..Default::default()
-    };
-    crate::round_trip::export_all(&mut client, export).await
+    crate::round_trip::export_all(&mut client, shop_export()).await
 }
 
 fn category_columns(header: &[String]) -> Vec<String> {

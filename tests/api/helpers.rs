@@ -14,8 +14,8 @@ use consentd::{
     api::{
         ApiContext,
         proto::{
-            ConsentRecord, GetConsentStatusRequest, ListConsentsRequest, ListSigningKeysRequest,
-            RecordConsentRequest, UpdateSiteSettingsRequest,
+            ConsentRecord, ExportConsentsRequest, GetConsentStatusRequest, ListConsentsRequest,
+            ListSigningKeysRequest, RecordConsentRequest, UpdateSiteSettingsRequest,
             admin_service_client::AdminServiceClient, consent_service_client::ConsentServiceClient,
             preference_service_client::PreferenceServiceClient,
         },
@@ -155,6 +155,14 @@ pub fn shop_list(page_size: i32) -> ListConsentsRequest {
     ListConsentsRequest {
         site_id: "shop".into(),
         page_size,
+        ..Default::default()
+    }
+}
+
+/// ExportConsents of site "shop": every record, in the basic view.
+pub fn shop_export() -> ExportConsentsRequest {
+    ExportConsentsRequest {
+        site_id: "shop".into(),
         ..Default::default()
     }
 }

@@ -6,9 +6,8 @@ use base64::{
 };
 use consentd::{
     api::proto::{
-        ConsentRecord, EraseConsentsRequest, ExportConsentsRequest, GetConsentProofRequest,
-        GetConsentProofResponse, GetConsentStatusRequest, GetNoticeRequest, ListAuditEventsRequest,
-        PutNoticeRequest,
+        ConsentRecord, EraseConsentsRequest, GetConsentProofRequest, GetConsentProofResponse,
+        GetConsentStatusRequest, GetNoticeRequest, ListAuditEventsRequest, PutNoticeRequest,
     },
     domain::{
         auth::Scope,
@@ -23,8 +22,8 @@ use uuid::Uuid;
 use crate::{
     helpers::{
         ConsentClient, IP_KEYS, SIGNING_KEYS, TestApp, answer, cluster_url, decision, first_column,
-        minimal_site, recorded, served_key, settings, settings_with_clock, short_lived_site,
-        violated_fields,
+        minimal_site, recorded, served_key, settings, settings_with_clock, shop_export,
+        short_lived_site, violated_fields,
     },
     round_trip::export_all,
 };
@@ -310,16 +309,7 @@ async fn audit_events_list_erasures_and_exports_with_who_when_and_counts() {
     let mut client = app.client(Some(created.secret.expose())).await;
     record(&mut client, "visitor-1").await;
     record(&mut client, "visitor-2").await;
-    let exported = export_all(
-        &mut client,
-        ExportConsentsRequest {
-            page_token: String::new(),
-            site_id: "shop".into(),
-            filter: None,
-            view: 0,
-        },
-    )
-    .await;
+    let exported = export_all(&mut client, shop_export()).await;
     assert_eq!(exported.len(), 2);
     client
         .erase_consents(EraseConsentsRequest {

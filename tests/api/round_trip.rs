@@ -4,7 +4,7 @@ use consentd::{
 };
 use tonic::Code;
 
-use crate::helpers::{AUDIT_KEY, TestApp, answer, consent_status, decision, recorded};
+use crate::helpers::{AUDIT_KEY, TestApp, answer, consent_status, decision, recorded, shop_export};
 
 #[tokio::test]
 async fn record_status_list_export_erase_round_trip() {
@@ -50,10 +50,8 @@ async fn record_status_list_export_erase_round_trip() {
     assert!(listed.next_page_token.is_empty());
 
     let export = ExportConsentsRequest {
-        page_token: String::new(),
-        site_id: "shop".into(),
-        filter: None,
         view: consentd::api::proto::ConsentView::Full.into(),
+        ..shop_export()
     };
     let exported = export_all(&mut client, export.clone()).await;
     assert_eq!(exported.len(), 2);
