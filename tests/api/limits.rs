@@ -28,7 +28,8 @@ use tonic_health::pb::{
 use tower::util::BoxCloneService;
 
 use crate::helpers::{
-    self, TestApp, WithKey, cluster_url, count, decision, recorded, settings, shop_list,
+    self, TestApp, WithKey, cluster_url, consent_status, count, decision, recorded, settings,
+    shop_list,
 };
 
 /// A consent client that sends `grpc-timeout` without enforcing it
@@ -133,12 +134,7 @@ async fn a_deadline_shorter_than_a_blocked_statement_ends_deadline_exceeded_and_
 
     // The pool is whole: the cancelled connection was not handed out again.
     for _ in 0..8 {
-        client
-            .get_consent_status(GetConsentStatusRequest {
-                as_of: None,
-                site_id: "shop".into(),
-                subject_id: "visitor".into(),
-            })
+        consent_status(&mut client, "shop", "visitor")
             .await
             .unwrap();
     }

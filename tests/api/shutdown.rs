@@ -23,8 +23,8 @@ use tonic_health::pb::{
 use crate::{
     child::{exited, free_addr, serve_command},
     helpers::{
-        ConsentClient, TestApp, WithKey, cluster_url, count, decision, first_column, recorded,
-        settings,
+        ConsentClient, TestApp, WithKey, cluster_url, consent_status, count, decision,
+        first_column, recorded, settings,
     },
 };
 
@@ -374,15 +374,7 @@ async fn the_drain_timeout_bounds_a_call_that_does_not_finish() {
     recorded(&mut client, decision("shop", "visitor")).await;
 
     let lock = app.lock_consent_records().await;
-    let stuck = tokio::spawn(async move {
-        client
-            .get_consent_status(GetConsentStatusRequest {
-                as_of: None,
-                site_id: "shop".into(),
-                subject_id: "visitor".into(),
-            })
-            .await
-    });
+    let stuck = tokio::spawn(async move { consent_status(&mut client, "shop", "visitor").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!stuck.is_finished(), "the call waits for the lock");
     let stopping = Instant::now();
