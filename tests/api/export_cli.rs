@@ -250,6 +250,7 @@ async fn cli_exports_of_100000_records_parse_back_and_resume_exactly_once() {
         !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--resume"),
         "an interrupted export is not overwritten without --resume"
     );
+    let resume = ["export", "--site", "shop", "--out", out, "--resume"];
     let changed = consentd(
         &app,
         &key,
@@ -262,14 +263,7 @@ async fn cli_exports_of_100000_records_parse_back_and_resume_exactly_once() {
         !changed.status.success(),
         "a resume with another format is refused"
     );
-    succeeded(
-        &consentd(
-            &app,
-            &key,
-            &["export", "--site", "shop", "--out", out, "--resume"],
-        )
-        .await,
-    );
+    succeeded(&consentd(&app, &key, &resume).await);
     let (header, rows) = read_csv(&resumed);
     let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str()).collect();
     let streamed_ids: Vec<&str> = streamed.iter().map(|r| r.id.as_str()).collect();
@@ -298,14 +292,7 @@ async fn cli_exports_of_100000_records_parse_back_and_resume_exactly_once() {
     assert_eq!(rows[0]["category:marketing"], "denied");
     assert_eq!(rows[0]["category:ads"], "");
     // Resuming a complete export does nothing.
-    succeeded(
-        &consentd(
-            &app,
-            &key,
-            &["export", "--site", "shop", "--out", out, "--resume"],
-        )
-        .await,
-    );
+    succeeded(&consentd(&app, &key, &resume).await);
     assert_eq!(read_csv(&resumed).1.len() as i64, RECORDS);
 }
 
