@@ -19,7 +19,7 @@ use consentd::api::proto::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Server, failed,
+    Server,
     rows::{consent_row, event_row},
     sink::Sink,
 };
@@ -96,7 +96,7 @@ fn instant(text: &str) -> Result<SystemTime, String> {
 
 pub async fn consents(export: ConsentExport) -> Result<(), String> {
     let c = &export.common;
-    let Some(mut sink) = Sink::open(c, "consents", export.receipts)? else {
+    let Some(sink) = Sink::open(c, "consents", export.receipts)? else {
         return Ok(());
     };
     let request = ExportConsentsRequest {
@@ -116,24 +116,19 @@ pub async fn consents(export: ConsentExport) -> Result<(), String> {
     };
     let mut client = ConsentServiceClient::new(c.server.connect().await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let stream = client
-        .export_consents(c.server.request(request)?)
-        .await
-        .map_err(failed)?
-        .into_inner();
-    sink.drain(stream, |m| {
+    let call = client.export_consents(c.server.request(request)?).await;
+    sink.drain(call, |m| {
         (
             m.records.into_iter().map(consent_row).collect(),
             m.resume_page_token,
         )
     })
-    .await?;
-    sink.finish()
+    .await
 }
 
 pub async fn preferences(export: PreferenceExport) -> Result<(), String> {
     let c = &export.common;
-    let Some(mut sink) = Sink::open(c, "preferences", false)? else {
+    let Some(sink) = Sink::open(c, "preferences", false)? else {
         return Ok(());
     };
     let request = ExportPreferenceHistoryRequest {
@@ -144,17 +139,14 @@ pub async fn preferences(export: PreferenceExport) -> Result<(), String> {
     };
     let mut client = PreferenceServiceClient::new(c.server.connect().await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let stream = client
+    let call = client
         .export_preference_history(c.server.request(request)?)
-        .await
-        .map_err(failed)?
-        .into_inner();
-    sink.drain(stream, |m| {
+        .await;
+    sink.drain(call, |m| {
         (
             m.events.into_iter().map(event_row).collect(),
             m.resume_page_token,
         )
     })
-    .await?;
-    sink.finish()
+    .await
 }

@@ -143,11 +143,14 @@ impl Sink {
         }))
     }
 
+    /// Writes every message of an export call, saving its resume token
+    /// after each, then completes the file.
     pub async fn drain<M>(
-        &mut self,
-        mut stream: Streaming<M>,
+        mut self,
+        call: Result<tonic::Response<Streaming<M>>, tonic::Status>,
         split: impl Fn(M) -> (Vec<Row>, String),
     ) -> Result<(), String> {
+        let mut stream = call.map_err(failed)?.into_inner();
         while let Some(message) = stream.message().await.map_err(failed)? {
             let (rows, token) = split(message);
             for row in rows {
@@ -155,7 +158,7 @@ impl Sink {
             }
             self.save(token)?;
         }
-        Ok(())
+        self.finish()
     }
 
     fn write(&mut self, row: Row) -> Result<(), String> {
