@@ -60,12 +60,7 @@ fn dump(database_url: &str) -> String {
         .args(["--data-only", "--dbname", database_url])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    crate::cli::stdout(&output)
 }
 
 /// Where `value` shows in a dump: as text, or inside a bytea column (which

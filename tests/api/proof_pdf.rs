@@ -9,7 +9,10 @@ use consentd::{
     domain::auth::Scope,
 };
 
-use crate::helpers::{IP_KEYS, SIGNING_KEYS, TestApp, decision, recorded};
+use crate::{
+    cli::stdout,
+    helpers::{IP_KEYS, SIGNING_KEYS, TestApp, decision, recorded},
+};
 
 const RAW_IP: &str = "203.0.113.77";
 const USER_AGENT_PART: &str = "Mozilla/5.0 (Windows NT 10.0";
@@ -32,18 +35,13 @@ async fn proof_text(app: &TestApp, key: &str, record_id: &str) -> String {
             .env("CONSENTD_KEY", key)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout(&out);
         let text = Command::new("pdftotext")
             .arg(&pdf)
             .arg("-")
             .output()
             .expect("pdftotext (poppler-utils) runs");
-        assert!(text.status.success());
-        String::from_utf8(text.stdout).unwrap()
+        stdout(&text)
     })
     .await
     .unwrap()
