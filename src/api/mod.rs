@@ -36,4 +36,11 @@ pub mod proto {
     /// Encoded descriptors of our protos, served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/consent_v1_descriptor.bin"));
+
+    impl ServiceDecision {
+        /// The decision in the words documents and exports print.
+        pub fn decision_word(&self) -> &'static str {
+            if self.granted { "granted" } else { "denied" }
+        }
+    }
 }

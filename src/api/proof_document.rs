@@ -101,10 +101,7 @@ fn record_fields(r: &ConsentRecord) -> Vec<(&'static str, String)> {
     let services = r
         .services
         .iter()
-        .map(|s| {
-            let decision = if s.granted { "granted" } else { "denied" };
-            format!("{}/{} {decision}", s.category, s.service)
-        })
+        .map(|s| format!("{}/{} {}", s.category, s.service, s.decision_word()))
         .collect::<Vec<_>>()
         .join(", ");
     // "CONSENT_ACTION_ACCEPT_ALL" reads "accept all".

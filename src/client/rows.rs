@@ -52,10 +52,7 @@ pub fn consent_row(r: ConsentRecord) -> Row {
     let services = r
         .services
         .iter()
-        .map(|s| {
-            let decision = if s.granted { "granted" } else { "denied" };
-            format!("{}/{}={decision}", s.category, s.service)
-        })
+        .map(|s| format!("{}/{}={}", s.category, s.service, s.decision_word()))
         .collect();
     let mut cells = vec![
         ("id", Cell::Text(r.id)),
