@@ -3,7 +3,7 @@
 //! a span of its own while traces are exported.
 
 use deadpool_postgres::GenericClient;
-use tokio_postgres::{Row, types::ToSql};
+use tokio_postgres::{Row, Statement, types::ToSql};
 use tracing::Instrument;
 
 use super::Result;
@@ -13,12 +13,7 @@ pub(super) async fn query(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>> {
-    async {
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.query(&statement, params).await?)
-    }
-    .instrument(crate::telemetry::statement_span(sql))
-    .await
+    prepared(client, sql, async |c, s| c.query(s, params).await).await
 }
 
 /// Exactly one row, else an error.
@@ -27,12 +22,7 @@ pub(super) async fn query_one(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Row> {
-    async {
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.query_one(&statement, params).await?)
-    }
-    .instrument(crate::telemetry::statement_span(sql))
-    .await
+    prepared(client, sql, async |c, s| c.query_one(s, params).await).await
 }
 
 pub(super) async fn query_opt(
@@ -40,12 +30,7 @@ pub(super) async fn query_opt(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Row>> {
-    async {
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.query_opt(&statement, params).await?)
-    }
-    .instrument(crate::telemetry::statement_span(sql))
-    .await
+    prepared(client, sql, async |c, s| c.query_opt(s, params).await).await
 }
 
 /// The number of rows changed.
@@ -54,9 +39,19 @@ pub(super) async fn execute(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<u64> {
+    prepared(client, sql, async |c, s| c.execute(s, params).await).await
+}
+
+/// Prepares `sql` (from the connection's cache) and runs it, in the
+/// statement's span.
+async fn prepared<C: GenericClient, T>(
+    client: &C,
+    sql: &str,
+    run: impl AsyncFnOnce(&C, &Statement) -> std::result::Result<T, tokio_postgres::Error>,
+) -> Result<T> {
     async {
         let statement = client.prepare_cached(sql).await?;
-        Ok(client.execute(&statement, params).await?)
+        Ok(run(client, &statement).await?)
     }
     .instrument(crate::telemetry::statement_span(sql))
     .await
