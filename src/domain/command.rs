@@ -88,13 +88,17 @@ pub struct GetPreferences {
     pub as_of: Option<SystemTime>,
 }
 
-/// ListPreferenceHistory: one page of a user's events on a widget.
+/// One page of the events a filter matches.
 #[derive(Clone, Debug)]
-pub struct ListPreferenceHistory {
-    pub filter: HistoryFilter,
+pub struct ListEvents<F> {
+    pub filter: F,
+    /// Where the previous page ended; none for the first page.
     pub after: Option<Cursor>,
     pub page_size: PageSize,
 }
+
+/// ListPreferenceHistory: one page of a user's events on a widget.
+pub type ListPreferenceHistory = ListEvents<HistoryFilter>;
 
 /// ExportPreferenceHistory: every event of a widget the filter matches.
 #[derive(Clone, Debug)]
@@ -130,12 +134,7 @@ pub struct UpdateSiteSettings {
 }
 
 /// ListAuditEvents: one page of the tenant's audit trail.
-#[derive(Clone, Debug)]
-pub struct ListAuditEvents {
-    pub filter: AuditFilter,
-    pub after: Option<Cursor>,
-    pub page_size: PageSize,
-}
+pub type ListAuditEvents = ListEvents<AuditFilter>;
 
 /// GetWidgetSettings: a widget's selection lifetime.
 #[derive(Clone, Debug, PartialEq, Eq)]
