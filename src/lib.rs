@@ -49,15 +49,17 @@
 //! - [`telemetry`]: logs, OpenTelemetry traces (OTLP) and the layer that
 //!   measures every RPC; nothing personal is ever recorded.
 //! - [`metrics`]: Prometheus series and their `/metrics` listener.
+//! - [`key_cache`]: API keys remembered for a while, by `api` and `public`.
 //!
 //! Arrows point one way: `api -> domain <- store`, `public -> domain, store`,
 //! `server -> api, public, store`,
-//! and `config` reads nothing but the domain's limits.
+//! `key_cache` is a leaf, and `config` reads nothing but the domain's limits.
 
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod key_cache;
 pub mod metrics;
 pub mod public;
 pub mod server;

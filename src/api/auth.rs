@@ -10,6 +10,7 @@ use tonic::Request;
 use super::Error;
 use crate::{
     domain::auth::{ApiKey, Caller, Scope},
+    key_cache::KeyCache,
     store::Store,
 };
 
@@ -21,7 +22,7 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
-    cache: Arc<KeyCache>,
+    cache: Arc<KeyCache<Caller>>,
 }
 
 /// Most keys remembered; past that the least used are forgotten first.
@@ -76,54 +77,9 @@ fn only_key(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
     first.to_str().ok().filter(|value| !value.is_empty())
 }
 
-/// Callers by the SHA-256 of their key, the digest the store keeps too, so
-/// the cache holds nothing the database does not; with when they were
-/// looked up. An entry older than `ttl` is never answered from: the store is
-/// asked again, which is how a revocation takes effect within `ttl`.
-struct KeyCache {
-    ttl: Duration,
-    callers: quick_cache::sync::Cache<[u8; 32], (Caller, Instant)>,
-}
-
-impl KeyCache {
-    fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            ttl,
-            callers: quick_cache::sync::Cache::new(capacity),
-        }
-    }
-
-    fn get(&self, digest: &[u8; 32], now: Instant) -> Option<Caller> {
-        let (caller, fetched) = self.callers.get(digest)?;
-        (now.saturating_duration_since(fetched) < self.ttl).then_some(caller)
-    }
-
-    fn insert(&self, digest: [u8; 32], caller: Caller, now: Instant) {
-        if !self.ttl.is_zero() {
-            self.callers.insert(digest, (caller, now));
-        }
-    }
-
-    /// Drops a key the store no longer knows, so its stale entry does not
-    /// take a place in the cache.
-    fn forget(&self, digest: &[u8; 32]) {
-        self.callers.remove(digest);
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
-
-    fn caller(n: u8) -> Caller {
-        Caller {
-            tenant_id: Uuid::from_bytes([n; 16]),
-            key_id: Uuid::from_bytes([n; 16]),
-            scopes: vec![Scope::ConsentRead],
-        }
-    }
 
     #[test]
     fn a_request_with_more_than_one_key_has_none() {
@@ -140,46 +96,5 @@ mod tests {
         assert_eq!(only_key(&with(&[""])), None);
         assert_eq!(only_key(&with(&["cdk_a", "cdk_a"])), None);
         assert_eq!(only_key(&with(&["cdk_a", "cdk_b"])), None);
-    }
-
-    #[test]
-    fn a_cached_caller_is_answered_until_its_ttl_and_never_after() {
-        let ttl = Duration::from_secs(30);
-        let cache = KeyCache::new(ttl, 100);
-        let fetched = Instant::now();
-        assert_eq!(cache.get(&[1; 32], fetched), None);
-        cache.insert([1; 32], caller(1), fetched);
-        assert_eq!(cache.get(&[1; 32], fetched), Some(caller(1)));
-        let almost = fetched + ttl - Duration::from_millis(1);
-        assert_eq!(cache.get(&[1; 32], almost), Some(caller(1)));
-        assert_eq!(cache.get(&[1; 32], fetched + ttl), None);
-        assert_eq!(cache.get(&[2; 32], fetched), None);
-
-        cache.insert([1; 32], caller(3), fetched + ttl);
-        assert_eq!(cache.get(&[1; 32], fetched + ttl), Some(caller(3)));
-        cache.forget(&[1; 32]);
-        assert_eq!(cache.get(&[1; 32], fetched + ttl), None);
-    }
-
-    #[test]
-    fn a_zero_ttl_caches_nothing() {
-        let cache = KeyCache::new(Duration::ZERO, 100);
-        let now = Instant::now();
-        cache.insert([1; 32], caller(1), now);
-        assert_eq!(cache.get(&[1; 32], now), None);
-        assert!(cache.callers.is_empty());
-    }
-
-    #[test]
-    fn the_cache_stays_bounded_by_its_capacity() {
-        let cache = KeyCache::new(Duration::from_secs(30), 64);
-        let now = Instant::now();
-        for n in 0..1_000u32 {
-            let mut digest = [0; 32];
-            digest[..4].copy_from_slice(&n.to_be_bytes());
-            cache.insert(digest, caller(0), now);
-        }
-        assert!(cache.callers.len() <= 64, "{}", cache.callers.len());
-        assert!(!cache.callers.is_empty());
     }
 }

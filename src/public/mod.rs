@@ -39,6 +39,7 @@ use crate::{
         clock::Clock,
         receipt,
     },
+    key_cache::KeyCache,
     store::{ConsentWriter, Store},
 };
 use limit::{Limiter, Limits, Network, Rate};
@@ -100,7 +101,9 @@ struct Public {
     store: Store,
     writer: ConsentWriter,
     clock: Clock,
-    keys: KeyCache,
+    /// Publishable keys, trusted for `key_cache_ttl` as the gRPC side
+    /// trusts secret keys: a revocation takes effect within it.
+    keys: KeyCache<SiteKey>,
     limits: Limits,
     trusted_hops: usize,
 }
@@ -124,7 +127,7 @@ pub async fn serve(
         store,
         writer,
         clock,
-        keys: KeyCache::new(key_cache_ttl),
+        keys: KeyCache::new(key_cache_ttl, 10_000),
         limits: Limits {
             per_key: Limiter::new(settings.key_rate),
             per_network: Limiter::new(settings.network_rate),
@@ -254,33 +257,6 @@ impl Public {
             self.keys.insert(digest, key.clone(), Instant::now());
         }
         Ok(key)
-    }
-}
-
-/// Publishable keys by their digest, trusted for `ttl` as the gRPC side
-/// trusts secret keys: a revocation takes effect within it.
-struct KeyCache {
-    ttl: Duration,
-    keys: quick_cache::sync::Cache<[u8; 32], (SiteKey, Instant)>,
-}
-
-impl KeyCache {
-    fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            keys: quick_cache::sync::Cache::new(10_000),
-        }
-    }
-
-    fn get(&self, digest: &[u8; 32], now: Instant) -> Option<SiteKey> {
-        let (key, fetched) = self.keys.get(digest)?;
-        (now.saturating_duration_since(fetched) < self.ttl).then_some(key)
-    }
-
-    fn insert(&self, digest: [u8; 32], key: SiteKey, now: Instant) {
-        if !self.ttl.is_zero() {
-            self.keys.insert(digest, (key, now));
-        }
     }
 }
 
