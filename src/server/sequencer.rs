@@ -17,6 +17,9 @@ use crate::{
 /// How the log is kept.
 #[derive(Clone, Debug)]
 pub struct LogSettings {
+    /// Whether the sequencer runs at all; without it no leaf or checkpoint
+    /// is added and the log RPCs answer from what is already there.
+    pub enabled: bool,
     /// How often the sequencer looks for committed records.
     pub interval: Duration,
     pub sequencer: SequencerConfig,
@@ -26,6 +29,7 @@ impl LogSettings {
     pub fn from_config(config: &LogConfig) -> Result<Self, String> {
         check_name(&config.log_origin).map_err(|e| format!("CONSENTD_LOG_ORIGIN: {e}"))?;
         Ok(Self {
+            enabled: config.transparency_log,
             interval: config.sequence_interval,
             sequencer: SequencerConfig {
                 batch: WORKER_BATCH,
@@ -45,6 +49,9 @@ pub(super) fn spawn(
     settings: LogSettings,
     stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    if !settings.enabled {
+        return tokio::spawn(async {});
+    }
     let settings = Arc::new(settings);
     tokio::spawn(repeat(settings.interval, stopped, move || {
         let (store, context, settings) = (store.clone(), context.clone(), settings.clone());

@@ -101,6 +101,7 @@ pub fn settings() -> ServerSettings {
         public: None,
         // Sequenced and checkpointed at once, so tests need not wait long.
         log: server::LogSettings {
+            enabled: true,
             interval: Duration::from_millis(50),
             sequencer: SequencerConfig {
                 batch: 500,
