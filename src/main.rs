@@ -1,12 +1,9 @@
 //! The `consentd` command: parses flags and hands over to the library.
 //! `client` holds the commands that are gRPC clients of a running consentd
-//! (`export`, `export-preferences`, `proof`).
+//! (`export`, `export-preferences`, `proof`), and `verify`, which checks
+//! what they return offline.
 
-use std::{
-    path::{Path, PathBuf},
-    process::ExitCode,
-    time::Duration,
-};
+use std::{process::ExitCode, time::Duration};
 
 mod client;
 
@@ -22,7 +19,6 @@ use consentd::{
         declared::Declaration,
         ids::SiteId,
         keyring::generate_entry,
-        receipt::Receipt,
         site::{MAX_SETTING_DURATION, MIN_LIFETIME, SiteSettingsUpdate},
     },
     server::{self, ServerSettings},
@@ -49,15 +45,11 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Applies the embedded migrations and exits.
     Migrate(DatabaseConfig),
-    /// Checks a receipt offline: exits 0 when its signature holds, 1 when not.
-    Verify {
-        /// A file holding the receipt token (`-` for standard input).
-        receipt: PathBuf,
-        /// A file holding the Ed25519 public key, base64 (as ListSigningKeys
-        /// serves it) or 64 hex characters.
-        #[arg(long)]
-        public_key: PathBuf,
-    },
+    /// Checks offline, with the keys ListSigningKeys serves, a receipt, an
+    /// inclusion proof against a signed checkpoint, or the consistency of
+    /// two checkpoints: exits 0 when it holds, 1 (saying which check
+    /// failed) when not.
+    Verify(client::verify::Verify),
     /// Exports a site's consent records from a running consentd to a CSV
     /// or NDJSON file (resumable with --resume).
     Export(client::export::ConsentExport),
@@ -239,10 +231,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| error_chain(&*e))
         }
-        Command::Verify {
-            receipt,
-            public_key,
-        } => verify(&receipt, &public_key),
+        Command::Verify(verify) => client::verify::run(verify),
         Command::Export(export) => client::export::consents(export).await,
         Command::ExportPreferences(export) => client::export::preferences(export).await,
         Command::Proof(proof) => client::proof::run(proof).await,
@@ -384,33 +373,6 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
-}
-
-/// `consentd verify`: the verdict goes to stdout, the exit code says it.
-fn verify(receipt: &Path, public_key: &Path) -> Result<(), String> {
-    use base64::{Engine, engine::general_purpose::STANDARD};
-    let token = if receipt == Path::new("-") {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| format!("cannot read the receipt: {e}"))?
-    } else {
-        std::fs::read_to_string(receipt)
-            .map_err(|e| format!("cannot read {}: {e}", receipt.display()))?
-    };
-    let key_text = std::fs::read_to_string(public_key)
-        .map_err(|e| format!("cannot read {}: {e}", public_key.display()))?;
-    let key_text = key_text.trim();
-    let key: [u8; 32] = hex::decode(key_text)
-        .ok()
-        .or_else(|| STANDARD.decode(key_text).ok())
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or("the public key must be 32 bytes, in base64 or hex")?;
-    let receipt = Receipt::parse(&token).map_err(|e| format!("invalid receipt: {e}"))?;
-    receipt
-        .verify(&key)
-        .map_err(|e| format!("invalid receipt: {e}"))?;
-    println!("valid receipt, signed by key {}", receipt.key_id);
-    println!("{}", String::from_utf8_lossy(&receipt.claims_json));
-    Ok(())
 }
 
 /// The command line, or the exit clap chooses. A bad or missing setting

@@ -1,10 +1,12 @@
 //! Commands that talk to a running consentd over gRPC, as any client
-//! would: they hold an API key, never the database URL.
+//! would: they hold an API key, never the database URL; and `verify`,
+//! which checks offline what they and grpcurl fetch.
 
 pub mod export;
 pub mod proof;
 mod rows;
 mod sink;
+pub mod verify;
 
 use std::time::Duration;
 
