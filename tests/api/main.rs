@@ -40,4 +40,5 @@ mod telemetry;
 mod tlog;
 mod tls;
 mod validation;
+mod verify;
 mod writer;
