@@ -198,7 +198,10 @@ impl ConsentService for ConsentApi {
             document_pdf: Vec::new(),
         };
         if proof.include_document {
-            response.document_pdf = proof_document::render(&response)
+            let inclusion = self
+                .logged_inclusion(caller.tenant_id, proof.record_id)
+                .await?;
+            response.document_pdf = proof_document::render(&response, inclusion.as_ref())
                 .map_err(|error| Error::from(crate::store::Error::Internal(error.into())))?;
         }
         Ok(Response::new(response))

@@ -166,7 +166,16 @@ impl ConsentApi {
     ) -> Result<Response<proto::GetInclusionProofResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
         let get = GetInclusionProof::try_from(request.into_inner())?;
-        let tenant_id = caller.tenant_id;
+        Ok(Response::new(self.inclusion(caller.tenant_id, get).await?))
+    }
+
+    /// The inclusion proof GetInclusionProof answers with, also put in the
+    /// proof document.
+    pub(super) async fn inclusion(
+        &self,
+        tenant_id: Uuid,
+        get: GetInclusionProof,
+    ) -> Result<proto::GetInclusionProofResponse, Status> {
         let leaf = self.store.log_leaf(tenant_id, get.leaf).await?;
         let size = self.tree_size(tenant_id, "tree_size", get.size).await?;
         if leaf.index >= size {
@@ -187,7 +196,7 @@ impl ConsentApi {
             LeafRecord::Erased => (LogLeafState::Erased, String::new(), Vec::new()),
             LeafRecord::Missing => (LogLeafState::Missing, String::new(), Vec::new()),
         };
-        Ok(Response::new(proto::GetInclusionProofResponse {
+        Ok(proto::GetInclusionProofResponse {
             leaf_index: leaf.index as i64,
             tree_size: size as i64,
             leaf_hash: leaf.hash.to_vec(),
@@ -197,7 +206,7 @@ impl ConsentApi {
             claims_json,
             salt,
             checkpoint: self.checkpoint_at(tenant_id, size).await?,
-        }))
+        })
     }
 
     pub(super) async fn log_consistency_proof(

@@ -6,6 +6,8 @@
 
 use std::{sync::Arc, time::SystemTime};
 
+use base64::{Engine, engine::general_purpose::STANDARD};
+
 use krilla::{
     Document,
     geom::Point,
@@ -13,7 +15,17 @@ use krilla::{
     text::{Font, TextDirection},
 };
 
-use super::proto::{ConsentAction, ConsentRecord, ConsentStatus, GetConsentProofResponse, Regime};
+use tonic::{Code, Status};
+use uuid::Uuid;
+
+use super::{
+    ConsentApi,
+    proto::{
+        ConsentAction, ConsentRecord, ConsentStatus, GetConsentProofResponse,
+        GetInclusionProofResponse, Regime,
+    },
+};
+use crate::domain::tlog::{GetInclusionProof, LeafRef};
 
 /// A4 in points.
 const PAGE: (f32, f32) = (595.0, 842.0);
@@ -23,13 +35,34 @@ const LINE: f32 = 11.5;
 /// A monospace glyph is 0.6 em wide: this many fit between the margins.
 const COLUMNS: usize = ((PAGE.0 - 2.0 * MARGIN) / (0.6 * FONT_SIZE)) as usize;
 
-/// Where the inclusion proof against the tenant's latest checkpoint goes
-/// once the append-only log (issue 16, items 1-3) serves it.
-const INCLUSION_PENDING: &str = "Not yet available: this service does not yet keep the append-only log \
-     of records with signed checkpoints. The receipt above is signed over the Merkle tree of the \
-     record's committed batch.";
+impl ConsentApi {
+    /// The record's inclusion proof against the tenant's latest checkpoint;
+    /// None while no checkpoint covers it (not sequenced yet, the log off).
+    pub(super) async fn logged_inclusion(
+        &self,
+        tenant_id: Uuid,
+        record_id: Uuid,
+    ) -> Result<Option<GetInclusionProofResponse>, Status> {
+        let get = GetInclusionProof {
+            leaf: LeafRef::Record(record_id),
+            size: None,
+        };
+        match self.inclusion(tenant_id, get).await {
+            Ok(proof) => Ok(Some(proof)),
+            // No leaf or no checkpoint yet, or a leaf past the latest
+            // checkpoint: the request itself is ours and valid.
+            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => {
+                Ok(None)
+            }
+            Err(status) => Err(status),
+        }
+    }
+}
 
-pub fn render(proof: &GetConsentProofResponse) -> Result<Vec<u8>, String> {
+pub fn render(
+    proof: &GetConsentProofResponse,
+    inclusion: Option<&GetInclusionProofResponse>,
+) -> Result<Vec<u8>, String> {
     let mut lines = Vec::new();
     let blank = ConsentRecord::default();
     let record = proof.record.as_ref().unwrap_or(&blank);
@@ -60,11 +93,7 @@ pub fn render(proof: &GetConsentProofResponse) -> Result<Vec<u8>, String> {
             ("signed claims", receipt.claims_json.clone()),
         ],
     );
-    section(
-        &mut lines,
-        "Inclusion in the tenant's log",
-        &[("inclusion proof", INCLUSION_PENDING.into())],
-    );
+    inclusion_section(&mut lines, inclusion);
     lines.push("How to verify".into());
     for step in [
         "1. Save the token above, exactly, to receipt.txt.",
@@ -76,9 +105,14 @@ pub fn render(proof: &GetConsentProofResponse) -> Result<Vec<u8>, String> {
          the decision and the times (microseconds since 1970-01-01 UTC).",
         "5. Where the notice text is on file, GetNotice returns it: its SHA-256 must be \
          the hash above.",
-        "Without consentd: the token format and the claims are documented in \
-         proto/consent/v1/consent.proto (ConsentReceipt): an Ed25519 signature over the \
-         root of an RFC 9162 Merkle tree, with the record's audit path.",
+        "6. Where the log holds the record: save the inclusion proof as the section above \
+         fetches it to proof.json and run the consentd verify --inclusion command it \
+         gives. It exits 0 when the checkpoint's signature holds, the record's claims and \
+         salt make the leaf, the audit path leads from the leaf to the root above, and \
+         the receipt's claims are the leaf's.",
+        "Without consentd: the README's section \"Verify without consentd\" gives every \
+         format (the receipt, the claims, the leaf, the checkpoint note) and the RFC 9162 \
+         steps.",
     ] {
         wrap(&mut lines, step, "   ");
     }
@@ -89,6 +123,62 @@ pub fn render(proof: &GetConsentProofResponse) -> Result<Vec<u8>, String> {
         env!("CARGO_PKG_VERSION")
     ));
     typeset(&lines)
+}
+
+/// The inclusion proof against the latest checkpoint, or why there is none.
+fn inclusion_section(lines: &mut Vec<String>, inclusion: Option<&GetInclusionProofResponse>) {
+    let heading = "Inclusion in the tenant's log";
+    let Some(proof) = inclusion else {
+        let pending = "Not in the log yet: no signed checkpoint covers this record (the log \
+                       gives committed records their leaves within seconds, when the \
+                       service keeps it). The receipt above is signed over the Merkle tree \
+                       of the record's committed batch.";
+        return section(lines, heading, &[("inclusion proof", pending.into())]);
+    };
+    let note = proof
+        .checkpoint
+        .as_ref()
+        .map(|checkpoint| checkpoint.note.as_str())
+        .unwrap_or_default();
+    let root = proof
+        .checkpoint
+        .as_ref()
+        .map(|checkpoint| STANDARD.encode(&checkpoint.root_hash))
+        .unwrap_or_default();
+    section(
+        lines,
+        heading,
+        &[
+            ("leaf index", proof.leaf_index.to_string()),
+            ("tree size", proof.tree_size.to_string()),
+            ("root hash", root),
+            ("leaf hash", STANDARD.encode(&proof.leaf_hash)),
+            ("leaf salt", STANDARD.encode(&proof.salt)),
+        ],
+    );
+    // Under the same heading: the last line `section` ends with is blank.
+    lines.pop();
+    lines.push("  audit path (RFC 9162 2.1.3, from the leaf's sibling up):".into());
+    for (i, hash) in proof.hashes.iter().enumerate() {
+        lines.push(format!("    {i}: {}", STANDARD.encode(hash)));
+    }
+    lines.push("  checkpoint (a C2SP signed note):".into());
+    for line in note.lines() {
+        wrap(lines, line, "    ");
+    }
+    lines.push(String::new());
+    lines.push("  to fetch the proof again and verify it:".into());
+    for command in [
+        format!(
+            "grpcurl -H \"x-api-key: $KEY\" -d '{{\"record_id\":\"{}\",\"tree_size\":\"{}\"}}' \
+             HOST:50051 consent.v1.ConsentService/GetInclusionProof > proof.json",
+            proof.record_id, proof.tree_size
+        ),
+        "consentd verify --inclusion proof.json --public-key key.pub receipt.txt".into(),
+    ] {
+        wrap(lines, &command, "    ");
+    }
+    lines.push(String::new());
 }
 
 fn iso(time: Option<prost_types::Timestamp>) -> String {
@@ -247,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_proof_renders_as_a_pdf() {
-        let pdf = render(&GetConsentProofResponse::default()).unwrap();
+        let pdf = render(&GetConsentProofResponse::default(), None).unwrap();
         assert!(pdf.starts_with(b"%PDF-"));
     }
 }

@@ -4,8 +4,12 @@
 
 use std::process::Command;
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use consentd::{
-    api::proto::{GetConsentProofRequest, UpdateSiteSettingsRequest},
+    api::proto::{
+        GetConsentProofRequest, GetInclusionProofRequest, UpdateSiteSettingsRequest,
+        get_inclusion_proof_request::Leaf,
+    },
     domain::auth::Scope,
 };
 
@@ -101,6 +105,31 @@ async fn the_proof_pdf_shows_the_record_masked_and_its_receipt_and_no_secret() {
             );
         }
     }
+
+    // Once logged: the inclusion proof GetInclusionProof gives, in the PDF.
+    let record = recorded(&mut client, decision("detailed", "visitor-logged")).await;
+    let claims: serde_json::Value =
+        serde_json::from_str(&record.receipt.as_ref().unwrap().claims_json).unwrap();
+    let tenant_id = claims["tenant_id"].as_str().unwrap().parse().unwrap();
+    crate::tlog::log_caught_up(&app, tenant_id).await;
+    let proof = client
+        .get_inclusion_proof(GetInclusionProofRequest {
+            leaf: Some(Leaf::RecordId(record.id.clone())),
+            tree_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = proof_text(&app, &key, &record.id).await;
+    assert!(
+        text.contains(&format!("leaf index: {}", proof.leaf_index)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("tree size: {}", proof.tree_size)));
+    let root = STANDARD.encode(&proof.checkpoint.as_ref().unwrap().root_hash);
+    assert!(text.contains(&format!("root hash: {root}")), "{text}");
+    assert!(!text.contains("Not in the log yet"));
+    assert!(text.contains("consentd verify --inclusion proof.json"));
 
     // Over gRPC, the document comes only when asked for.
     let record = recorded(&mut client, decision("detailed", "visitor-grpc")).await;
