@@ -57,6 +57,10 @@ enum Command {
     ExportPreferences(client::export::PreferenceExport),
     /// Writes the PDF proof of one record, from a running consentd.
     Proof(client::proof::Proof),
+    /// Keeps a tenant's latest signed checkpoint for an outside witness:
+    /// checks its signature and, with --since, that the log extends the
+    /// checkpoint kept before (exit 1 when not), then writes its note.
+    Checkpoint(client::checkpoint::Witness),
     /// Prints a new random key entry `ID=BASE64` for CONSENTD_SIGNING_KEYS,
     /// CONSENTD_IP_KEYS or CONSENTD_AUDIT_KEY.
     GenerateKey {
@@ -235,6 +239,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Export(export) => client::export::consents(export).await,
         Command::ExportPreferences(export) => client::export::preferences(export).await,
         Command::Proof(proof) => client::proof::run(proof).await,
+        Command::Checkpoint(witness) => client::checkpoint::run(witness).await,
         Command::GenerateKey { id } => {
             println!("{}", generate_entry(&id));
             Ok(())

@@ -2,6 +2,7 @@
 //! would: they hold an API key, never the database URL; and `verify`,
 //! which checks offline what they and grpcurl fetch.
 
+pub mod checkpoint;
 pub mod export;
 pub mod proof;
 mod rows;

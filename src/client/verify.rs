@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use clap::Args;
+use consentd::api::proto::GetConsistencyProofResponse;
 use consentd::domain::{
     checkpoint::{Checkpoint, parse_verifier_key},
     merkle::{Hash, verify_consistency, verify_inclusion},
@@ -65,12 +66,7 @@ pub struct Verify {
 }
 
 pub fn run(verify: Verify) -> Result<(), String> {
-    let keys = verify
-        .public_key
-        .iter()
-        .map(|path| read_keys(&read(path)?).map_err(|e| format!("{}: {e}", path.display())))
-        .collect::<Result<Vec<_>, _>>()?
-        .concat();
+    let keys = read_key_files(&verify.public_key)?;
     let receipt = match &verify.receipt {
         Some(path) => Some(check_receipt(&read_receipt(path)?, &keys)?),
         None => None,
@@ -124,7 +120,16 @@ fn no_checkpoint(which: &str, size: u64) -> String {
     )
 }
 
-fn read(path: &Path) -> Result<String, String> {
+/// Every key of the `--public-key` files.
+pub(super) fn read_key_files(paths: &[PathBuf]) -> Result<Vec<[u8; 32]>, String> {
+    Ok(paths
+        .iter()
+        .map(|path| read_keys(&read(path)?).map_err(|e| format!("{}: {e}", path.display())))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat())
+}
+
+pub(super) fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -292,7 +297,7 @@ impl InclusionProof {
 }
 
 /// A GetConsistencyProofResponse.
-struct ConsistencyProof {
+pub(super) struct ConsistencyProof {
     old_size: u64,
     new_size: u64,
     hashes: Vec<Hash>,
@@ -311,7 +316,23 @@ impl ConsistencyProof {
         })
     }
 
-    fn check(&self, old: &str, new: &str, keys: &[[u8; 32]]) -> Result<(), String> {
+    /// The proof as `consentd checkpoint` fetches it; the notes it checks
+    /// against are the caller's.
+    pub(super) fn from_response(proof: GetConsistencyProofResponse) -> Result<Self, String> {
+        Ok(Self {
+            old_size: proof.old_size as u64,
+            new_size: proof.new_size as u64,
+            hashes: proof
+                .hashes
+                .into_iter()
+                .map(|hash| Hash::try_from(hash).map_err(|_| "a proof hash is not 32 bytes"))
+                .collect::<Result<_, _>>()?,
+            old_note: None,
+            new_note: None,
+        })
+    }
+
+    pub(super) fn check(&self, old: &str, new: &str, keys: &[[u8; 32]]) -> Result<(), String> {
         let old = open(old, keys, "old ")?;
         let new = open(new, keys, "new ")?;
         if old.origin != new.origin {

@@ -25,7 +25,7 @@ const RECORDS: i64 = 100_000;
 
 /// Runs the binary off the runtime's thread: the server under test runs on
 /// that thread.
-async fn consentd(app: &TestApp, key: &str, args: &[&str]) -> Output {
+pub async fn consentd(app: &TestApp, key: &str, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let (addr, key) = (format!("http://{}", app.addr), key.to_string());
     tokio::task::spawn_blocking(move || {

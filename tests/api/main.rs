@@ -41,4 +41,5 @@ mod tlog;
 mod tls;
 mod validation;
 mod verify;
+mod witness;
 mod writer;

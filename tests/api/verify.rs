@@ -24,16 +24,16 @@ use crate::{
 };
 
 /// A directory of files for the command, removed on drop.
-struct Files(PathBuf);
+pub struct Files(PathBuf);
 
 impl Files {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("consentd-verify-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
 
-    fn put(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
+    pub fn put(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
         let path = self.0.join(name);
         std::fs::write(&path, contents).unwrap();
         path.display().to_string()
@@ -182,7 +182,7 @@ async fn inclusion(client: &mut ConsentClient, leaf: Leaf) -> GetInclusionProofR
 }
 
 /// The tenant of a client's records, from a receipt's claims.
-fn tenant_of(claims_json: &str) -> uuid::Uuid {
+pub fn tenant_of(claims_json: &str) -> uuid::Uuid {
     let claims: Value = serde_json::from_str(claims_json).unwrap();
     claims["tenant_id"].as_str().unwrap().parse().unwrap()
 }
@@ -194,7 +194,7 @@ fn signed_with_root(note: &str, root: [u8; 32]) -> String {
     Checkpoint { root, ..checkpoint }.sign(&SigningKeyring::parse(SIGNING_KEYS).unwrap())
 }
 
-fn other_key() -> String {
+pub fn other_key() -> String {
     let keyring = SigningKeyring::parse(&generate_entry("other")).unwrap();
     STANDARD.encode(keyring.public_keys()[0].public_key)
 }
