@@ -69,6 +69,11 @@ CONTRACT_ENV = {
     "CONSENTD_PUBLIC_TRUSTED_HOPS",
     "CONSENTD_PUBLIC_KEY_RATE",
     "CONSENTD_PUBLIC_NETWORK_RATE",
+    "CONSENTD_TRANSPARENCY_LOG",
+    "CONSENTD_LOG_ORIGIN",
+    "CONSENTD_SEQUENCE_INTERVAL",
+    "CONSENTD_CHECKPOINT_INTERVAL",
+    "CONSENTD_CHECKPOINT_LEAVES",
 }
 # Set by the chart besides the contract's: the log filter and the downward
 # API entries OTEL_RESOURCE_ATTRIBUTES refers to.
@@ -676,6 +681,38 @@ class ValuesSchema(unittest.TestCase):
                         self.assertIn(fragment, message)
                     with self.assertRaises(helm.HelmValuesError):
                         chart.validate_schema(values)
+
+    def test_transparency_log_settings_reach_the_environment(self):
+        data = configmap(render())
+        self.assertEqual(data["CONSENTD_TRANSPARENCY_LOG"], "false")
+        self.assertEqual(data["CONSENTD_LOG_ORIGIN"], "consentd.invalid/log")
+        on = {
+            "transparencyLog": True,
+            "logOrigin": "consent.example.com/log",
+            "sequenceInterval": "500ms",
+            "checkpointInterval": "5m",
+            "checkpointLeaves": 250000,
+        }
+        data = configmap(render({"config": on}))
+        self.assertEqual(
+            [data[k] for k in ("CONSENTD_TRANSPARENCY_LOG", "CONSENTD_LOG_ORIGIN",
+                               "CONSENTD_SEQUENCE_INTERVAL", "CONSENTD_CHECKPOINT_INTERVAL",
+                               "CONSENTD_CHECKPOINT_LEAVES")],
+            ["true", "consent.example.com/log", "500ms", "5m", "250000"],
+        )
+        # What the binary refuses at start is refused at install.
+        with helm.Chart.load(CHART) as chart:
+            for bad in [
+                {"transparencyLog": "yes"},
+                {"logOrigin": "consent.example.com/my log"},
+                {"logOrigin": "a+b"},
+                {"logOrigin": ""},
+                {"checkpointInterval": "1 minute"},
+                {"checkpointLeaves": 0},
+                {"checkpointLeaves": 10000001},
+            ]:
+                with self.subTest(config=bad), self.assertRaises(helm.HelmValuesError):
+                    chart.validate_schema({"config": bad})
 
     def test_valid_files_pass(self):
         with helm.Chart.load(CHART) as chart:
