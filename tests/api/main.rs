@@ -37,6 +37,7 @@ mod resources;
 mod round_trip;
 mod shutdown;
 mod telemetry;
+mod third_party_verifier;
 mod tlog;
 mod tls;
 mod validation;

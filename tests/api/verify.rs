@@ -8,8 +8,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use consentd::{
     api::proto::{
         EraseConsentsRequest, GetConsistencyProofRequest, GetConsistencyProofResponse,
-        GetInclusionProofRequest, GetInclusionProofResponse, ListSigningKeysRequest, LogCheckpoint,
-        get_inclusion_proof_request::Leaf,
+        GetInclusionProofRequest, GetInclusionProofResponse, ListSigningKeysRequest,
+        ListSigningKeysResponse, LogCheckpoint, get_inclusion_proof_request::Leaf,
     },
     domain::{
         checkpoint::Checkpoint,
@@ -78,11 +78,11 @@ fn fails(args: &[&str], message: &str) {
 
 /// A JSON object of the fields that are not their zero value, as grpcurl
 /// leaves zero values out; int64 as strings, bytes as base64.
-fn object(fields: Vec<(&str, Value)>) -> Value {
+pub(crate) fn object(fields: Vec<(&str, Value)>) -> Value {
     let zero = |v: &Value| match v {
         Value::String(s) => s.is_empty() || s == "0",
         Value::Array(items) => items.is_empty(),
-        Value::Null => true,
+        Value::Null | Value::Bool(false) => true,
         _ => false,
     };
     Value::Object(
@@ -94,7 +94,24 @@ fn object(fields: Vec<(&str, Value)>) -> Value {
     )
 }
 
-fn checkpoint_json(checkpoint: &Option<LogCheckpoint>) -> Value {
+/// ListSigningKeysResponse as grpcurl prints it.
+pub(crate) fn keys_json(keys: &ListSigningKeysResponse) -> Value {
+    let keys: Vec<Value> = keys
+        .keys
+        .iter()
+        .map(|k| {
+            object(vec![
+                ("keyId", json!(k.key_id)),
+                ("algorithm", json!(k.algorithm)),
+                ("publicKey", json!(STANDARD.encode(&k.public_key))),
+                ("active", json!(k.active)),
+            ])
+        })
+        .collect();
+    json!({ "keys": keys })
+}
+
+pub(crate) fn checkpoint_json(checkpoint: &Option<LogCheckpoint>) -> Value {
     let Some(c) = checkpoint else {
         return Value::Null;
     };
@@ -110,7 +127,7 @@ fn hashes_json(hashes: &[Vec<u8>]) -> Value {
     hashes.iter().map(|h| json!(STANDARD.encode(h))).collect()
 }
 
-fn inclusion_json(p: &GetInclusionProofResponse) -> Value {
+pub(crate) fn inclusion_json(p: &GetInclusionProofResponse) -> Value {
     object(vec![
         ("leafIndex", json!(p.leaf_index.to_string())),
         ("treeSize", json!(p.tree_size.to_string())),
@@ -124,7 +141,7 @@ fn inclusion_json(p: &GetInclusionProofResponse) -> Value {
     ])
 }
 
-fn consistency_json(p: &GetConsistencyProofResponse) -> Value {
+pub(crate) fn consistency_json(p: &GetConsistencyProofResponse) -> Value {
     object(vec![
         ("oldSize", json!(p.old_size.to_string())),
         ("newSize", json!(p.new_size.to_string())),
@@ -157,7 +174,7 @@ fn snake_case(value: &Value) -> Value {
     }
 }
 
-fn flip(base64: &str, byte: usize) -> String {
+pub(crate) fn flip(base64: &str, byte: usize) -> String {
     let mut bytes = STANDARD.decode(base64).unwrap();
     bytes[byte] ^= 0x01;
     STANDARD.encode(bytes)
@@ -170,7 +187,7 @@ fn with(json: &Value, name: &str, change: impl FnOnce(&mut Value)) -> String {
     json.to_string()
 }
 
-async fn inclusion(client: &mut ConsentClient, leaf: Leaf) -> GetInclusionProofResponse {
+pub(crate) async fn inclusion(client: &mut ConsentClient, leaf: Leaf) -> GetInclusionProofResponse {
     client
         .get_inclusion_proof(GetInclusionProofRequest {
             leaf: Some(leaf),
@@ -189,7 +206,7 @@ pub fn tenant_of(claims_json: &str) -> uuid::Uuid {
 
 /// A checkpoint like `note`'s, with `root`, signed with the server's key:
 /// a signature that holds over a root that does not.
-fn signed_with_root(note: &str, root: [u8; 32]) -> String {
+pub(crate) fn signed_with_root(note: &str, root: [u8; 32]) -> String {
     let checkpoint = Checkpoint::read_unverified(note).unwrap();
     Checkpoint { root, ..checkpoint }.sign(&SigningKeyring::parse(SIGNING_KEYS).unwrap())
 }
@@ -216,11 +233,7 @@ async fn an_inclusion_proof_verifies_offline_and_every_tampering_fails_naming_th
         .into_inner();
     let public = STANDARD.encode(&keys.keys[0].public_key);
     let key = files.put("key.pub", &public);
-    let listed = json!({"keys": keys.keys.iter().map(|k| json!({
-        "keyId": k.key_id, "algorithm": k.algorithm,
-        "publicKey": STANDARD.encode(&k.public_key), "active": k.active,
-    })).collect::<Vec<_>>()});
-    let listed = files.put("keys.json", listed.to_string());
+    let listed = files.put("keys.json", keys_json(&keys).to_string());
     let wrong = files.put("other.pub", other_key());
 
     let proof = inclusion(&mut client, Leaf::RecordId(records[0].id.clone())).await;
