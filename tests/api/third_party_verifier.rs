@@ -207,7 +207,7 @@ async fn a_verifier_written_from_the_readme_accepts_real_proofs_and_refuses_tamp
     let app = TestApp::spawn().await;
     let key = app.key("acme", &Scope::ALL).await;
     let mut client = app.site_client(&key, minimal_site("minimal")).await;
-    let records = vec![
+    let records = [
         recorded(&mut client, everything_set()).await,
         recorded(&mut client, nothing_optional()).await,
         // Minimal logging drops most of what was sent: nulls in the claims.
