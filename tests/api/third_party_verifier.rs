@@ -9,8 +9,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use consentd::{
     api::proto::{
         ConsentAction, ConsentRecord, GetCheckpointRequest, GetConsentProofRequest,
-        GetConsentProofResponse, GetConsistencyProofRequest, ListSigningKeysRequest, LogCheckpoint,
-        RecordConsentRequest, Regime, ServiceDecision, get_inclusion_proof_request::Leaf,
+        GetConsentProofResponse, GetConsistencyProofRequest, LogCheckpoint, RecordConsentRequest,
+        Regime, ServiceDecision, get_inclusion_proof_request::Leaf,
     },
     domain::auth::Scope,
 };
@@ -21,8 +21,9 @@ use crate::{
     helpers::{ConsentClient, TestApp, decision, minimal_site, record_many, recorded},
     tlog::log_caught_up,
     verify::{
-        Files, checkpoint_json, consistency_json, flip, inclusion, inclusion_json, keys_json,
-        object, signed_with_root, tenant_of,
+        Files, checkpoint_json, consistency_json, fails_with, flip, holds_with, inclusion,
+        inclusion_json, keys_json, object, objects, signed_with_root, signing_keys, tenant_of,
+        verdict,
     },
 };
 
@@ -41,30 +42,19 @@ fn third_party(args: &[&str]) -> (bool, String) {
         "the third-party verifier runs on Node.js, which is missing: {}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let output = Command::new("node")
-        .arg(root.join("tests/verifier/verify.mjs"))
-        .args(args)
-        .output()
-        .unwrap();
-    let code = output.status.code();
-    assert!(matches!(code, Some(0 | 1)), "{args:?}: {output:?}");
-    let said = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    (code == Some(0), said)
+    verdict(
+        Command::new("node")
+            .arg(root.join("tests/verifier/verify.mjs"))
+            .args(args),
+    )
 }
 
 fn holds(args: &[&str]) {
-    let (valid, said) = third_party(args);
-    assert!(valid, "{args:?}: {said}");
+    holds_with(third_party, args);
 }
 
 fn fails(args: &[&str], message: &str) {
-    let (valid, said) = third_party(args);
-    assert!(!valid, "{args:?} verified: {said}");
-    assert!(
-        said.contains(message),
-        "{args:?}: {said:?} lacks {message:?}"
-    );
+    fails_with(third_party, args, message)
 }
 
 fn timestamp(t: &Option<prost_types::Timestamp>) -> Value {
@@ -82,17 +72,13 @@ fn record_json(r: &ConsentRecord) -> Value {
             ("proof", json!(STANDARD.encode(&c.proof))),
         ])
     });
-    let services: Vec<Value> = r
-        .services
-        .iter()
-        .map(|s| {
-            object(vec![
-                ("category", json!(s.category)),
-                ("service", json!(s.service)),
-                ("granted", json!(s.granted)),
-            ])
-        })
-        .collect();
+    let services = objects(&r.services, |s| {
+        vec![
+            ("category", json!(s.category)),
+            ("service", json!(s.service)),
+            ("granted", json!(s.granted)),
+        ]
+    });
     object(vec![
         ("id", json!(r.id)),
         ("requestId", json!(r.request_id)),
@@ -103,7 +89,7 @@ fn record_json(r: &ConsentRecord) -> Value {
         ("status", json!(r.status().as_str_name())),
         ("grantedCategories", json!(r.granted_categories)),
         ("deniedCategories", json!(r.denied_categories)),
-        ("services", json!(services)),
+        ("services", services),
         ("bannerRevision", json!(r.banner_revision)),
         ("regime", json!(r.regime().as_str_name())),
         ("gpcDetected", json!(r.gpc_detected)),
@@ -264,12 +250,8 @@ async fn a_verifier_written_from_the_readme_accepts_real_proofs_and_refuses_tamp
     let tenant_id = tenant_of(&records[0].receipt.as_ref().unwrap().claims_json);
     log_caught_up(&app, tenant_id).await;
     let files = Files::new();
-    let keys = client
-        .list_signing_keys(ListSigningKeysRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let keys = files.put("keys.json", keys_json(&keys).to_string());
+    let keys = keys_json(&signing_keys(&mut client).await);
+    let keys = files.put("keys.json", keys.to_string());
     let old = latest_checkpoint(&mut client).await;
     assert_eq!(old.tree_size, 3);
     let old_file = files.put("old.json", checkpoint_response_json(&old).to_string());

@@ -46,34 +46,50 @@ impl Drop for Files {
     }
 }
 
-/// `consentd verify ARGS`: whether it exited 0, and what it said.
-fn verify(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_consentd"))
-        .arg("verify")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+/// A verifier's verdict: whether it exited 0 (valid), and what it said.
+/// Any exit but 0 and 1 (invalid) fails the test.
+pub(crate) fn verdict(command: &mut Command) -> (bool, String) {
+    let output = command.output().unwrap();
     let code = output.status.code();
-    assert!(matches!(code, Some(0 | 1)), "{output:?}");
+    assert!(matches!(code, Some(0 | 1)), "{command:?}: {output:?}");
     let said = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     (code == Some(0), said)
 }
 
-fn holds(args: &[&str]) -> String {
-    let (valid, said) = verify(args);
+/// `consentd verify ARGS`.
+fn verify(args: &[&str]) -> (bool, String) {
+    verdict(
+        Command::new(env!("CARGO_BIN_EXE_consentd"))
+            .arg("verify")
+            .args(args)
+            .env("RUST_LOG", "warn"),
+    )
+}
+
+/// What `verifier` said of ARGS, which it must find valid.
+pub(crate) fn holds_with(verifier: fn(&[&str]) -> (bool, String), args: &[&str]) -> String {
+    let (valid, said) = verifier(args);
     assert!(valid, "{args:?}: {said}");
     said
 }
 
-fn fails(args: &[&str], message: &str) {
-    let (valid, said) = verify(args);
+/// That `verifier` finds ARGS invalid, saying `message`.
+pub(crate) fn fails_with(verifier: fn(&[&str]) -> (bool, String), args: &[&str], message: &str) {
+    let (valid, said) = verifier(args);
     assert!(!valid, "{args:?} verified: {said}");
     assert!(
         said.contains(message),
         "{args:?}: {said:?} lacks {message:?}"
     );
+}
+
+fn holds(args: &[&str]) -> String {
+    holds_with(verify, args)
+}
+
+fn fails(args: &[&str], message: &str) {
+    fails_with(verify, args, message)
 }
 
 /// A JSON object of the fields that are not their zero value, as grpcurl
@@ -96,19 +112,25 @@ pub(crate) fn object(fields: Vec<(&str, Value)>) -> Value {
 
 /// ListSigningKeysResponse as grpcurl prints it.
 pub(crate) fn keys_json(keys: &ListSigningKeysResponse) -> Value {
-    let keys: Vec<Value> = keys
-        .keys
-        .iter()
-        .map(|k| {
-            object(vec![
-                ("keyId", json!(k.key_id)),
-                ("algorithm", json!(k.algorithm)),
-                ("publicKey", json!(STANDARD.encode(&k.public_key))),
-                ("active", json!(k.active)),
-            ])
-        })
-        .collect();
-    json!({ "keys": keys })
+    json!({ "keys": objects(&keys.keys, |k| vec![
+        ("keyId", json!(k.key_id)),
+        ("algorithm", json!(k.algorithm)),
+        ("publicKey", json!(STANDARD.encode(&k.public_key))),
+        ("active", json!(k.active)),
+    ]) })
+}
+
+pub(crate) async fn signing_keys(client: &mut ConsentClient) -> ListSigningKeysResponse {
+    client
+        .list_signing_keys(ListSigningKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A repeated message field: one [`object`] per item.
+pub(crate) fn objects<T>(items: &[T], fields: impl Fn(&T) -> Vec<(&'static str, Value)>) -> Value {
+    items.iter().map(|item| object(fields(item))).collect()
 }
 
 pub(crate) fn checkpoint_json(checkpoint: &Option<LogCheckpoint>) -> Value {
@@ -226,11 +248,7 @@ async fn an_inclusion_proof_verifies_offline_and_every_tampering_fails_naming_th
     log_caught_up(&app, tenant_id).await;
 
     let files = Files::new();
-    let keys = client
-        .list_signing_keys(ListSigningKeysRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let keys = signing_keys(&mut client).await;
     let public = STANDARD.encode(&keys.keys[0].public_key);
     let key = files.put("key.pub", &public);
     let listed = files.put("keys.json", keys_json(&keys).to_string());

@@ -71,27 +71,33 @@ function readKeys(json) {
   });
 }
 
+// One step up the walks of RFC 9162 (2.1.3.2, 2.1.4.2) at node `fn` of a
+// level whose last node is `sn`: whether the next hash is a left sibling.
+// Levels where the node is the last one, with no right sibling, are
+// skipped.
+function climb(at) {
+  const left = (at.fn & 1n) === 1n || at.fn === at.sn;
+  if (left) {
+    while ((at.fn & 1n) === 0n && at.fn !== 0n) {
+      at.fn >>= 1n;
+      at.sn >>= 1n;
+    }
+  }
+  at.fn >>= 1n;
+  at.sn >>= 1n;
+  return left;
+}
+
 // RFC 9162, 2.1.3.2: the root a leaf and its audit path lead to.
 function rootFromInclusion(index, size, leaf, path) {
   if (index >= size) fail("the leaf index is outside the tree");
-  let fn = index;
-  let sn = size - 1n;
+  const at = { fn: index, sn: size - 1n };
   let r = leaf;
   for (const p of path) {
-    if (sn === 0n) fail("the audit path is too long");
-    if ((fn & 1n) === 1n || fn === sn) {
-      r = nodeHash(p, r);
-      while ((fn & 1n) === 0n && fn !== 0n) {
-        fn >>= 1n;
-        sn >>= 1n;
-      }
-    } else {
-      r = nodeHash(r, p);
-    }
-    fn >>= 1n;
-    sn >>= 1n;
+    if (at.sn === 0n) fail("the audit path is too long");
+    r = climb(at) ? nodeHash(p, r) : nodeHash(r, p);
   }
-  if (sn !== 0n) fail("the audit path is too short");
+  if (at.sn !== 0n) fail("the audit path is too short");
   return r;
 }
 
@@ -106,30 +112,23 @@ function verifyConsistency(first, second, firstRoot, secondRoot, proof) {
   }
   if (proof.length === 0) fail("the consistency proof is empty");
   const path = (first & (first - 1n)) === 0n ? [firstRoot, ...proof] : proof;
-  let fn = first - 1n;
-  let sn = second - 1n;
-  while ((fn & 1n) === 1n) {
-    fn >>= 1n;
-    sn >>= 1n;
+  const at = { fn: first - 1n, sn: second - 1n };
+  while ((at.fn & 1n) === 1n) {
+    at.fn >>= 1n;
+    at.sn >>= 1n;
   }
   let fr = path[0];
   let sr = path[0];
   for (const c of path.slice(1)) {
-    if (sn === 0n) fail("the consistency proof is too long");
-    if ((fn & 1n) === 1n || fn === sn) {
+    if (at.sn === 0n) fail("the consistency proof is too long");
+    if (climb(at)) {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
-      while ((fn & 1n) === 0n && fn !== 0n) {
-        fn >>= 1n;
-        sn >>= 1n;
-      }
     } else {
       sr = nodeHash(sr, c);
     }
-    fn >>= 1n;
-    sn >>= 1n;
   }
-  if (sn !== 0n) fail("the consistency proof is too short");
+  if (at.sn !== 0n) fail("the consistency proof is too short");
   if (!fr.equals(firstRoot)) fail("the proof does not lead to the old root");
   if (!sr.equals(secondRoot)) fail("the proof does not lead to the new root");
 }
