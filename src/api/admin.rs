@@ -6,20 +6,13 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiContext, Authenticator,
-    convert::{list_command, site_settings, widget_settings},
+    convert::{site_settings, widget_settings},
+    handler::Rpc,
     paging::page_tokens,
     proto::{self, admin_service_server::AdminService},
 };
 use crate::{
-    domain::{
-        auth::Scope,
-        command::{
-            GetSiteSettings, GetWidgetSettings, ListAuditEvents, UpdateSiteSettings,
-            UpdateWidgetSettings,
-        },
-        ids::SiteId,
-        page::PageTokens,
-    },
+    domain::{auth::Scope, ids::SiteId},
     store::{Changer, Store},
 };
 
@@ -53,21 +46,20 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::GetSiteSettingsRequest>,
     ) -> Result<Response<proto::GetSiteSettingsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Admin).await?;
-        let query = GetSiteSettings::try_from(request.into_inner())?;
-        let site_id = settings_key(query.site_id);
-        let settings = self
-            .store
-            .site_settings(caller.tenant_id, &site_id, self.context.defaults)
-            .await?;
-        let declaration = self
-            .store
-            .site_declaration(caller.tenant_id, &site_id)
-            .await?;
-        Ok(Response::new(proto::GetSiteSettingsResponse {
-            site_id,
-            settings: Some(site_settings((settings, declaration))),
-        }))
+        self.unary(request, Scope::Admin, async |caller, query| {
+            let site_id = settings_key(query.site_id);
+            let (tenant_id, defaults) = (caller.tenant_id, self.context.defaults);
+            let settings = self
+                .store
+                .site_settings(tenant_id, &site_id, defaults)
+                .await?;
+            let declaration = self.store.site_declaration(tenant_id, &site_id).await?;
+            Ok(proto::GetSiteSettingsResponse {
+                site_id,
+                settings: Some(site_settings((settings, declaration))),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "UpdateSiteSettings", skip_all, fields(tenant_id))]
@@ -75,23 +67,20 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::UpdateSiteSettingsRequest>,
     ) -> Result<Response<proto::UpdateSiteSettingsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Admin).await?;
-        let change = UpdateSiteSettings::try_from(request.into_inner())?;
-        let site_id = settings_key(change.site_id);
-        let settings = self
-            .store
-            .update_site_settings(
-                Changer::Caller(&caller),
-                &site_id,
-                change.update,
-                change.declared.as_ref(),
-                self.context.defaults,
-            )
-            .await?;
-        Ok(Response::new(proto::UpdateSiteSettingsResponse {
-            site_id,
-            settings: Some(site_settings(settings)),
-        }))
+        self.unary(request, Scope::Admin, async |caller, change| {
+            let site_id = settings_key(change.site_id);
+            let (changer, defaults) = (Changer::Caller(&caller), self.context.defaults);
+            let declared = change.declared.as_ref();
+            let settings = self
+                .store
+                .update_site_settings(changer, &site_id, change.update, declared, defaults)
+                .await?;
+            Ok(proto::UpdateSiteSettingsResponse {
+                site_id,
+                settings: Some(site_settings(settings)),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "ListAuditEvents", skip_all, fields(tenant_id))]
@@ -99,23 +88,20 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::AuditRead).await?;
-        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
-        let ListAuditEvents {
-            filter,
-            after,
-            page_size,
-        } = list_command(request.into_inner(), &tokens)?;
-        let page = self
-            .store
-            .list_audit_events(caller.tenant_id, &filter, after, page_size.get())
-            .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &filter, &tokens);
-        Ok(Response::new(proto::ListAuditEventsResponse {
-            events: page.items.into_iter().map(Into::into).collect(),
-            next_page_token,
-            resume_page_token,
-        }))
+        self.paged(request, Scope::AuditRead, async |caller, tokens, list| {
+            let (filter, size) = (&list.filter, list.page_size.get());
+            let page = self
+                .store
+                .list_audit_events(caller.tenant_id, filter, list.after, size)
+                .await?;
+            let (next_page_token, resume_page_token) = page_tokens(&page, filter, &tokens);
+            Ok(proto::ListAuditEventsResponse {
+                events: page.items.into_iter().map(Into::into).collect(),
+                next_page_token,
+                resume_page_token,
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "GetWidgetSettings", skip_all, fields(tenant_id))]
@@ -123,16 +109,17 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::GetWidgetSettingsRequest>,
     ) -> Result<Response<proto::GetWidgetSettingsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Admin).await?;
-        let query = GetWidgetSettings::try_from(request.into_inner())?;
-        let lifetime = self
-            .store
-            .widget_lifetime(caller.tenant_id, &query.widget_id)
-            .await?;
-        Ok(Response::new(proto::GetWidgetSettingsResponse {
-            widget_id: query.widget_id.into_inner(),
-            settings: Some(widget_settings(lifetime)),
-        }))
+        self.unary(request, Scope::Admin, async |caller, query| {
+            let lifetime = self
+                .store
+                .widget_lifetime(caller.tenant_id, &query.widget_id)
+                .await?;
+            Ok(proto::GetWidgetSettingsResponse {
+                widget_id: query.widget_id.into_inner(),
+                settings: Some(widget_settings(lifetime)),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "UpdateWidgetSettings", skip_all, fields(tenant_id))]
@@ -140,14 +127,22 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::UpdateWidgetSettingsRequest>,
     ) -> Result<Response<proto::UpdateWidgetSettingsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Admin).await?;
-        let change = UpdateWidgetSettings::try_from(request.into_inner())?;
-        self.store
-            .update_widget_lifetime(&caller, &change.widget_id, change.selection_lifetime)
-            .await?;
-        Ok(Response::new(proto::UpdateWidgetSettingsResponse {
-            widget_id: change.widget_id.into_inner(),
-            settings: Some(widget_settings(change.selection_lifetime)),
-        }))
+        self.unary(request, Scope::Admin, async |caller, change| {
+            let (widget_id, lifetime) = (change.widget_id, change.selection_lifetime);
+            self.store
+                .update_widget_lifetime(&caller, &widget_id, lifetime)
+                .await?;
+            Ok(proto::UpdateWidgetSettingsResponse {
+                widget_id: widget_id.into_inner(),
+                settings: Some(widget_settings(lifetime)),
+            })
+        })
+        .await
+    }
+}
+
+impl Rpc for AdminApi {
+    fn parts(&self) -> (&Authenticator, &ApiContext) {
+        (&self.auth, &self.context)
     }
 }

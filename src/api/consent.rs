@@ -5,23 +5,15 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{
-    ApiContext, Authenticator, Error,
-    convert::{in_view, list_command, record_message, timestamp, with_receipt},
+    ApiContext, Authenticator,
+    convert::{in_view, record_message, timestamp, with_receipt},
+    handler::Rpc,
     paging::{ExportStream, export_stream, page_tokens, resume_token},
     proof_document,
     proto::{self, consent_service_server::ConsentService},
 };
 use crate::{
-    domain::{
-        auth::Scope,
-        command::{
-            ExportConsents, GetConsentProof, GetConsentStatus, GetNotice, ListConsents, PutNotice,
-        },
-        consent::{ConsentDecision, NoticeHash},
-        erasure::EraseRequest,
-        page::PageTokens,
-        time::as_of_or_now,
-    },
+    domain::{auth::Scope, consent::NoticeHash, time::Reading},
     store::{ConsentWriter, Store, consent_cursor},
 };
 
@@ -59,16 +51,14 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::RecordConsentRequest>,
     ) -> Result<Response<proto::RecordConsentResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentWrite).await?;
-        let decision = ConsentDecision::try_from(request.into_inner())?;
-        let recorded = self.writer.record(caller.tenant_id, decision).await?;
-        Ok(Response::new(proto::RecordConsentResponse {
-            record: Some(record_message(
-                recorded.record,
-                recorded.receipt,
-                caller.disclosure(),
-            )),
-        }))
+        self.unary(request, Scope::ConsentWrite, async |caller, decision| {
+            let recorded = self.writer.record(caller.tenant_id, decision).await?;
+            let (record, receipt) = (recorded.record, recorded.receipt);
+            Ok(proto::RecordConsentResponse {
+                record: Some(record_message(record, receipt, caller.disclosure())),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "GetConsentStatus", skip_all, fields(tenant_id))]
@@ -76,27 +66,18 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::GetConsentStatusRequest>,
     ) -> Result<Response<proto::GetConsentStatusResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let query = GetConsentStatus::try_from(request.into_inner())?;
-        let now = (self.context.clock)();
-        let (tenant_id, site_id, subject_id) =
-            (caller.tenant_id, &query.site_id, &query.subject_id);
-        let record = match query.as_of {
-            None => {
-                self.store
-                    .consent_status(tenant_id, site_id, subject_id, now)
-                    .await
-            }
-            Some(_) => {
-                let as_of = as_of_or_now(query.as_of, now)?;
-                self.store
-                    .consent_status_as_of(tenant_id, site_id, subject_id, as_of)
-                    .await
-            }
-        }?;
-        Ok(Response::new(proto::GetConsentStatusResponse {
-            record: Some(with_receipt(record, &caller)),
-        }))
+        self.unary(request, Scope::ConsentRead, async |caller, query| {
+            let reading = Reading::of(query.as_of, (self.context.clock)())?;
+            let (site_id, subject_id) = (&query.site_id, &query.subject_id);
+            let record = self
+                .store
+                .consent_status(caller.tenant_id, site_id, subject_id, reading)
+                .await?;
+            Ok(proto::GetConsentStatusResponse {
+                record: Some(with_receipt(record, &caller)),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "ListConsents", skip_all, fields(tenant_id))]
@@ -104,28 +85,21 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::ListConsentsRequest>,
     ) -> Result<Response<proto::ListConsentsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
-        let ListConsents {
-            filter,
-            after,
-            page_size,
-            view,
-        } = list_command(request.into_inner(), &tokens)?;
-        let page = self
-            .store
-            .list_consents(caller.tenant_id, &filter, after, page_size.get())
-            .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &filter, &tokens);
-        Ok(Response::new(proto::ListConsentsResponse {
-            records: page
-                .items
-                .into_iter()
-                .map(|r| in_view(r, view, &caller))
-                .collect(),
-            next_page_token,
-            resume_page_token,
-        }))
+        self.paged(request, Scope::ConsentRead, async |caller, tokens, list| {
+            let (filter, size) = (&list.filter, list.page_size.get());
+            let page = self
+                .store
+                .list_consents(caller.tenant_id, filter, list.after, size)
+                .await?;
+            let (next_page_token, resume_page_token) = page_tokens(&page, filter, &tokens);
+            let in_view = |r| in_view(r, list.view, &caller);
+            Ok(proto::ListConsentsResponse {
+                records: page.items.into_iter().map(in_view).collect(),
+                next_page_token,
+                resume_page_token,
+            })
+        })
+        .await
     }
 
     type ExportConsentsStream = ExportStream<proto::ExportConsentsResponse>;
@@ -135,27 +109,28 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::ExportConsentsRequest>,
     ) -> Result<Response<Self::ExportConsentsStream>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentExport).await?;
-        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
-        let export: ExportConsents = list_command(request.into_inner(), &tokens)?;
-        let chunks = self
-            .store
-            .export_consents(&caller, &export.filter, export.after, EXPORT_CHUNK_RECORDS)
-            .await?;
-        let (view, filter) = (export.view, export.filter);
-        Ok(Response::new(export_stream(chunks, move |records| {
-            proto::ExportConsentsResponse {
-                resume_page_token: resume_token(
-                    records.last().map(consent_cursor),
-                    &filter,
-                    &tokens,
-                ),
-                records: records
-                    .into_iter()
-                    .map(|r| in_view(r, view, &caller))
-                    .collect(),
-            }
-        })))
+        self.paged(
+            request,
+            Scope::ConsentExport,
+            async |caller, tokens, export| {
+                let chunks = self
+                    .store
+                    .export_consents(&caller, &export.filter, export.after, EXPORT_CHUNK_RECORDS)
+                    .await?;
+                let (view, filter) = (export.view, export.filter);
+                Ok(export_stream(chunks, move |records| {
+                    let last = records.last().map(consent_cursor);
+                    proto::ExportConsentsResponse {
+                        resume_page_token: resume_token(last, &filter, &tokens),
+                        records: records
+                            .into_iter()
+                            .map(|r| in_view(r, view, &caller))
+                            .collect(),
+                    }
+                }))
+            },
+        )
+        .await
     }
 
     #[tracing::instrument(name = "EraseConsents", skip_all, fields(tenant_id))]
@@ -163,17 +138,16 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::EraseConsentsRequest>,
     ) -> Result<Response<proto::EraseConsentsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentErase).await?;
-        let erase = EraseRequest::try_from(request.into_inner())?;
-        let erasure = self
-            .store
-            .erase_consents(&caller, &erase, &self.context.audit_key)
-            .await?;
-        tracing::info!(erased_count = erasure.erased_count, audit_id = %erasure.audit_id, "erased consents");
-        Ok(Response::new(proto::EraseConsentsResponse {
-            erased_count: erasure.erased_count,
-            audit_id: erasure.audit_id.to_string(),
-        }))
+        self.unary(request, Scope::ConsentErase, async |caller, erase| {
+            let key = &self.context.audit_key;
+            let erasure = self.store.erase_consents(&caller, &erase, key).await?;
+            tracing::info!(erased_count = erasure.erased_count, audit_id = %erasure.audit_id, "erased consents");
+            Ok(proto::EraseConsentsResponse {
+                erased_count: erasure.erased_count,
+                audit_id: erasure.audit_id.to_string(),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "GetConsentProof", skip_all, fields(tenant_id))]
@@ -181,30 +155,24 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::GetConsentProofRequest>,
     ) -> Result<Response<proto::GetConsentProofResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let proof = GetConsentProof::try_from(request.into_inner())?;
-        let (record, notice_on_file) = self
-            .store
-            .consent_proof(caller.tenant_id, proof.record_id)
-            .await?;
-        let mut response = proto::GetConsentProofResponse {
-            notice_sha256: record
-                .decision
-                .notice_sha256
-                .map(NoticeHash::to_hex)
-                .unwrap_or_default(),
-            notice_on_file,
-            record: Some(with_receipt(record, &caller)),
-            document_pdf: Vec::new(),
-        };
-        if proof.include_document {
-            let inclusion = self
-                .logged_inclusion(caller.tenant_id, proof.record_id)
-                .await?;
-            response.document_pdf = proof_document::render(&response, inclusion.as_ref())
-                .map_err(|error| Error::from(crate::store::Error::Internal(error.into())))?;
-        }
-        Ok(Response::new(response))
+        self.unary(request, Scope::ConsentRead, async |caller, proof| {
+            let (tenant_id, record_id) = (caller.tenant_id, proof.record_id);
+            let (record, notice_on_file) = self.store.consent_proof(tenant_id, record_id).await?;
+            let notice = record.decision.notice_sha256;
+            let mut response = proto::GetConsentProofResponse {
+                notice_sha256: notice.map(NoticeHash::to_hex).unwrap_or_default(),
+                notice_on_file,
+                record: Some(with_receipt(record, &caller)),
+                document_pdf: Vec::new(),
+            };
+            if proof.include_document {
+                let inclusion = self.logged_inclusion(tenant_id, record_id).await?;
+                response.document_pdf = proof_document::render(&response, inclusion.as_ref())
+                    .map_err(|error| crate::store::Error::Internal(error.into()))?;
+            }
+            Ok(response)
+        })
+        .await
     }
 
     #[tracing::instrument(name = "PutNotice", skip_all, fields(tenant_id))]
@@ -212,16 +180,18 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::PutNoticeRequest>,
     ) -> Result<Response<proto::PutNoticeResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentWrite).await?;
-        let notice = PutNotice::try_from(request.into_inner())?;
-        let created = self
-            .store
-            .put_notice(caller.tenant_id, &notice.sha256, notice.text.as_ref())
-            .await?;
-        Ok(Response::new(proto::PutNoticeResponse {
-            sha256: notice.sha256.to_hex(),
-            created,
-        }))
+        self.unary(request, Scope::ConsentWrite, async |caller, notice| {
+            let (sha256, text) = (notice.sha256, notice.text.as_ref());
+            let created = self
+                .store
+                .put_notice(caller.tenant_id, &sha256, text)
+                .await?;
+            Ok(proto::PutNoticeResponse {
+                sha256: sha256.to_hex(),
+                created,
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "GetNotice", skip_all, fields(tenant_id))]
@@ -229,13 +199,14 @@ impl ConsentService for ConsentApi {
         &self,
         request: Request<proto::GetNoticeRequest>,
     ) -> Result<Response<proto::GetNoticeResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let notice = GetNotice::try_from(request.into_inner())?;
-        let (text, stored) = self.store.notice(caller.tenant_id, &notice.sha256).await?;
-        Ok(Response::new(proto::GetNoticeResponse {
-            text,
-            create_time: Some(timestamp(stored)),
-        }))
+        self.unary(request, Scope::ConsentRead, async |caller, notice| {
+            let (text, stored) = self.store.notice(caller.tenant_id, &notice.sha256).await?;
+            Ok(proto::GetNoticeResponse {
+                text,
+                create_time: Some(timestamp(stored)),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "ListSigningKeys", skip_all, fields(tenant_id))]
@@ -282,5 +253,11 @@ impl ConsentService for ConsentApi {
         request: Request<proto::GetConsistencyProofRequest>,
     ) -> Result<Response<proto::GetConsistencyProofResponse>, Status> {
         self.log_consistency_proof(request).await
+    }
+}
+
+impl Rpc for ConsentApi {
+    fn parts(&self) -> (&Authenticator, &ApiContext) {
+        (&self.auth, &self.context)
     }
 }

@@ -6,6 +6,7 @@ mod auth;
 mod consent;
 mod convert;
 mod error;
+mod handler;
 mod log;
 mod paging;
 mod preference;

@@ -8,19 +8,13 @@ use tonic::{Request, Response, Status};
 use super::{
     ApiContext, Authenticator, Error,
     consent::EXPORT_CHUNK_RECORDS,
-    convert::{list_command, update_preferences, update_response},
+    convert::{update_preferences, update_response},
+    handler::Rpc,
     paging::{ExportStream, export_stream, page_tokens, resume_token},
     proto::{self, preference_service_server::PreferenceService},
 };
 use crate::{
-    domain::{
-        auth::Scope,
-        command::{
-            ErasePreferences, ExportPreferenceHistory, GetPreferences, ListPreferenceHistory,
-        },
-        page::PageTokens,
-        time::as_of_or_now,
-    },
+    domain::{auth::Scope, time::Reading},
     store::{Idempotent, Store, event_cursor},
 };
 
@@ -78,26 +72,18 @@ impl PreferenceService for PreferenceApi {
         &self,
         request: Request<proto::GetPreferencesRequest>,
     ) -> Result<Response<proto::GetPreferencesResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::PreferenceRead).await?;
-        let query = GetPreferences::try_from(request.into_inner())?;
-        let now = (self.context.clock)();
-        let (tenant_id, widget_id, user_id) = (caller.tenant_id, &query.widget_id, &query.user_id);
-        let state = match query.as_of {
-            None => {
-                self.store
-                    .preference_state(tenant_id, widget_id, user_id, now)
-                    .await
-            }
-            Some(_) => {
-                let as_of = as_of_or_now(query.as_of, now)?;
-                self.store
-                    .preference_state_as_of(tenant_id, widget_id, user_id, as_of)
-                    .await
-            }
-        }?;
-        Ok(Response::new(proto::GetPreferencesResponse {
-            state: Some(state.into()),
-        }))
+        self.unary(request, Scope::PreferenceRead, async |caller, query| {
+            let reading = Reading::of(query.as_of, (self.context.clock)())?;
+            let (widget_id, user_id) = (&query.widget_id, &query.user_id);
+            let state = self
+                .store
+                .preference_state(caller.tenant_id, widget_id, user_id, reading)
+                .await?;
+            Ok(proto::GetPreferencesResponse {
+                state: Some(state.into()),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "ListPreferenceHistory", skip_all, fields(tenant_id))]
@@ -105,23 +91,24 @@ impl PreferenceService for PreferenceApi {
         &self,
         request: Request<proto::ListPreferenceHistoryRequest>,
     ) -> Result<Response<proto::ListPreferenceHistoryResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::PreferenceRead).await?;
-        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
-        let ListPreferenceHistory {
-            filter,
-            after,
-            page_size,
-        } = list_command(request.into_inner(), &tokens)?;
-        let page = self
-            .store
-            .list_preference_history(caller.tenant_id, &filter, after, page_size.get())
-            .await?;
-        let (next_page_token, resume_page_token) = page_tokens(&page, &filter, &tokens);
-        Ok(Response::new(proto::ListPreferenceHistoryResponse {
-            events: page.items.into_iter().map(Into::into).collect(),
-            next_page_token,
-            resume_page_token,
-        }))
+        self.paged(
+            request,
+            Scope::PreferenceRead,
+            async |caller, tokens, list| {
+                let (filter, size) = (&list.filter, list.page_size.get());
+                let page = self
+                    .store
+                    .list_preference_history(caller.tenant_id, filter, list.after, size)
+                    .await?;
+                let (next_page_token, resume_page_token) = page_tokens(&page, filter, &tokens);
+                Ok(proto::ListPreferenceHistoryResponse {
+                    events: page.items.into_iter().map(Into::into).collect(),
+                    next_page_token,
+                    resume_page_token,
+                })
+            },
+        )
+        .await
     }
 
     type ExportPreferenceHistoryStream = ExportStream<proto::ExportPreferenceHistoryResponse>;
@@ -131,23 +118,25 @@ impl PreferenceService for PreferenceApi {
         &self,
         request: Request<proto::ExportPreferenceHistoryRequest>,
     ) -> Result<Response<Self::ExportPreferenceHistoryStream>, Status> {
-        let caller = self
-            .auth
-            .authorize(&request, Scope::PreferenceExport)
-            .await?;
-        let tokens = PageTokens::new(&self.context.audit_key, caller.tenant_id);
-        let export: ExportPreferenceHistory = list_command(request.into_inner(), &tokens)?;
-        let chunks = self
-            .store
-            .export_preference_history(&caller, &export.filter, export.after, EXPORT_CHUNK_RECORDS)
-            .await?;
-        let filter = export.filter;
-        Ok(Response::new(export_stream(chunks, move |events| {
-            proto::ExportPreferenceHistoryResponse {
-                resume_page_token: resume_token(events.last().map(event_cursor), &filter, &tokens),
-                events: events.into_iter().map(Into::into).collect(),
-            }
-        })))
+        self.paged(
+            request,
+            Scope::PreferenceExport,
+            async |caller, tokens, export| {
+                let (filter, after) = (export.filter, export.after);
+                let chunks = self
+                    .store
+                    .export_preference_history(&caller, &filter, after, EXPORT_CHUNK_RECORDS)
+                    .await?;
+                Ok(export_stream(chunks, move |events| {
+                    let last = events.last().map(event_cursor);
+                    proto::ExportPreferenceHistoryResponse {
+                        resume_page_token: resume_token(last, &filter, &tokens),
+                        events: events.into_iter().map(Into::into).collect(),
+                    }
+                }))
+            },
+        )
+        .await
     }
 
     #[tracing::instrument(name = "ErasePreferences", skip_all, fields(tenant_id))]
@@ -155,25 +144,25 @@ impl PreferenceService for PreferenceApi {
         &self,
         request: Request<proto::ErasePreferencesRequest>,
     ) -> Result<Response<proto::ErasePreferencesResponse>, Status> {
-        let caller = self
-            .auth
-            .authorize(&request, Scope::PreferenceErase)
-            .await?;
-        let erase = ErasePreferences::try_from(request.into_inner())?;
-        let (erased_selections, erased_events, erasure) = self
-            .store
-            .erase_preferences(
-                &caller,
-                erase.widget_id.as_ref(),
-                &erase.user_id,
-                &self.context.audit_key,
-            )
-            .await?;
-        tracing::info!(erased_selections, erased_events, audit_id = %erasure.audit_id, "erased preferences");
-        Ok(Response::new(proto::ErasePreferencesResponse {
-            erased_selections,
-            erased_events,
-            audit_id: erasure.audit_id.to_string(),
-        }))
+        self.unary(request, Scope::PreferenceErase, async |caller, erase| {
+            let (widget_id, key) = (erase.widget_id.as_ref(), &self.context.audit_key);
+            let (erased_selections, erased_events, erasure) = self
+                .store
+                .erase_preferences(&caller, widget_id, &erase.user_id, key)
+                .await?;
+            tracing::info!(erased_selections, erased_events, audit_id = %erasure.audit_id, "erased preferences");
+            Ok(proto::ErasePreferencesResponse {
+                erased_selections,
+                erased_events,
+                audit_id: erasure.audit_id.to_string(),
+            })
+        })
+        .await
+    }
+}
+
+impl Rpc for PreferenceApi {
+    fn parts(&self) -> (&Authenticator, &ApiContext) {
+        (&self.auth, &self.context)
     }
 }

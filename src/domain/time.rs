@@ -21,22 +21,30 @@ pub fn time_from_micros(micros: i64) -> SystemTime {
     }
 }
 
-/// The instant an `as_of` query answers for: `now` when none was asked.
-/// The future is refused: what will be in force then is not on record yet,
-/// and an answer would read as a promise.
-pub fn as_of_or_now(
-    as_of: Option<SystemTime>,
-    now: SystemTime,
-) -> Result<SystemTime, ValidationError> {
-    match as_of {
-        None => Ok(now),
-        Some(instant) if instant <= now => Ok(instant),
-        Some(_) => Err(ValidationError {
-            violations: vec![FieldViolation {
-                field: "as_of".into(),
-                description: "must not be after the server's current time".into(),
-            }],
-        }),
+/// What a read answers with: what is in force now, or what was in force
+/// at an earlier instant (`as_of`). The two read different rows (the
+/// current state, or history replayed up to the instant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    Now(SystemTime),
+    AsOf(SystemTime),
+}
+
+impl Reading {
+    /// `Now` when no instant was asked. The future is refused: what will
+    /// be in force then is not on record yet, and an answer would read as
+    /// a promise.
+    pub fn of(as_of: Option<SystemTime>, now: SystemTime) -> Result<Self, ValidationError> {
+        match as_of {
+            None => Ok(Self::Now(now)),
+            Some(instant) if instant <= now => Ok(Self::AsOf(instant)),
+            Some(_) => Err(ValidationError {
+                violations: vec![FieldViolation {
+                    field: "as_of".into(),
+                    description: "must not be after the server's current time".into(),
+                }],
+            }),
+        }
     }
 }
 
@@ -47,11 +55,14 @@ mod tests {
     #[test]
     fn as_of_defaults_to_now_and_refuses_the_future() {
         let now = time_from_micros(1_700_000_000_000_000);
-        assert_eq!(as_of_or_now(None, now), Ok(now));
+        assert_eq!(Reading::of(None, now), Ok(Reading::Now(now)));
         let before_1970 = time_from_micros(-1_000_000);
-        assert_eq!(as_of_or_now(Some(before_1970), now), Ok(before_1970));
+        assert_eq!(
+            Reading::of(Some(before_1970), now),
+            Ok(Reading::AsOf(before_1970))
+        );
         let later = now + Duration::from_micros(1);
-        let refused = as_of_or_now(Some(later), now).unwrap_err();
+        let refused = Reading::of(Some(later), now).unwrap_err();
         assert_eq!(refused.violations[0].field, "as_of");
     }
 

@@ -23,6 +23,7 @@ use crate::domain::{
     ids::{SiteId, SubjectId},
     page::{ConsentFilter, Cursor},
     site::ServerDefaults,
+    time::Reading,
 };
 
 /// Arbitrary, fixed: "retentio" in ASCII.
@@ -35,41 +36,20 @@ const CONSENT_KEYSET: Keyset<ConsentRecord> = Keyset {
 };
 
 impl Store {
-    /// The latest record of a subject on a site that has not expired at `now`.
+    /// Now: the latest record of a subject on a site that has not expired.
+    /// As of an instant: the latest record at or before it, when it had not
+    /// expired at it.
     pub async fn consent_status(
         &self,
         tenant_id: Uuid,
         site_id: &SiteId,
         subject_id: &SubjectId,
-        now: SystemTime,
+        reading: Reading,
     ) -> Result<ConsentRecord> {
-        let sql = include_str!("sql/consent_status.sql");
-        self.status_at(sql, tenant_id, site_id, subject_id, now)
-            .await
-    }
-
-    /// The decision in force at `as_of`: the latest record at or before
-    /// it, when it had not expired at it.
-    pub async fn consent_status_as_of(
-        &self,
-        tenant_id: Uuid,
-        site_id: &SiteId,
-        subject_id: &SubjectId,
-        as_of: SystemTime,
-    ) -> Result<ConsentRecord> {
-        let sql = include_str!("sql/consent_status_as_of.sql");
-        self.status_at(sql, tenant_id, site_id, subject_id, as_of)
-            .await
-    }
-
-    async fn status_at(
-        &self,
-        sql: &str,
-        tenant_id: Uuid,
-        site_id: &SiteId,
-        subject_id: &SubjectId,
-        at: SystemTime,
-    ) -> Result<ConsentRecord> {
+        let (sql, at) = match reading {
+            Reading::Now(now) => (include_str!("sql/consent_status.sql"), now),
+            Reading::AsOf(as_of) => (include_str!("sql/consent_status_as_of.sql"), as_of),
+        };
         let client = self.connection().await?;
         let row = run::query_opt(
             &*client,

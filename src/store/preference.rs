@@ -23,6 +23,7 @@ use crate::domain::{
         TopicTitles, UpdateOutcome,
         effect::{self, StoredOption},
     },
+    time::Reading,
     web::LanguageTag,
 };
 
@@ -172,14 +173,22 @@ impl Store {
         Ok(Idempotent::Fresh(outcome))
     }
 
-    /// A user's unexpired selections on a widget.
+    /// A user's unexpired selections on a widget, now or as of an instant.
     pub async fn preference_state(
         &self,
         tenant_id: Uuid,
         widget_id: &WidgetId,
         user_id: &UserId,
-        now: SystemTime,
+        reading: Reading,
     ) -> Result<PreferenceState> {
+        let now = match reading {
+            Reading::Now(now) => now,
+            Reading::AsOf(as_of) => {
+                return self
+                    .preference_state_as_of(tenant_id, widget_id, user_id, as_of)
+                    .await;
+            }
+        };
         let owner = Owner {
             tenant_id,
             widget: widget_id,

@@ -61,7 +61,7 @@ impl Store {
     }
 
     /// A user's state at `as_of`, replayed from their events up to it.
-    pub async fn preference_state_as_of(
+    pub(super) async fn preference_state_as_of(
         &self,
         tenant_id: Uuid,
         widget_id: &WidgetId,

@@ -332,7 +332,7 @@ async fn a_stored_row_that_no_longer_reads_names_its_table_and_column() {
             tenant_id,
             &SiteId::parse("shop".into()).unwrap(),
             &SubjectId::parse("edited".into()).unwrap(),
-            std::time::SystemTime::now(),
+            consentd::domain::time::Reading::Now(std::time::SystemTime::now()),
         )
         .await
         .unwrap_err();

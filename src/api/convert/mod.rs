@@ -18,6 +18,10 @@ macro_rules! conversions {
                 v.finish(parsed)
             }
         }
+
+        impl super::UnaryRequest for $request {
+            type Command = $command;
+        }
     )+};
 }
 
@@ -118,6 +122,12 @@ fn proto_duration(d: Duration) -> prost_types::Duration {
 
 fn text(value: Option<impl AsRef<str>>) -> String {
     value.map(|v| v.as_ref().to_string()).unwrap_or_default()
+}
+
+/// A request that parses on its own into one command, so a handler that
+/// names the request gets the command's type with it.
+pub trait UnaryRequest: Sized {
+    type Command: TryFrom<Self, Error = ValidationError>;
 }
 
 /// A list request: its page token is bound to the caller's tenant, so its
