@@ -296,14 +296,15 @@ impl RequestLimit {
     }
 }
 
+/// What both limited bodies give when polled: a frame, a failure the
+/// client reads as a gRPC status, or the end.
+type Polled = Poll<Option<Result<Frame<Bytes>, Status>>>;
+
 impl http_body::Body for RequestLimit {
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
         let this = self.get_mut();
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         if let Some(Ok(frame)) = &frame
@@ -341,10 +342,7 @@ impl http_body::Body for ResponseLimit {
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
         let this = self.get_mut();
         if this.ended {
             return Poll::Ready(None);

@@ -33,12 +33,9 @@ pub fn stdout(output: &Output) -> String {
 async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     let app = TestApp::spawn().await;
     let url = app.database_url.clone();
-    stdout(&consentd(&url, &["migrate"]));
+    app.cli("migrate");
 
-    let created = stdout(&consentd_line(
-        &url,
-        "keys|create|--tenant|acme|--scopes|consent:write,consent:read",
-    ));
+    let created = app.cli("keys|create|--tenant|acme|--scopes|consent:write,consent:read");
     let key = created.lines().last().unwrap().to_string();
     assert!(key.starts_with("cdk_") && key.len() >= 40, "{key}");
     let key_id = created
@@ -50,7 +47,7 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     let mut client = app.client(Some(&key)).await;
     client.record_consent(decision("shop", "v")).await.unwrap();
 
-    let listed = stdout(&consentd(&url, &["keys", "list"]));
+    let listed = app.cli("keys|list");
     assert!(listed.contains(&key_id) && listed.contains("consent:write,consent:read"));
     assert!(!listed.contains(&key), "keys list never shows a secret");
     let stored = count(
@@ -77,11 +74,8 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
 #[tokio::test]
 async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
     let app = TestApp::spawn().await;
-    let url = app.database_url.clone();
-    let set = stdout(&consentd_line(
-        &url,
-        "sites|set|--tenant|acme|--site|shop|--detailed-logging|false|--retention|30d",
-    ));
+    let set =
+        app.cli("sites|set|--tenant|acme|--site|shop|--detailed-logging|false|--retention|30d");
     assert!(
         set.contains("detailed_logging: false") && set.contains("retention: 30d"),
         "{set}"
@@ -90,12 +84,12 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
         set.contains("consent_lifetime: 365d"),
         "unset values inherit: {set}"
     );
-    let stored = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|shop"));
+    let stored = app.cli("sites|get|--tenant|acme|--site|shop");
     assert!(
         stored.contains("detailed_logging: false") && stored.contains("retention: 30d"),
         "what was set is read back: {stored}"
     );
-    let got = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|other"));
+    let got = app.cli("sites|get|--tenant|acme|--site|other");
     assert!(
         got.contains("detailed_logging: true") && got.contains("retention: 1095d"),
         "{got}"
@@ -108,7 +102,7 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
     .await;
     assert_eq!(audited, 1);
 
-    let entry = stdout(&consentd(&url, &["generate-key", "--id", "k9"]));
+    let entry = app.cli("generate-key|--id|k9");
     assert!(
         consentd::domain::keyring::SigningKeyring::parse(entry.trim()).is_ok(),
         "{entry}"
@@ -120,8 +114,8 @@ async fn sites_are_set_and_read_from_the_command_line_and_keys_generated() {
 async fn migrate_is_idempotent_and_refuses_a_changed_migration() {
     let app = TestApp::spawn().await;
     let url = app.database_url.clone();
-    stdout(&consentd(&url, &["migrate"]));
-    stdout(&consentd(&url, &["migrate"]));
+    app.cli("migrate");
+    app.cli("migrate");
     app.sql()
         .await
         .execute(
@@ -312,7 +306,7 @@ async fn sites_take_durations_as_the_api_does_within_its_limits() {
             "{flag} {value}: {stderr}"
         );
     }
-    let kept = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|shop"));
+    let kept = app.cli("sites|get|--tenant|acme|--site|shop");
     assert!(
         kept.contains("retention: 12h"),
         "a refused change changes nothing: {kept}"
@@ -336,14 +330,13 @@ fn generate_key_refuses_an_id_a_keyring_would_refuse() {
 async fn a_publishable_key_is_created_for_one_site_and_its_origins() {
     let app = TestApp::spawn().await;
     let url = app.database_url.clone();
-    let created = stdout(&consentd_line(
-        &url,
+    let created = app.cli(
         "keys|create|--tenant|acme|--site|shop|--publishable\
          |--origins|https://shop.example,https://www.shop.example",
-    ));
+    );
     let key = created.lines().last().unwrap().to_string();
     assert!(key.starts_with("cdp_"), "publishable keys look it: {key}");
-    let listed = stdout(&consentd(&url, &["keys", "list"]));
+    let listed = app.cli("keys|list");
     assert!(
         listed.contains(
             "publishable site=shop origins=https://shop.example,https://www.shop.example"

@@ -203,6 +203,12 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// What `consentd` prints for `line` (its arguments split at `|`) against
+    /// this app's database; the command must succeed.
+    pub fn cli(&self, line: &str) -> String {
+        crate::cli::stdout(&crate::cli_limits::consentd_line(&self.database_url, line))
+    }
+
     /// consentd on a new, migrated database of the shared test cluster.
     pub async fn spawn() -> Self {
         Self::spawn_on(&cluster_url()).await

@@ -7,7 +7,6 @@ use consentd::{
 };
 
 use crate::{
-    cli::stdout,
     cli_limits::consentd_line,
     helpers::{AdminClient, TestApp, decision, recorded},
 };
@@ -113,12 +112,9 @@ async fn a_site_that_drops_query_strings_stores_and_returns_urls_without_them() 
 async fn the_command_line_sets_drop_query_strings_and_tenant_defaults_inherit_it() {
     let app = TestApp::spawn().await;
     let url = app.database_url.clone();
-    let set = stdout(&consentd_line(
-        &url,
-        "sites|set|--tenant|acme|--site||--drop-query-strings|true",
-    ));
+    let set = app.cli("sites|set|--tenant|acme|--site||--drop-query-strings|true");
     assert!(set.contains("drop_query_strings: true"), "{set}");
-    let got = stdout(&consentd_line(&url, "sites|get|--tenant|acme|--site|shop"));
+    let got = app.cli("sites|get|--tenant|acme|--site|shop");
     assert!(got.contains("drop_query_strings: true"), "inherited: {got}");
 
     let mut client = app.tenant_client("acme").await;
