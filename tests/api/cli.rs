@@ -242,20 +242,21 @@ fn serve_remembers_request_ids_for_one_hour_to_seven_days() {
 
 #[test]
 fn serve_names_the_setting_of_a_bad_key() {
-    let mut env = SERVE_ENV.to_vec();
-    env[1] = ("CONSENTD_AUDIT_KEY", "short");
-    let stderr = refused(&consentd_with(&env, &["serve"]));
-    assert!(
-        stderr.contains("--audit-key (CONSENTD_AUDIT_KEY)"),
-        "{stderr}"
-    );
-    let mut env = SERVE_ENV.to_vec();
-    env[2] = ("CONSENTD_SIGNING_KEYS_FILE", "/nonexistent/signing-keys");
-    let stderr = refused(&consentd_with(&env, &["serve"]));
-    assert!(
-        stderr.contains("--signing-keys-file (CONSENTD_SIGNING_KEYS_FILE)"),
-        "{stderr}"
-    );
+    let bad = [
+        (1, "--audit-key", "CONSENTD_AUDIT_KEY", "short"),
+        (
+            2,
+            "--signing-keys-file",
+            "CONSENTD_SIGNING_KEYS_FILE",
+            "/nonexistent/signing-keys",
+        ),
+    ];
+    for (index, flag, variable, value) in bad {
+        let mut env = SERVE_ENV.to_vec();
+        env[index] = (variable, value);
+        let stderr = refused(&consentd_with(&env, &["serve"]));
+        assert!(stderr.contains(&format!("{flag} ({variable})")), "{stderr}");
+    }
 }
 
 #[tokio::test]

@@ -167,6 +167,14 @@ impl PublicApp {
     }
 
     /// The records of `site` as ListConsents returns them to a secret key.
+    /// Asserts that no record was stored, and none lists on `sites`.
+    pub async fn stored_nothing(&self, sites: &[&str]) {
+        for site in sites {
+            assert!(self.listed(site).await.is_empty(), "{site}");
+        }
+        assert_eq!(self.app.stored_records().await, 0);
+    }
+
     pub async fn listed(&self, site: &str) -> Vec<ConsentRecord> {
         self.app
             .tenant_client("acme")
@@ -305,8 +313,7 @@ async fn bad_payloads_get_a_400_naming_the_field_and_store_nothing() {
         )
         .await;
     assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert!(app.listed("shop").await.is_empty());
-    assert_eq!(app.app.stored_records().await, 0);
+    app.stored_nothing(&["shop"]).await;
     app.app.stop().await;
 }
 
@@ -379,9 +386,7 @@ async fn keys_and_origins_not_allowed_are_refused_and_store_nothing() {
         assert!(scraped.contains(&series), "{series} in {scraped}");
     }
 
-    assert!(app.listed("shop").await.is_empty());
-    assert!(app.listed("blog").await.is_empty());
-    assert_eq!(app.app.stored_records().await, 0);
+    app.stored_nothing(&["shop", "blog"]).await;
     app.app.stop().await;
 }
 

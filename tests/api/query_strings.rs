@@ -25,7 +25,16 @@ async fn stored_url(app: &TestApp, subject: &str) -> String {
         .get(0)
 }
 
-async fn update(admin: &mut AdminClient, request: UpdateSiteSettingsRequest) -> SiteSettings {
+/// Site "shop"'s settings after `change` to an update that sets nothing else.
+async fn update_shop(
+    admin: &mut AdminClient,
+    change: impl FnOnce(&mut UpdateSiteSettingsRequest),
+) -> SiteSettings {
+    let mut request = UpdateSiteSettingsRequest {
+        site_id: "shop".into(),
+        ..Default::default()
+    };
+    change(&mut request);
     admin
         .update_site_settings(request)
         .await
@@ -50,15 +59,7 @@ async fn a_site_that_drops_query_strings_stores_and_returns_urls_without_them() 
         .settings
         .unwrap();
     assert!(!settings.drop_query_strings, "off by default");
-    let settings = update(
-        &mut admin,
-        UpdateSiteSettingsRequest {
-            site_id: "shop".into(),
-            drop_query_strings: Some(true),
-            ..Default::default()
-        },
-    )
-    .await;
+    let settings = update_shop(&mut admin, |r| r.drop_query_strings = Some(true)).await;
     assert!(settings.drop_query_strings);
     assert!(
         settings.detailed_logging,
@@ -96,15 +97,7 @@ async fn a_site_that_drops_query_strings_stores_and_returns_urls_without_them() 
     assert_eq!(stored_url(&app, "visitor-b").await, SENT);
 
     // An update that leaves it unset keeps it on.
-    let settings = update(
-        &mut admin,
-        UpdateSiteSettingsRequest {
-            site_id: "shop".into(),
-            detailed_logging: Some(true),
-            ..Default::default()
-        },
-    )
-    .await;
+    let settings = update_shop(&mut admin, |r| r.detailed_logging = Some(true)).await;
     assert!(settings.drop_query_strings);
 }
 
