@@ -210,8 +210,7 @@ fn change(kind: PreferenceChangeType, topic: &str, options: &[&str]) -> Preferen
 async fn preferences_as_of_are_replayed_from_the_history() {
     use PreferenceChangeType::{Added, Removed, RemovedAll};
     let app = app_a_day_ahead().await;
-    let key = app.key("acme", &Scope::ALL).await;
-    let mut client = app.preference_client(Some(&key)).await;
+    let mut client = app.tenant_preference_client("acme").await;
     let user = "user-as-of";
     let steps = [
         vec![change(Added, "news", &["daily", "weekly"])],

@@ -297,6 +297,12 @@ impl TestApp {
         self.scoped_client(tenant, &Scope::ALL).await
     }
 
+    /// A preference client of `tenant` with a new key holding every scope.
+    pub async fn tenant_preference_client(&self, tenant: &str) -> PreferenceClient {
+        self.preference_client(Some(&self.key(tenant, &Scope::ALL).await))
+            .await
+    }
+
     /// A client of `tenant` with a new key holding `scopes`.
     pub async fn scoped_client(&self, tenant: &str, scopes: &[Scope]) -> ConsentClient {
         let key = self.key(tenant, scopes).await;

@@ -290,7 +290,7 @@ impl Hostile<'_> {
             self.message(case, RECORD, Expect::Refused, &request.encode_to_vec())
                 .await;
         }
-        let update = UpdatePreferencesRequest::decode(&requests[UPDATE][..]).unwrap();
+        let update: UpdatePreferencesRequest = valid(requests, UPDATE);
         let mut changes = update.clone();
         changes.changes = vec![changes.changes[0].clone(); 100_000];
         let mut options = update;
@@ -377,10 +377,9 @@ impl Hostile<'_> {
             (i32::MIN, Expect::Invalid),
         ] {
             let case = format!("page_size {size}");
-            let mut consents = ListConsentsRequest::decode(&requests[LISTS[0].0][..]).unwrap();
+            let mut consents: ListConsentsRequest = valid(requests, LISTS[0].0);
             consents.page_size = size;
-            let mut history =
-                ListPreferenceHistoryRequest::decode(&requests[LISTS[1].0][..]).unwrap();
+            let mut history: ListPreferenceHistoryRequest = valid(requests, LISTS[1].0);
             history.page_size = size;
             let audit = ListAuditEventsRequest {
                 page_size: size,
@@ -436,7 +435,7 @@ impl Hostile<'_> {
             ),
         ];
         for (case, at, expect) in times {
-            let mut consents = ListConsentsRequest::decode(&requests[LISTS[0].0][..]).unwrap();
+            let mut consents: ListConsentsRequest = valid(requests, LISTS[0].0);
             consents.filter.as_mut().unwrap().start_time = at;
             // An end before every record is valid and matches nothing.
             let export = ExportConsentsRequest {
@@ -447,8 +446,7 @@ impl Hostile<'_> {
                 }),
                 ..Default::default()
             };
-            let mut history =
-                ListPreferenceHistoryRequest::decode(&requests[LISTS[1].0][..]).unwrap();
+            let mut history: ListPreferenceHistoryRequest = valid(requests, LISTS[1].0);
             history.start_time = at;
             let audit = ListAuditEventsRequest {
                 start_time: at,
@@ -687,4 +685,9 @@ async fn hostile_requests_get_clear_statuses_write_nothing_and_leave_the_server_
         h.failures.len(),
         h.failures.join("\n")
     );
+}
+
+/// The valid request of `rpc`, decoded to be changed.
+fn valid<M: Message + Default>(requests: &BTreeMap<&str, Vec<u8>>, rpc: &str) -> M {
+    M::decode(&requests[rpc][..]).unwrap()
 }

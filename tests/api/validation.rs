@@ -125,10 +125,9 @@ async fn reads_and_erasures_validate_their_fields_too() {
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
 
-    let status = client
-        .get_consent_status(GetConsentStatusRequest::default())
-        .await;
-    assert_eq!(invalid_fields(status), vec!["site_id", "subject_id"]);
+    let request = GetConsentStatusRequest::default();
+    let fields = invalid_fields(client.get_consent_status(request).await);
+    assert_eq!(fields, vec!["site_id", "subject_id"]);
 
     let reversed_range = ConsentFilter {
         start_time: Some(prost_types::Timestamp {
