@@ -136,12 +136,7 @@ fn parse(
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(v.add("revision", "must be a number")),
     }
-    .and_then(|revision| {
-        v.check_optional(
-            "revision",
-            revision.and_then(|r| optional_text(r, MAX_BANNER_REVISION_CHARS)),
-        )
-    });
+    .and_then(|revision| capped(v, "revision", revision, MAX_BANNER_REVISION_CHARS));
     let consent_time = v.check_optional(
         "consentTimestamp",
         optional_string(object, "consentTimestamp").map(|t| client_time(&t?, visit.now)),
@@ -172,12 +167,7 @@ fn parse(
     );
     let notice_version = v
         .check_optional("noticeVersion", optional_string(object, "noticeVersion"))
-        .and_then(|version| {
-            v.check_optional(
-                "noticeVersion",
-                version.and_then(|t| optional_text(t, MAX_NOTICE_VERSION_CHARS)),
-            )
-        });
+        .and_then(|version| capped(v, "noticeVersion", version, MAX_NOTICE_VERSION_CHARS));
     let notice_sha256 = v.check_optional(
         "noticeHash",
         optional_string(object, "noticeHash").map(|h| NoticeHash::parse(&h?)),
@@ -226,6 +216,16 @@ fn parse(
         notice_sha256: notice_sha256?,
         client_time: Some(last_time),
     })
+}
+
+/// A text the page may leave out, checked against its longest.
+fn capped(
+    v: &mut Violations,
+    field: &str,
+    text: Option<String>,
+    max_chars: usize,
+) -> Checked<Option<String>> {
+    v.check_optional(field, text.and_then(|text| optional_text(text, max_chars)))
 }
 
 /// Where the page sent the `index`th service of `category`.

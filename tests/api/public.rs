@@ -154,6 +154,11 @@ async fn send(
 }
 
 impl PublicApp {
+    /// Posts the decision made at `LAST`, with `extra` headers.
+    pub async fn post_last(&self, extra: &[(&str, &str)]) -> Answer {
+        self.fetch(json_bytes(&payload(LAST)), extra).await
+    }
+
     /// What `fetch` with a JSON body sends, the key in the header.
     pub async fn fetch(&self, body: impl Into<Bytes>, extra: &[(&str, &str)]) -> Answer {
         let mut headers = vec![
@@ -166,7 +171,6 @@ impl PublicApp {
         send(self.public, Method::POST, "/v1/consents", &headers, body).await
     }
 
-    /// The records of `site` as ListConsents returns them to a secret key.
     /// Asserts that no record was stored, and none lists on `sites`.
     pub async fn stored_nothing(&self, sites: &[&str]) {
         for site in sites {
@@ -175,6 +179,7 @@ impl PublicApp {
         assert_eq!(self.app.stored_records().await, 0);
     }
 
+    /// The records of `site` as ListConsents returns them to a secret key.
     pub async fn listed(&self, site: &str) -> Vec<ConsentRecord> {
         self.app
             .tenant_client("acme")
@@ -260,8 +265,8 @@ async fn a_beacon_is_recorded_as_a_decision_of_the_keys_site() {
 #[tokio::test]
 async fn a_page_that_logs_twice_stores_one_record() {
     let app = spawn(DEFAULT).await;
-    let first = app.fetch(json_bytes(&payload(LAST)), &[]).await;
-    let again = app.fetch(json_bytes(&payload(LAST)), &[]).await;
+    let first = app.post_last(&[]).await;
+    let again = app.post_last(&[]).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     assert_eq!(first.body["id"], again.body["id"]);
@@ -307,10 +312,7 @@ async fn bad_payloads_get_a_400_naming_the_field_and_store_nothing() {
         assert_eq!(answer.header("access-control-allow-origin"), Some(SHOP));
     }
     let form = app
-        .fetch(
-            json_bytes(&payload(LAST)),
-            &[("content-type", "application/x-www-form-urlencoded")],
-        )
+        .post_last(&[("content-type", "application/x-www-form-urlencoded")])
         .await;
     assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     app.stored_nothing(&["shop"]).await;
@@ -459,9 +461,7 @@ async fn a_client_network_past_its_budget_gets_429_with_retry_after() {
 async fn x_forwarded_for_counts_only_through_trusted_hops() {
     let forwarded = [("x-forwarded-for", "198.51.100.7")];
     let untrusting = spawn(DEFAULT).await;
-    let answer = untrusting
-        .fetch(json_bytes(&payload(LAST)), &forwarded)
-        .await;
+    let answer = untrusting.post_last(&forwarded).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
         untrusting.listed("shop").await[0].anonymized_ip,
@@ -476,10 +476,7 @@ async fn x_forwarded_for_counts_only_through_trusted_hops() {
     .await;
     // The client wrote the first entry itself; the proxy appended the second.
     let answer = behind_proxy
-        .fetch(
-            json_bytes(&payload(LAST)),
-            &[("x-forwarded-for", "6.6.6.6, 198.51.100.7")],
-        )
+        .post_last(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7")])
         .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
