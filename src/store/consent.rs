@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 use super::{
-    Error, Result, Store,
+    Result, Store,
     audit::{AuditEntry, ErasedIdentifiers, Erasure, record_erasure},
     consent_row::record_from_row,
     paging::{ExportChunks, Keyset, Page, Params},
@@ -51,13 +51,12 @@ impl Store {
             Reading::AsOf(as_of) => (include_str!("sql/consent_status_as_of.sql"), as_of),
         };
         let client = self.connection().await?;
-        let row = run::query_opt(
+        let row = run::query_found(
             &*client,
             sql,
             &[&tenant_id, &subject_id.as_ref(), &site_id.as_ref(), &at],
         )
-        .await?
-        .ok_or(Error::NotFound)?;
+        .await?;
         record_from_row(&row)
     }
 
@@ -68,13 +67,12 @@ impl Store {
         record_id: Uuid,
     ) -> Result<(ConsentRecord, bool)> {
         let client = self.connection().await?;
-        let row = run::query_opt(
+        let row = run::query_found(
             &*client,
             include_str!("sql/consent_proof.sql"),
             &[&tenant_id, &record_id],
         )
-        .await?
-        .ok_or(Error::NotFound)?;
+        .await?;
         let on_file = StoredRow::of("consent_records", &row).get("notice_on_file")?;
         Ok((record_from_row(&row)?, on_file))
     }
@@ -94,13 +92,12 @@ impl Store {
     /// A notice text and when it was stored.
     pub async fn notice(&self, tenant_id: Uuid, hash: &NoticeHash) -> Result<(String, SystemTime)> {
         let client = self.connection().await?;
-        let row = run::query_opt(
+        let row = run::query_found(
             &*client,
             include_str!("sql/get_notice.sql"),
             &[&tenant_id, &hash.as_bytes().as_slice()],
         )
-        .await?
-        .ok_or(Error::NotFound)?;
+        .await?;
         let row = StoredRow::of("notices", &row);
         Ok((row.get("text")?, row.get("create_time")?))
     }

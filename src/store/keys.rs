@@ -107,13 +107,12 @@ impl Store {
     pub async fn revoke_key(&self, key_id: Uuid) -> Result<()> {
         let mut client = self.connection().await?;
         let transaction = client.transaction().await?;
-        let revoked = run::query_opt(
+        let revoked = run::query_found(
             &transaction,
             include_str!("sql/revoke_api_key.sql"),
             &[&key_id],
         )
-        .await?
-        .ok_or(Error::NotFound)?;
+        .await?;
         let tenant_id: Uuid = StoredRow::of("api_keys", &revoked).get("tenant_id")?;
         let mut audit =
             AuditEntry::command_line(tenant_id, AuditAction::KeyRevoke, &key_id.to_string());

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::{Row, Statement, types::ToSql};
 use tracing::Instrument;
 
-use super::Result;
+use super::{Error, Result};
 
 pub(super) async fn query(
     client: &impl GenericClient,
@@ -31,6 +31,15 @@ pub(super) async fn query_opt(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Row>> {
     prepared(client, sql, async |c, s| c.query_opt(s, params).await).await
+}
+
+/// The one row, or NotFound when there is none.
+pub(super) async fn query_found(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row> {
+    query_opt(client, sql, params).await?.ok_or(Error::NotFound)
 }
 
 /// The number of rows changed.
