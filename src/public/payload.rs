@@ -179,9 +179,10 @@ fn parse(
             .filter(|ua| !ua.is_empty())
             .map(UserAgent::parse),
     );
-    let ip = visit
+    let (full_ip, anonymized_ip) = visit
         .ip
-        .map(|ip| FullIp::parse(&ip.to_string()).expect("an address parses as its own text"));
+        .map(|ip| FullIp::parse(&ip.to_string()).expect("an address parses as its own text"))
+        .unzip();
 
     known?;
     maps?;
@@ -192,15 +193,21 @@ fn parse(
     let (last_text, last_time) = last_time?;
     consent_time?;
     Ok(ConsentDecision {
+        // What the connection tells: the site of the key, the browser's
+        // headers and the address it came from.
         request_id: Some(request_id(&visit.site_id, &consent_id, &last_text)),
         site_id: visit.site_id,
+        gpc_detected: visit.gpc,
+        user_agent: user_agent?,
+        anonymized_ip,
+        full_ip,
+        // What the page sent, and what a banner never sends.
         subject_id: consent_id,
         user_id: None,
         action: action?,
         choices: choices?,
         banner_revision: revision?,
         regime: Regime::Gdpr,
-        gpc_detected: visit.gpc,
         gpc_honoured: false,
         ccpa_opt_out: false,
         tcf_string: None,
@@ -209,9 +216,6 @@ fn parse(
         country: None,
         language: language?,
         page_url: page_url?,
-        user_agent: user_agent?,
-        anonymized_ip: ip.map(|(_, masked)| masked),
-        full_ip: ip.map(|(full, _)| full),
         notice_version: notice_version?,
         notice_sha256: notice_sha256?,
         client_time: Some(last_time),

@@ -103,7 +103,7 @@ fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked
         "notice_sha256",
         present(r.notice_sha256).map(|h| NoticeHash::parse(&h)),
     );
-    let ip = ip?;
+    let (full_ip, anonymized_ip) = ip?.unzip();
     Ok(ConsentDecision {
         request_id: request_id?,
         site_id: site_id?,
@@ -123,8 +123,8 @@ fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked
         language: language?,
         page_url: page_url?,
         user_agent: user_agent?,
-        anonymized_ip: ip.map(|(_, masked)| masked),
-        full_ip: ip.map(|(full, _)| full),
+        anonymized_ip,
+        full_ip,
         notice_version: notice_version?,
         notice_sha256: notice_sha256?,
         client_time: client_time?,
