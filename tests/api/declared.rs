@@ -81,8 +81,7 @@ async fn declared_categories(app: &TestApp, key: &str, site: &str) -> Vec<Declar
 
 #[tokio::test]
 async fn record_consent_is_checked_against_the_sites_declared_categories() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     declare(&app, &key, "shop", shop_categories()).await;
     assert_eq!(
         declared_categories(&app, &key, "shop").await,
@@ -174,8 +173,7 @@ async fn record_consent_is_checked_against_the_sites_declared_categories() {
 
 #[tokio::test]
 async fn a_site_that_declares_none_is_not_checked_where_its_tenant_declares() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     declare(&app, &key, "", shop_categories()).await;
     declare(&app, &key, "blog", DeclaredCategories::default()).await;
     let mut client = app.client(Some(&key)).await;
@@ -219,8 +217,7 @@ async fn a_site_that_declares_none_is_not_checked_where_its_tenant_declares() {
 
 #[tokio::test]
 async fn a_declaration_with_bad_names_is_refused_by_field() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut categories = shop_categories();
     categories.categories[1].services.push("ga".into());
     categories.categories[2].name = "necessary".into();

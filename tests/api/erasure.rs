@@ -182,8 +182,7 @@ impl Person {
 
 #[tokio::test]
 async fn erasure_leaves_nothing_of_the_subject_in_any_table() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut consents = app.client(Some(&key)).await;
     let mut preferences = app.preference_client(Some(&key)).await;
     let (gone, kept) = (Person::new("gone"), Person::new("kept"));

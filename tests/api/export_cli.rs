@@ -9,12 +9,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use consentd::{
-    api::proto::{
-        ConsentRecord, ExportPreferenceHistoryRequest, PreferenceChange, PreferenceChangeType,
-        PreferenceEvent, PreferenceOption, UpdatePreferencesRequest,
-    },
-    domain::auth::Scope,
+use consentd::api::proto::{
+    ConsentRecord, ExportPreferenceHistoryRequest, PreferenceChange, PreferenceChangeType,
+    PreferenceEvent, PreferenceOption, UpdatePreferencesRequest,
 };
 use prost_types::Timestamp;
 use serde_json::{Value, json};
@@ -175,8 +172,7 @@ fn category_columns(header: &[String]) -> Vec<String> {
 
 #[tokio::test]
 async fn cli_exports_of_100000_records_parse_back_and_resume_exactly_once() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut client = app.client(Some(&key)).await;
     let template = recorded(&mut client, decision("shop", "template")).await;
     copy_record(&app.sql().await, &template.id, RECORDS - 3).await;
@@ -311,8 +307,7 @@ fn expected_event(e: &PreferenceEvent) -> Value {
 
 #[tokio::test]
 async fn cli_exports_preference_history_as_the_grpc_export_streams_it() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut client = app.preference_client(Some(&key)).await;
     let change = |kind: PreferenceChangeType, options: &[&str]| PreferenceChange {
         r#type: kind.into(),

@@ -214,6 +214,13 @@ impl TestApp {
         Self::spawn_on(&cluster_url()).await
     }
 
+    /// An app, and a key of `tenant` holding every scope.
+    pub async fn spawn_with_key(tenant: &str) -> (Self, String) {
+        let app = Self::spawn().await;
+        let key = app.key(tenant, &Scope::ALL).await;
+        (app, key)
+    }
+
     /// consentd on a new, migrated database of the cluster at `cluster_url`.
     pub async fn spawn_on(cluster_url: &str) -> Self {
         Self::spawn_with(cluster_url, settings()).await

@@ -674,8 +674,7 @@ async fn a_widget_setting_gives_selections_a_lifetime_unless_the_update_does() {
     use consentd::api::proto::{
         UpdateWidgetSettingsRequest, WidgetSettings, admin_service_client::AdminServiceClient,
     };
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut admin = AdminServiceClient::with_interceptor(
         app.channel().await,
         crate::helpers::WithKey(Some(key.parse().unwrap())),

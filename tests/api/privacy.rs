@@ -1,4 +1,3 @@
-use consentd::domain::auth::Scope;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{TestApp, consent_status, decision, minimal_site, recorded};
@@ -73,8 +72,7 @@ async fn every_tenant_table_has_a_primary_key_starting_with_tenant_id() {
 
 #[tokio::test]
 async fn minimal_logging_keeps_the_decision_its_times_and_the_visitor_id_only() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut client = app.site_client(&key, minimal_site("minimal")).await;
     let mut sent = decision("minimal", "visitor-min");
     sent.request_id = "minimal-request".into();

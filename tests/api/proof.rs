@@ -213,8 +213,7 @@ async fn the_full_ip_is_only_stored_encrypted_and_decrypts_across_a_key_rotation
 
 #[tokio::test]
 async fn without_detailed_logging_no_agent_url_or_ip_is_stored() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut client = app.site_client(&key, minimal_site("minimal-site")).await;
     let minimal = recorded(&mut client, decision("minimal-site", "v")).await;
     assert!(

@@ -5,12 +5,9 @@
 use std::process::Command;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use consentd::{
-    api::proto::{
-        GetConsentProofRequest, GetInclusionProofRequest, UpdateSiteSettingsRequest,
-        get_inclusion_proof_request::Leaf,
-    },
-    domain::auth::Scope,
+use consentd::api::proto::{
+    GetConsentProofRequest, GetInclusionProofRequest, UpdateSiteSettingsRequest,
+    get_inclusion_proof_request::Leaf,
 };
 
 use crate::{
@@ -58,8 +55,7 @@ fn joined(text: &str) -> String {
 
 #[tokio::test]
 async fn the_proof_pdf_shows_the_record_masked_and_its_receipt_and_no_secret() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut admin = app.admin_client(&key).await;
     for (site, detailed) in [("detailed", true), ("minimal", false)] {
         admin

@@ -1,10 +1,7 @@
 //! The site setting `drop_query_strings`: page URLs stored without their
 //! query string, set through AdminService or `consentd sites set`.
 
-use consentd::{
-    api::proto::{GetSiteSettingsRequest, SiteSettings, UpdateSiteSettingsRequest},
-    domain::auth::Scope,
-};
+use consentd::api::proto::{GetSiteSettingsRequest, SiteSettings, UpdateSiteSettingsRequest};
 
 use crate::{
     cli_limits::consentd_line,
@@ -46,8 +43,7 @@ async fn update_shop(
 
 #[tokio::test]
 async fn a_site_that_drops_query_strings_stores_and_returns_urls_without_them() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut admin = app.admin_client(&key).await;
     let settings = admin
         .get_site_settings(GetSiteSettingsRequest {

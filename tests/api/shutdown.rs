@@ -142,8 +142,7 @@ async fn client(served: &Served, key: &str) -> ConsentClient {
 
 #[tokio::test]
 async fn sigterm_under_load_goes_not_serving_first_drops_no_acknowledged_record_and_exits_0() {
-    let app = TestApp::spawn().await;
-    let key = app.key("acme", &Scope::ALL).await;
+    let (app, key) = TestApp::spawn_with_key("acme").await;
     let mut served = Served::spawn(
         &app.database_url,
         &[
