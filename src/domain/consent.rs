@@ -15,7 +15,7 @@ mod choices;
 
 pub use choices::{
     ChoiceField, ChoiceProblem, ChoiceViolation, ChoiceWords, Choices, RawServiceDecision,
-    ServiceDecision,
+    ServiceDecision, ServicePart,
 };
 
 pub const MAX_CATEGORIES: usize = 64;

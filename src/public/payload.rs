@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use crate::domain::{
     consent::{
-        Action, ChoiceField, ChoiceViolation, ChoiceWords, Choices, ConsentDecision,
-        MAX_BANNER_REVISION_CHARS, MAX_NOTICE_VERSION_CHARS, NoticeHash, RawServiceDecision,
-        Regime, optional_text,
+        Action, ChoiceViolation, ChoiceWords, Choices, ConsentDecision, MAX_BANNER_REVISION_CHARS,
+        MAX_NOTICE_VERSION_CHARS, NoticeHash, RawServiceDecision, Regime, ServicePart,
+        optional_text,
     },
     ids::{RequestId, SiteId, SubjectId},
     network::FullIp,
@@ -273,20 +273,17 @@ fn choice_violation(violation: ChoiceViolation, service_paths: &[String]) -> Fie
             .cloned()
             .unwrap_or_else(|| "acceptedServices".into())
     };
-    let field = match violation.field {
-        ChoiceField::Granted => "acceptedCategories".to_string(),
-        ChoiceField::Denied => "rejectedCategories".to_string(),
-        ChoiceField::Services => "acceptedServices".to_string(),
-        ChoiceField::GrantedEntry(i) => format!("acceptedCategories[{i}]"),
-        ChoiceField::DeniedEntry(i) => format!("rejectedCategories[{i}]"),
-        ChoiceField::Service(i) | ChoiceField::ServiceName(i) => service(i),
+    let services = |at| match at {
+        None => "acceptedServices".to_string(),
+        Some((i, ServicePart::Entry | ServicePart::Name)) => service(i),
         // The category is the key the service sits under.
-        ChoiceField::ServiceCategory(i) => {
+        Some((i, ServicePart::Category)) => {
             let path = service(i);
             path.split_once('[')
                 .map_or(path.clone(), |(key, _)| key.to_string())
         }
     };
+    let field = (violation.field).path("acceptedCategories", "rejectedCategories", services);
     FieldViolation {
         field,
         description: violation.problem.describe(&ChoiceWords {

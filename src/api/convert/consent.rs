@@ -11,10 +11,9 @@ use crate::{
             ExportConsents, GetConsentProof, GetConsentStatus, GetNotice, ListConsents, PutNotice,
         },
         consent::{
-            ChoiceField, ChoiceViolation, ChoiceWords, Choices, ConsentDecision,
-            MAX_BANNER_REVISION_CHARS, MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS,
-            MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS, NoticeHash, NoticeText, RawServiceDecision,
-            optional_text,
+            ChoiceViolation, ChoiceWords, Choices, ConsentDecision, MAX_BANNER_REVISION_CHARS,
+            MAX_GOOGLE_AC_CHARS, MAX_GPP_CHARS, MAX_NOTICE_VERSION_CHARS, MAX_TCF_CHARS,
+            NoticeHash, NoticeText, RawServiceDecision, ServicePart, optional_text,
         },
         erasure::EraseRequest,
         ids::{RequestId, SiteId, SubjectId, UserId},
@@ -134,16 +133,13 @@ fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked
 /// A problem of a decision's choices, under its proto field and in the
 /// proto's words.
 pub fn choice_violation(violation: ChoiceViolation) -> FieldViolation {
-    let field = match violation.field {
-        ChoiceField::Granted => "granted_categories".to_string(),
-        ChoiceField::Denied => "denied_categories".to_string(),
-        ChoiceField::Services => "services".to_string(),
-        ChoiceField::GrantedEntry(i) => format!("granted_categories[{i}]"),
-        ChoiceField::DeniedEntry(i) => format!("denied_categories[{i}]"),
-        ChoiceField::Service(i) => format!("services[{i}]"),
-        ChoiceField::ServiceCategory(i) => format!("services[{i}].category"),
-        ChoiceField::ServiceName(i) => format!("services[{i}].service"),
+    let services = |at| match at {
+        None => "services".to_string(),
+        Some((i, ServicePart::Entry)) => format!("services[{i}]"),
+        Some((i, ServicePart::Category)) => format!("services[{i}].category"),
+        Some((i, ServicePart::Name)) => format!("services[{i}].service"),
     };
+    let field = (violation.field).path("granted_categories", "denied_categories", services);
     FieldViolation {
         field,
         description: violation.problem.describe(&ChoiceWords {

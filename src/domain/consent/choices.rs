@@ -44,6 +44,37 @@ pub enum ChoiceField {
     ServiceName(usize),
 }
 
+/// Which part of a service entry a problem is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServicePart {
+    Entry,
+    Category,
+    Name,
+}
+
+impl ChoiceField {
+    /// The field's path where the category lists are named `granted` and
+    /// `denied`. How services are sent differs from one edge to the other,
+    /// so `service` names theirs: the list (`None`) or a part of an entry.
+    pub fn path(
+        self,
+        granted: &str,
+        denied: &str,
+        service: impl FnOnce(Option<(usize, ServicePart)>) -> String,
+    ) -> String {
+        match self {
+            Self::Granted => granted.to_string(),
+            Self::Denied => denied.to_string(),
+            Self::GrantedEntry(i) => format!("{granted}[{i}]"),
+            Self::DeniedEntry(i) => format!("{denied}[{i}]"),
+            Self::Services => service(None),
+            Self::Service(i) => service(Some((i, ServicePart::Entry))),
+            Self::ServiceCategory(i) => service(Some((i, ServicePart::Category))),
+            Self::ServiceName(i) => service(Some((i, ServicePart::Name))),
+        }
+    }
+}
+
 /// What is wrong there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChoiceProblem {
