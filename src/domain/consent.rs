@@ -138,58 +138,45 @@ impl ConsentDecision {
     /// no user id, country, language, page URL, user agent, IP of any form,
     /// nor the TCF / GPP / Google AC strings (which carry more than the
     /// choice). The request id stays until its retry window ends.
-    pub fn minimized(self) -> Self {
-        // Every field named: one added later must be placed on a side.
+    pub fn minimized(mut self) -> Self {
+        // Every field named: one added later must be placed on a side. The
+        // kept are `_`; the dropped are bound, to be cleared below.
         let Self {
-            request_id,
-            site_id,
-            subject_id,
-            user_id: _,
-            action,
-            choices,
-            banner_revision,
-            regime,
-            gpc_detected,
-            gpc_honoured,
-            ccpa_opt_out,
-            tcf_string: _,
-            gpp_string: _,
-            google_ac_string: _,
-            country: _,
-            language: _,
-            page_url: _,
-            user_agent: _,
-            anonymized_ip: _,
-            full_ip: _,
-            notice_version,
-            notice_sha256,
-            client_time,
-        } = self;
-        Self {
-            request_id,
-            site_id,
-            subject_id,
-            user_id: None,
-            action,
-            choices,
-            banner_revision,
-            regime,
-            gpc_detected,
-            gpc_honoured,
-            ccpa_opt_out,
-            tcf_string: None,
-            gpp_string: None,
-            google_ac_string: None,
-            country: None,
-            language: None,
-            page_url: None,
-            user_agent: None,
-            anonymized_ip: None,
-            full_ip: None,
-            notice_version,
-            notice_sha256,
-            client_time,
-        }
+            request_id: _,
+            site_id: _,
+            subject_id: _,
+            user_id,
+            action: _,
+            choices: _,
+            banner_revision: _,
+            regime: _,
+            gpc_detected: _,
+            gpc_honoured: _,
+            ccpa_opt_out: _,
+            tcf_string,
+            gpp_string,
+            google_ac_string,
+            country,
+            language,
+            page_url,
+            user_agent,
+            anonymized_ip,
+            full_ip,
+            notice_version: _,
+            notice_sha256: _,
+            client_time: _,
+        } = &mut self;
+        *user_id = None;
+        *tcf_string = None;
+        *gpp_string = None;
+        *google_ac_string = None;
+        *country = None;
+        *language = None;
+        *page_url = None;
+        *user_agent = None;
+        *anonymized_ip = None;
+        *full_ip = None;
+        self
     }
 
     pub fn status(&self) -> Status {
