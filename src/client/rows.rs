@@ -38,12 +38,17 @@ fn name(proto_name: &str, prefix: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn enum_cell<E>(value: i32, as_name: fn(&E) -> &'static str, prefix: &str) -> Cell
+/// The type's prefix is what its zero value's name has before
+/// "UNSPECIFIED": every enum of ours starts with `X_UNSPECIFIED = 0`
+/// (buf's STANDARD lint holds the protos to it).
+fn enum_cell<E>(value: i32, as_name: fn(&E) -> &'static str) -> Cell
 where
     E: TryFrom<i32>,
 {
+    let zero = E::try_from(0).ok().map(|zero| as_name(&zero));
+    let prefix = zero.and_then(|zero| zero.strip_suffix("UNSPECIFIED"));
     Cell::Text(match E::try_from(value) {
-        Ok(known) => name(as_name(&known), prefix),
+        Ok(known) => name(as_name(&known), prefix.unwrap_or_default()),
         Err(_) => value.to_string(),
     })
 }
@@ -61,18 +66,9 @@ pub fn consent_row(r: ConsentRecord) -> Row {
         ("site_id", Cell::Text(r.site_id)),
         ("subject_id", Cell::Text(r.subject_id)),
         ("user_id", Cell::Text(r.user_id)),
-        (
-            "action",
-            enum_cell(r.action, ConsentAction::as_str_name, "CONSENT_ACTION_"),
-        ),
-        (
-            "status",
-            enum_cell(r.status, ConsentStatus::as_str_name, "CONSENT_STATUS_"),
-        ),
-        (
-            "regime",
-            enum_cell(r.regime, Regime::as_str_name, "REGIME_"),
-        ),
+        ("action", enum_cell(r.action, ConsentAction::as_str_name)),
+        ("status", enum_cell(r.status, ConsentStatus::as_str_name)),
+        ("regime", enum_cell(r.regime, Regime::as_str_name)),
         ("services", Cell::List(services)),
         ("banner_revision", Cell::Text(r.banner_revision)),
         ("notice_version", Cell::Text(r.notice_version)),
@@ -123,19 +119,11 @@ pub fn event_row(e: PreferenceEvent) -> Row {
             ("topic_id", Cell::Text(e.topic_id)),
             (
                 "type",
-                enum_cell(
-                    e.r#type,
-                    PreferenceChangeType::as_str_name,
-                    "PREFERENCE_CHANGE_TYPE_",
-                ),
+                enum_cell(e.r#type, PreferenceChangeType::as_str_name),
             ),
             (
                 "author_type",
-                enum_cell(
-                    e.author_type,
-                    PreferenceAuthorType::as_str_name,
-                    "PREFERENCE_AUTHOR_TYPE_",
-                ),
+                enum_cell(e.author_type, PreferenceAuthorType::as_str_name),
             ),
             ("author_key_id", Cell::Text(e.author_key_id)),
             ("language_code", Cell::Text(e.language_code)),
