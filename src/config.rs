@@ -88,27 +88,25 @@ pub struct ServeConfig {
     pub ip_keys_file: Option<PathBuf>,
     /// How often the database is checked for the health service; 50ms to 1h.
     #[arg(long, env = "CONSENTD_HEALTH_CHECK_INTERVAL", default_value = "2s",
-          value_parser = within(Duration::from_millis(50), Duration::from_secs(3600)))]
+          value_parser = within(Duration::from_millis(50), HOUR))]
     pub health_check_interval: Duration,
     /// How often expired preference selections are removed; 50ms to 1d.
-    #[arg(long, env = "CONSENTD_EXPIRY_INTERVAL", default_value = "30s",
-          value_parser = within(Duration::from_millis(50), DAY))]
+    #[arg(long, env = "CONSENTD_EXPIRY_INTERVAL", default_value = "30s", value_parser = JOB_INTERVAL)]
     pub expiry_interval: Duration,
     /// How often records past their retention are deleted; 50ms to 1d.
-    #[arg(long, env = "CONSENTD_RETENTION_INTERVAL", default_value = "5m",
-          value_parser = within(Duration::from_millis(50), DAY))]
+    #[arg(long, env = "CONSENTD_RETENTION_INTERVAL", default_value = "5m", value_parser = JOB_INTERVAL)]
     pub retention_interval: Duration,
     /// How long a request id is remembered (AIP-155): a retry within this
     /// window gets the first answer; after it (and within one expiry
     /// interval) the id is forgotten, and a retry is a new request. 1h to 7d.
     #[arg(long, env = "CONSENTD_REQUEST_ID_TTL", default_value = "24h",
-          value_parser = within(Duration::from_secs(3600), Duration::from_secs(7 * DAY.as_secs())))]
+          value_parser = within(HOUR, Duration::from_secs(7 * DAY.as_secs())))]
     pub request_id_ttl: Duration,
     /// How long a known API key is trusted without asking the database
     /// again; a revocation takes effect within this time. 0s (always ask)
     /// to 1h.
     #[arg(long, env = "CONSENTD_AUTH_CACHE_TTL", default_value = "5s",
-          value_parser = within(Duration::ZERO, Duration::from_secs(3600)))]
+          value_parser = within(Duration::ZERO, HOUR))]
     pub auth_cache_ttl: Duration,
     /// RecordConsent writer tasks, each committing its own batches on a
     /// connection of its own, outside the pool; 1 to 64. They share one
@@ -149,13 +147,11 @@ pub struct PublicConfig {
     pub public_trusted_hops: usize,
     /// Requests per second one publishable key may send (its burst is the
     /// same number); 1 to 1000000.
-    #[arg(long, env = "CONSENTD_PUBLIC_KEY_RATE", default_value = "500",
-          value_parser = within(1usize, 1_000_000))]
+    #[arg(long, env = "CONSENTD_PUBLIC_KEY_RATE", default_value = "500", value_parser = RATE)]
     pub public_key_rate: usize,
     /// Requests per minute one client network (IPv4 /24, IPv6 /48) may send
     /// (its burst is the same number); 1 to 1000000.
-    #[arg(long, env = "CONSENTD_PUBLIC_NETWORK_RATE", default_value = "120",
-          value_parser = within(1usize, 1_000_000))]
+    #[arg(long, env = "CONSENTD_PUBLIC_NETWORK_RATE", default_value = "120", value_parser = RATE)]
     pub public_network_rate: usize,
 }
 
@@ -181,7 +177,7 @@ pub fn setting_name(flag: &str) -> String {
 pub fn format_duration(value: Duration) -> String {
     const UNITS: [(&str, Duration); 7] = [
         ("d", DAY),
-        ("h", Duration::from_secs(3600)),
+        ("h", HOUR),
         ("m", Duration::from_secs(60)),
         ("s", Duration::from_secs(1)),
         ("ms", Duration::from_millis(1)),
@@ -237,6 +233,14 @@ impl SettingValue for usize {
         self.to_string()
     }
 }
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// How often a background job may run.
+const JOB_INTERVAL: Within<Duration> = within(Duration::from_millis(50), DAY);
+
+/// What a public listener's limit may allow, per second or per minute.
+const RATE: Within<usize> = within(1, 1_000_000);
 
 /// The clap parser of a setting that must lie in `min..=max`.
 #[derive(Clone, Copy)]
@@ -338,7 +342,7 @@ pub struct LimitsConfig {
     /// How long a ping may go unanswered before the connection is closed;
     /// 10ms to 1h.
     #[arg(long, env = "CONSENTD_KEEPALIVE_TIMEOUT", default_value = "10s",
-          value_parser = within(Duration::from_millis(10), Duration::from_secs(3600)))]
+          value_parser = within(Duration::from_millis(10), HOUR))]
     pub keepalive_timeout: Duration,
     /// Age at which a connection is asked to go away (calls in flight
     /// finish), so clients reconnect and spread over new replicas; 0s
@@ -365,13 +369,13 @@ pub struct ShutdownConfig {
     /// After SIGTERM, how long the replica serves on, NOT_SERVING, while
     /// it is removed from the Service's endpoints; 0s to 1h.
     #[arg(long, env = "CONSENTD_SHUTDOWN_DELAY", default_value = "5s",
-          value_parser = within(Duration::ZERO, Duration::from_secs(3600)))]
+          value_parser = within(Duration::ZERO, HOUR))]
     pub shutdown_delay: Duration,
     /// Longest wait, once accepting has stopped, for calls and streams in
     /// flight and queued writes; 0s to 1h. terminationGracePeriodSeconds
     /// must exceed the shutdown delay plus this.
     #[arg(long, env = "CONSENTD_DRAIN_TIMEOUT", default_value = "20s",
-          value_parser = within(Duration::ZERO, Duration::from_secs(3600)))]
+          value_parser = within(Duration::ZERO, HOUR))]
     pub drain_timeout: Duration,
 }
 
@@ -401,7 +405,7 @@ mod tests {
 
     #[test]
     fn values_out_of_range_are_refused_not_clamped() {
-        let interval = within(Duration::from_millis(50), Duration::from_secs(3600));
+        let interval = within(Duration::from_millis(50), HOUR);
         assert_eq!(interval.check("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(interval.check("50ms"), Ok(Duration::from_millis(50)));
         assert_eq!(
