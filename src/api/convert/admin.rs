@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{duration, page_start, present, proto_duration, required, time, timestamp};
+use super::{duration, page_start, parsed, present, proto_duration, time, timestamp};
 use crate::{
     api::proto,
     domain::{
@@ -141,17 +141,16 @@ fn get_widget_settings(
     r: proto::GetWidgetSettingsRequest,
     v: &mut Violations,
 ) -> Checked<GetWidgetSettings> {
-    let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
-    Ok(GetWidgetSettings {
-        widget_id: widget_id?,
-    })
+    // One field: nothing else to collect violations of.
+    let widget_id = parsed(v, "widget_id", r.widget_id, WidgetId::parse)?;
+    Ok(GetWidgetSettings { widget_id })
 }
 
 fn update_widget_settings(
     r: proto::UpdateWidgetSettingsRequest,
     v: &mut Violations,
 ) -> Checked<UpdateWidgetSettings> {
-    let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
+    let widget_id = parsed(v, "widget_id", r.widget_id, WidgetId::parse);
     let selection_lifetime = v.check_optional(
         "settings.selection_lifetime",
         r.settings

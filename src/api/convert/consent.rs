@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{enums, page_start, present, required, time};
+use super::{enums, page_start, parsed, present, required, time};
 use crate::{
     api::proto,
     domain::{
@@ -40,11 +40,8 @@ list_conversions! {
 
 fn record_consent(r: proto::RecordConsentRequest, v: &mut Violations) -> Checked<ConsentDecision> {
     let request_id = v.check_optional("request_id", present(r.request_id).map(RequestId::parse));
-    let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
-    let subject_id = v.check(
-        "subject_id",
-        required(r.subject_id).and_then(SubjectId::parse),
-    );
+    let site_id = parsed(v, "site_id", r.site_id, SiteId::parse);
+    let subject_id = parsed(v, "subject_id", r.subject_id, SubjectId::parse);
     let user_id = v.check_optional("user_id", present(r.user_id).map(UserId::parse));
     let action = v.check("action", enums::action(r.action));
     let regime = v.check("regime", enums::regime(r.regime));
@@ -156,11 +153,8 @@ fn get_consent_status(
     r: proto::GetConsentStatusRequest,
     v: &mut Violations,
 ) -> Checked<GetConsentStatus> {
-    let site_id = v.check("site_id", required(r.site_id).and_then(SiteId::parse));
-    let subject_id = v.check(
-        "subject_id",
-        required(r.subject_id).and_then(SubjectId::parse),
-    );
+    let site_id = parsed(v, "site_id", r.site_id, SiteId::parse);
+    let subject_id = parsed(v, "subject_id", r.subject_id, SubjectId::parse);
     let as_of = v.check_optional("as_of", r.as_of.map(time));
     Ok(GetConsentStatus {
         site_id: site_id?,

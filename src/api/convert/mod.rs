@@ -80,6 +80,16 @@ fn required(value: String) -> Result<String, String> {
     }
 }
 
+/// A required string field parsed into its domain type, checked into `v`.
+fn parsed<T>(
+    v: &mut Violations,
+    field: &str,
+    value: String,
+    parse: impl FnOnce(String) -> Result<T, String>,
+) -> Checked<T> {
+    v.check(field, required(value).and_then(parse))
+}
+
 /// The earliest and latest instants a google.protobuf.Timestamp may hold
 /// (0001-01-01 and 9999-12-31, as the type documents).
 const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     duration,
     enums::{self, ChangeKind},
-    page_start, present, required, text, time, timestamp,
+    page_start, parsed, present, required, text, time, timestamp,
 };
 use crate::{
     api::proto,
@@ -57,8 +57,8 @@ fn update(
     v: &mut Violations,
 ) -> Checked<PreferenceUpdate> {
     let request_id = v.check_optional("request_id", present(r.request_id).map(RequestId::parse));
-    let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
-    let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    let widget_id = parsed(v, "widget_id", r.widget_id, WidgetId::parse);
+    let user_id = parsed(v, "user_id", r.user_id, UserId::parse);
     let language = v.check_optional(
         "language_code",
         present(r.language_code).map(LanguageTag::parse),
@@ -219,8 +219,8 @@ fn parse_change(
 }
 
 fn get_preferences(r: proto::GetPreferencesRequest, v: &mut Violations) -> Checked<GetPreferences> {
-    let widget_id = v.check("widget_id", required(r.widget_id).and_then(WidgetId::parse));
-    let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    let widget_id = parsed(v, "widget_id", r.widget_id, WidgetId::parse);
+    let user_id = parsed(v, "user_id", r.user_id, UserId::parse);
     let as_of = v.check_optional("as_of", r.as_of.map(time));
     Ok(GetPreferences {
         widget_id: widget_id?,
@@ -261,7 +261,7 @@ fn list_preference_history(
     tokens: &PageTokens,
     v: &mut Violations,
 ) -> Checked<ListPreferenceHistory> {
-    let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    let user_id = parsed(v, "user_id", r.user_id, UserId::parse);
     let filter = history_filter(
         r.widget_id,
         user_id.as_ref().ok().cloned(),
@@ -299,7 +299,7 @@ fn erase_preferences(
     v: &mut Violations,
 ) -> Checked<ErasePreferences> {
     let widget_id = v.check_optional("widget_id", present(r.widget_id).map(WidgetId::parse));
-    let user_id = v.check("user_id", required(r.user_id).and_then(UserId::parse));
+    let user_id = parsed(v, "user_id", r.user_id, UserId::parse);
     Ok(ErasePreferences {
         widget_id: widget_id?,
         user_id: user_id?,
