@@ -210,9 +210,9 @@ struct InclusionProof {
 impl InclusionProof {
     fn from_json(json: &Value) -> Result<Self, String> {
         Ok(Self {
-            leaf_index: number(field(json, "leaf_index"), "leaf_index")?,
-            tree_size: number(field(json, "tree_size"), "tree_size")?,
-            leaf_hash: hash(field(json, "leaf_hash"), "leaf_hash")?,
+            leaf_index: number(json, "leaf_index")?,
+            tree_size: number(json, "tree_size")?,
+            leaf_hash: hash(json, "leaf_hash")?,
             hashes: hashes(json)?,
             record_id: text(json, "record_id")?.to_string(),
             state: LeafState::from_json(field(json, "state"))?,
@@ -308,8 +308,8 @@ pub(super) struct ConsistencyProof {
 impl ConsistencyProof {
     fn from_json(json: &Value) -> Result<Self, String> {
         Ok(Self {
-            old_size: number(field(json, "old_size"), "old_size")?,
-            new_size: number(field(json, "new_size"), "new_size")?,
+            old_size: number(json, "old_size")?,
+            new_size: number(json, "new_size")?,
             hashes: hashes(json)?,
             old_note: note(json, "old_checkpoint")?,
             new_note: note(json, "new_checkpoint")?,

@@ -24,10 +24,10 @@ pub fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
     object.get(&camel).or_else(|| object.get(name))
 }
 
-/// An int64 or uint64: a string of digits in protobuf JSON, a number
-/// accepted too; absent is 0 (grpcurl leaves zero values out).
-pub fn number(value: Option<&Value>, name: &str) -> Result<u64, String> {
-    match value {
+/// An int64 or uint64 field: a string of digits in protobuf JSON, a
+/// number accepted too; absent is 0 (grpcurl leaves zero values out).
+pub fn number(object: &Value, name: &str) -> Result<u64, String> {
+    match field(object, name) {
         None | Some(Value::Null) => Some(0),
         Some(Value::String(text)) => text.parse().ok(),
         Some(Value::Number(n)) => n.as_u64(),
@@ -61,7 +61,12 @@ pub fn bytes(value: Option<&Value>) -> Result<Vec<u8>, String> {
     }
 }
 
-pub fn hash(value: Option<&Value>, name: &str) -> Result<Hash, String> {
+/// A 32-byte hash field.
+pub fn hash(object: &Value, name: &str) -> Result<Hash, String> {
+    hash_value(field(object, name), name)
+}
+
+fn hash_value(value: Option<&Value>, name: &str) -> Result<Hash, String> {
     bytes(value)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
@@ -74,7 +79,7 @@ pub fn hashes(object: &Value) -> Result<Vec<Hash>, String> {
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .map(|(i, item)| hash(Some(item), &format!("hashes[{i}]")))
+            .map(|(i, item)| hash_value(Some(item), &format!("hashes[{i}]")))
             .collect(),
         Some(_) => Err("hashes is not a list".into()),
     }
@@ -134,12 +139,12 @@ mod tests {
         let camel: Value = serde_json::from_str(r#"{"leafIndex":"7","treeSize":9}"#).unwrap();
         let snake: Value = serde_json::from_str(r#"{"leaf_index":"7"}"#).unwrap();
         for json in [&camel, &snake] {
-            assert_eq!(number(field(json, "leaf_index"), "leaf_index"), Ok(7));
+            assert_eq!(number(json, "leaf_index"), Ok(7));
         }
-        assert_eq!(number(field(&snake, "tree_size"), "tree_size"), Ok(0));
-        assert_eq!(number(field(&camel, "tree_size"), "tree_size"), Ok(9));
+        assert_eq!(number(&snake, "tree_size"), Ok(0));
+        assert_eq!(number(&camel, "tree_size"), Ok(9));
         let negative: Value = serde_json::from_str(r#"{"treeSize":"-1"}"#).unwrap();
-        assert!(number(field(&negative, "tree_size"), "tree_size").is_err());
+        assert!(number(&negative, "tree_size").is_err());
     }
 
     #[test]
