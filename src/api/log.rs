@@ -8,14 +8,16 @@ use uuid::Uuid;
 use super::{
     ConsentApi,
     convert::timestamp,
-    proto::{self, LogLeafState},
+    error::Error,
+    proto::{self, LogLeafKind, LogLeafState},
 };
 use crate::{
     domain::{
         auth::Scope,
         merkle::{consistency_proof, inclusion_proof},
+        preference::claims::event_claims,
         receipt::canonical_claims,
-        tlog::{GetCheckpoint, GetConsistencyProof, GetInclusionProof, LeafRef},
+        tlog::{GetCheckpoint, GetConsistencyProof, GetInclusionProof, LeafKind, LeafRef},
         validation::{Checked, ValidationError, Violations},
     },
     store::{self, LeafRecord, StoredCheckpoint},
@@ -27,6 +29,14 @@ fn size(v: &mut Violations, field: &str, value: i64) -> Checked<Option<u64>> {
         Ok(0) => Ok(None),
         Ok(n) => Ok(Some(n)),
         Err(_) => Err(v.add(field, "must not be negative")),
+    }
+}
+
+/// The scope that shows a leaf's claims: its record's or its event's.
+fn reader(kind: LeafKind) -> Scope {
+    match kind {
+        LeafKind::ConsentRecord => Scope::ConsentRead,
+        LeafKind::PreferenceEvent => Scope::PreferenceRead,
     }
 }
 
@@ -60,10 +70,21 @@ impl TryFrom<proto::GetInclusionProofRequest> for GetInclusionProof {
             Some(Leaf::RecordId(id)) => Uuid::parse_str(&id)
                 .map(LeafRef::Record)
                 .map_err(|_| v.add("record_id", "must be a record id (a UUID)")),
+            Some(Leaf::PreferenceEventId(id)) => Uuid::parse_str(&id)
+                .map(LeafRef::PreferenceEvent)
+                .map_err(|_| {
+                    v.add(
+                        "preference_event_id",
+                        "must be a preference event id (a UUID)",
+                    )
+                }),
             Some(Leaf::LeafIndex(index)) => u64::try_from(index)
                 .map(LeafRef::Index)
                 .map_err(|_| v.add("leaf_index", "must not be negative")),
-            None => Err(v.add("record_id", "a record id or a leaf index is required")),
+            None => Err(v.add(
+                "record_id",
+                "a record id, a preference event id or a leaf index is required",
+            )),
         };
         let size = size(&mut v, "tree_size", r.tree_size);
         let parsed = leaf.and_then(|leaf| Ok(GetInclusionProof { leaf, size: size? }));
@@ -164,9 +185,24 @@ impl ConsentApi {
         &self,
         request: Request<proto::GetInclusionProofRequest>,
     ) -> Result<Response<proto::GetInclusionProofResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
+        use proto::get_inclusion_proof_request::Leaf;
+        // A leaf shows its record's or its event's claims: each is the
+        // reader's of that kind to see.
+        let asked = match request.get_ref().leaf {
+            Some(Leaf::PreferenceEventId(_)) => LeafKind::PreferenceEvent,
+            _ => LeafKind::ConsentRecord,
+        };
+        let caller = self.auth.authorize(&request, reader(asked)).await?;
         let get = GetInclusionProof::try_from(request.into_inner())?;
-        Ok(Response::new(self.inclusion(caller.tenant_id, get).await?))
+        let proof = self.inclusion(caller.tenant_id, get).await?;
+        let shown = reader(match proof.leaf_kind() {
+            LogLeafKind::PreferenceEvent => LeafKind::PreferenceEvent,
+            _ => LeafKind::ConsentRecord,
+        });
+        if !caller.may(shown) {
+            return Err(Error::PermissionDenied(shown).into());
+        }
+        Ok(Response::new(proof))
     }
 
     /// The inclusion proof GetInclusionProof answers with, also put in the
@@ -187,10 +223,20 @@ impl ConsentApi {
         let hashes = self.store.log_leaf_hashes(tenant_id, size).await?;
         let proof = inclusion_proof(&hashes, leaf.index as usize)
             .map_err(|error| Status::internal(error.to_string()))?;
+        let id = leaf.record_id.to_string();
+        let (leaf_kind, record_id, preference_event_id) = match leaf.kind {
+            LeafKind::ConsentRecord => (LogLeafKind::ConsentRecord, id, String::new()),
+            LeafKind::PreferenceEvent => (LogLeafKind::PreferenceEvent, String::new(), id),
+        };
         let (state, claims_json, salt) = match leaf.record {
             LeafRecord::Present { record, salt } => (
                 LogLeafState::Present,
                 String::from_utf8(canonical_claims(tenant_id, &record)).unwrap_or_default(),
+                salt,
+            ),
+            LeafRecord::Event { event, salt } => (
+                LogLeafState::Present,
+                String::from_utf8(event_claims(tenant_id, &event)).unwrap_or_default(),
                 salt,
             ),
             LeafRecord::Erased => (LogLeafState::Erased, String::new(), Vec::new()),
@@ -201,7 +247,9 @@ impl ConsentApi {
             tree_size: size as i64,
             leaf_hash: leaf.hash.to_vec(),
             hashes: proof.into_iter().map(|hash| hash.to_vec()).collect(),
-            record_id: leaf.record_id.to_string(),
+            record_id,
+            preference_event_id,
+            leaf_kind: leaf_kind.into(),
             state: state.into(),
             claims_json,
             salt,

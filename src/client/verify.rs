@@ -201,6 +201,7 @@ struct InclusionProof {
     leaf_hash: Hash,
     hashes: Vec<Hash>,
     record_id: String,
+    preference_event_id: String,
     state: LeafState,
     claims_json: String,
     salt: Vec<u8>,
@@ -215,11 +216,21 @@ impl InclusionProof {
             leaf_hash: hash(json, "leaf_hash")?,
             hashes: hashes(json)?,
             record_id: text(json, "record_id")?.to_string(),
+            preference_event_id: text(json, "preference_event_id")?.to_string(),
             state: LeafState::from_json(field(json, "state"))?,
             claims_json: text(json, "claims_json")?.to_string(),
             salt: bytes(field(json, "salt")).map_err(|e| format!("salt: {e}"))?,
             note: note(json, "checkpoint")?,
         })
+    }
+
+    /// What the leaf stands for, its id, and the claim that names it.
+    fn entry(&self) -> (&'static str, &str, &'static str) {
+        if self.preference_event_id.is_empty() {
+            ("record", &self.record_id, "record_id")
+        } else {
+            ("preference event", &self.preference_event_id, "event_id")
+        }
     }
 
     fn check(
@@ -235,15 +246,13 @@ impl InclusionProof {
                 self.tree_size, checkpoint.size
             ));
         }
+        let (noun, id, claim) = self.entry();
         match self.state {
             LeafState::Present => {
                 let claims: Value = serde_json::from_str(&self.claims_json)
                     .map_err(|e| format!("the claims are not JSON: {e}"))?;
-                if claims.get("record_id").and_then(Value::as_str) != Some(&self.record_id) {
-                    return Err(format!(
-                        "the claims are not those of record {}",
-                        self.record_id
-                    ));
+                if claims.get(claim).and_then(Value::as_str) != Some(id) {
+                    return Err(format!("the claims are not those of {noun} {id}"));
                 }
                 verify_record_inclusion(
                     self.claims_json.as_bytes(),
@@ -272,26 +281,22 @@ impl InclusionProof {
             return Err("the receipt's claims are not the proof's claims".into());
         }
         println!(
-            "leaf {} of record {} is in the tree of {} leaves of {}, root {}",
+            "leaf {} of {noun} {id} is in the tree of {} leaves of {}, root {}",
             self.leaf_index,
-            self.record_id,
             checkpoint.size,
             checkpoint.origin,
             STANDARD.encode(checkpoint.root)
         );
         match self.state {
             LeafState::Present => {
-                println!("valid inclusion proof: the record's claims and salt make the leaf");
+                println!("valid inclusion proof: the {noun}'s claims and salt make the leaf");
                 Ok(())
             }
             LeafState::Erased => {
-                println!("valid inclusion proof: the record was erased, its leaf stays");
+                println!("valid inclusion proof: the {noun} was erased, its leaf stays");
                 Ok(())
             }
-            LeafState::Missing => Err(format!(
-                "record {} was deleted without an erasure",
-                self.record_id
-            )),
+            LeafState::Missing => Err(format!("{noun} {id} was deleted without an erasure")),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Preference-centre choices: changes, the state they lead to, and the
 //! history that records them.
 
+pub mod claims;
 pub mod effect;
 pub mod replay;
 

@@ -1,5 +1,5 @@
-//! A tenant's append-only log of its consent records (RFC 9162): what a
-//! leaf commits to, the head the sequencer extends, and when a checkpoint
+//! A tenant's append-only log of its consent records and preference
+//! events (RFC 9162): what a leaf commits to, the head the sequencer extends, and when a checkpoint
 //! is due.
 //!
 //! A leaf is SHA-256(0x00 || salt || claims): `claims` the record's
@@ -41,7 +41,20 @@ pub fn record_leaf(salt: &[u8; SALT_BYTES], claims_json: &[u8]) -> Hash {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeafRef {
     Record(uuid::Uuid),
+    PreferenceEvent(uuid::Uuid),
     Index(u64),
+}
+
+/// What a leaf stands for; its claims say so too (see
+/// `preference::claims`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafKind {
+    ConsentRecord,
+    PreferenceEvent,
+}
+
+impl LeafKind {
+    pub const ALL: [Self; 2] = [Self::ConsentRecord, Self::PreferenceEvent];
 }
 
 /// GetCheckpoint: the latest checkpoint, or the one of a size.

@@ -64,15 +64,17 @@ pub(super) fn spawn(
             let Some(done) = done? else {
                 return Ok(false);
             };
-            if done.read > 0 || done.checkpoints > 0 {
+            if done.read > 0 || done.events > 0 || done.checkpoints > 0 {
                 tracing::debug!(
                     read = done.read,
+                    events = done.events,
                     rejected = done.rejected,
                     checkpoints = done.checkpoints,
                     "sequenced the log"
                 );
             }
-            Ok(done.read == settings.sequencer.batch as u64)
+            let full = settings.sequencer.batch as u64;
+            Ok(done.read == full || done.events == full)
         }
     }))
 }

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "transparency_log",
         include_str!("migrations/0009_transparency_log.sql"),
     ),
+    (
+        10,
+        "preference_leaves",
+        include_str!("migrations/0010_preference_leaves.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

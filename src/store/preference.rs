@@ -12,6 +12,7 @@ use super::{
     row::{StoredRow, micros},
     run,
     stored::{StoredEnum, author_type_to_db},
+    tlog,
 };
 use crate::domain::{
     audit::AuditAction,
@@ -24,6 +25,7 @@ use crate::domain::{
         effect::{self, StoredOption},
     },
     time::Reading,
+    tlog::LeafKind,
     web::LanguageTag,
 };
 
@@ -225,6 +227,9 @@ impl Store {
         let row = StoredRow::of("preference_selections", &row);
         let (selections, events): (i64, i64) =
             (row.get("erased_selections")?, row.get("erased_events")?);
+        let event_ids: Vec<Uuid> = row.get("event_ids")?;
+        let kind = LeafKind::PreferenceEvent;
+        tlog::mark_leaves_erased(&transaction, caller.tenant_id, kind, &event_ids).await?;
         let erased = ErasedIdentifiers {
             scope: Scope::PreferenceErase,
             action: AuditAction::PreferenceErase,

@@ -165,7 +165,7 @@ fn history_params(tenant_id: Uuid, filter: &HistoryFilter, after: Option<Cursor>
     ]
 }
 
-fn event_from_row(row: &Row) -> Result<PreferenceEvent> {
+pub(super) fn event_from_row(row: &Row) -> Result<PreferenceEvent> {
     let row = StoredRow::of(EVENTS, row);
     let ids: Vec<String> = row.get("option_ids")?;
     let titles_en: Vec<String> = row.get("option_titles_en")?;

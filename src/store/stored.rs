@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::domain::{
     consent::{Action, Regime, Status},
     preference::{Author, ChangeType},
+    tlog::LeafKind,
 };
 
 /// An enum kept in one `smallint` column.
@@ -63,6 +64,11 @@ stored_enum!(ChangeType, "not a change type" {
     Removed => 2,
     RemovedAll => 3,
     Expired => 4,
+});
+
+stored_enum!(LeafKind, "not a leaf kind" {
+    ConsentRecord => 1,
+    PreferenceEvent => 2,
 });
 
 /// `preference_events.author_type`; the key of an API key author goes to
@@ -133,6 +139,12 @@ mod tests {
             &ChangeType::ALL,
             &[(1, Added), (2, Removed), (3, RemovedAll), (4, Expired)],
         );
+    }
+
+    #[test]
+    fn leaf_kinds_read_back_as_stored() {
+        use LeafKind::*;
+        holds(&LeafKind::ALL, &[(1, ConsentRecord), (2, PreferenceEvent)]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Each tenant's append-only log: the sequencer that gives committed
-//! records their leaves and signs checkpoints, and the reads that proofs
+//! records and preference events their leaves and signs checkpoints, and the reads that proofs
 //! are made from. What a leaf is and when a checkpoint is due is
 //! `domain::tlog`; the proofs themselves are `domain::merkle`.
 //!
@@ -7,23 +7,30 @@
 //! salt with each record. One sequencer at a time (a transaction-level
 //! advisory lock, so every replica may try) reads the records committed
 //! since its cursor, below the write watermark (as pollers do), so every
-//! record is sequenced exactly once, in (record time, id) order.
+//! record is sequenced exactly once, in (record time, id) order. Events
+//! follow each round's records, with a cursor of their own (`preference`).
 
 use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::{Error, Result, Store, consent_row::record_from_row, row::StoredRow, run};
+use super::{
+    Error, Result, Store, consent_row::record_from_row, row::StoredRow, run, stored::StoredEnum,
+};
 use crate::domain::{
     checkpoint::{Checkpoint, log_origin},
     consent::ConsentRecord,
     keyring::SigningKeyring,
     merkle::Hash,
+    preference::PreferenceEvent,
     receipt::{self, canonical_claims},
-    tlog::{CheckpointPolicy, Frontier, LeafRef, ReceiptChecker, SALT_BYTES, record_leaf},
+    tlog::{
+        CheckpointPolicy, Frontier, LeafKind, LeafRef, ReceiptChecker, SALT_BYTES, record_leaf,
+    },
 };
 
+mod preference;
 mod sequence;
 
 use sequence::*;
@@ -46,6 +53,8 @@ pub struct SequencerConfig {
 pub struct Sequenced {
     /// Records read past the cursor.
     pub read: u64,
+    /// Preference events read past theirs.
+    pub events: u64,
     /// Of those, records whose receipt did not verify: not in the log.
     pub rejected: u64,
     pub checkpoints: u64,
@@ -65,6 +74,8 @@ pub struct StoredCheckpoint {
 pub struct StoredLeaf {
     pub index: u64,
     pub hash: Hash,
+    pub kind: LeafKind,
+    /// The record's id, or the preference event's.
     pub record_id: Uuid,
     pub record: LeafRecord,
 }
@@ -74,6 +85,11 @@ pub enum LeafRecord {
     /// Stored, with the salt its leaf commits to.
     Present {
         record: Box<ConsentRecord>,
+        salt: Vec<u8>,
+    },
+    /// A stored preference event, with its salt.
+    Event {
+        event: Box<PreferenceEvent>,
         salt: Vec<u8>,
     },
     /// Erased or retired through consentd: the leaf is a tombstone.
@@ -100,13 +116,21 @@ impl Store {
         let reading = client.transaction().await?;
         sequencer_session(&reading).await?;
         let (cursor, rows) = committed_after_cursor(&reading, config.batch).await?;
+        let (event_cursor, event_rows) =
+            preference::events_after_cursor(&reading, watermark(&reading).await?, config.batch)
+                .await?;
         reading.commit().await?;
         let read = rows.len() as u64;
+        let events_read = event_rows.len() as u64;
         let signing_keys = signing.clone();
-        let (leaves, rejected) =
-            tokio::task::spawn_blocking(move || leaves_of(&rows, &signing_keys))
-                .await
-                .map_err(|error| Error::Internal(error.into()))??;
+        let ((leaves, rejected), events) = tokio::task::spawn_blocking(move || {
+            Ok::<_, Error>((
+                leaves_of(&rows, &signing_keys)?,
+                preference::event_leaves(&event_rows)?,
+            ))
+        })
+        .await
+        .map_err(|error| Error::Internal(error.into()))??;
 
         let transaction = client.transaction().await?;
         sequencer_session(&transaction).await?;
@@ -119,14 +143,17 @@ impl Store {
         if !StoredRow::of("pg_try_advisory_xact_lock()", &locked).get::<bool>("locked")? {
             return Ok(None);
         }
-        if read_cursor(&transaction).await? != cursor {
+        if read_cursor(&transaction).await? != cursor
+            || preference::read_event_cursor(&transaction).await? != event_cursor
+        {
             return Ok(None);
         }
-        if let Some(last) = leaves.last_read {
-            append(&transaction, &leaves, last).await?;
+        if leaves.last_read.is_some() || events.last_read.is_some() {
+            append(&transaction, &leaves, &events).await?;
         }
         let mut done = Sequenced {
             read,
+            events: events_read,
             rejected,
             ..Sequenced::default()
         };
@@ -200,6 +227,9 @@ impl Store {
         let (record_id, index) = match leaf {
             LeafRef::Record(id) => (Some(id), None),
             LeafRef::Index(index) => (None, Some(index as i64)),
+            LeafRef::PreferenceEvent(id) => {
+                return preference::event_leaf(&*client, tenant_id, id).await;
+            }
         };
         let row = run::query_opt(
             &*client,
@@ -209,6 +239,10 @@ impl Store {
         .await?
         .ok_or(Error::NotFound)?;
         let stored = StoredRow::of("log_leaves", &row);
+        if stored.parse("leaf_kind", LeafKind::from_db)? == LeafKind::PreferenceEvent {
+            let event_id = stored.get("leaf_record_id")?;
+            return preference::event_leaf(&*client, tenant_id, event_id).await;
+        }
         let salt: Option<Vec<u8>> = stored.get("log_salt")?;
         let record = match (stored.get::<bool>("erased")?, salt) {
             (true, _) => LeafRecord::Erased,
@@ -220,15 +254,22 @@ impl Store {
             // writes): gone without an erasure.
             (false, None) => LeafRecord::Missing,
         };
-        Ok(StoredLeaf {
-            index: stored.get::<i64>("leaf_index")? as u64,
-            hash: stored.parse("leaf_hash", |bytes: Vec<u8>| {
-                Hash::try_from(bytes).map_err(|_| "not 32 bytes")
-            })?,
-            record_id: stored.get("leaf_record_id")?,
-            record,
-        })
+        stored_leaf(&stored, LeafKind::ConsentRecord, record)
     }
+}
+
+/// A leaf read by log_leaf.sql or log_event_leaf.sql, with what became of
+/// its record or event.
+fn stored_leaf(stored: &StoredRow, kind: LeafKind, record: LeafRecord) -> Result<StoredLeaf> {
+    Ok(StoredLeaf {
+        index: stored.get::<i64>("leaf_index")? as u64,
+        hash: stored.parse("leaf_hash", |bytes: Vec<u8>| {
+            Hash::try_from(bytes).map_err(|_| "not 32 bytes")
+        })?,
+        kind,
+        record_id: stored.get("leaf_record_id")?,
+        record,
+    })
 }
 
 /// Marks the leaves of records just deleted through consentd as erased,
@@ -236,6 +277,17 @@ impl Store {
 pub(super) async fn mark_erased(
     client: &impl GenericClient,
     tenant_id: Uuid,
+    record_ids: &[Uuid],
+) -> Result<()> {
+    mark_leaves_erased(client, tenant_id, LeafKind::ConsentRecord, record_ids).await
+}
+
+/// Marks the leaves of records or events (`kind`) just deleted through
+/// consentd as erased, as [`mark_erased`] does.
+pub(super) async fn mark_leaves_erased(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    kind: LeafKind,
     record_ids: &[Uuid],
 ) -> Result<()> {
     if !record_ids.is_empty() {
@@ -248,7 +300,7 @@ pub(super) async fn mark_erased(
         run::execute(
             client,
             include_str!("sql/log_mark_erased.sql"),
-            &[&tenant_id, &record_ids],
+            &[&tenant_id, &record_ids, &kind.to_db()],
         )
         .await?;
     }

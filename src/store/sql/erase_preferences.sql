@@ -7,10 +7,12 @@ WITH selections AS (
 ), events AS (
     DELETE FROM preference_events
     WHERE tenant_id = $1 AND ($2::text IS NULL OR widget_id = $2) AND user_id = $3
-    RETURNING 1
+    RETURNING event_id
 ), responses AS (
     DELETE FROM preference_requests
     WHERE tenant_id = $1 AND ($2::text IS NULL OR widget_id = $2) AND user_hmac = $4
 )
 SELECT (SELECT count(*) FROM selections) AS erased_selections,
-       (SELECT count(*) FROM events) AS erased_events
+       (SELECT count(*) FROM events) AS erased_events,
+       -- The ids, so their leaves in the log become tombstones.
+       (SELECT coalesce(array_agg(event_id), '{}') FROM events) AS event_ids

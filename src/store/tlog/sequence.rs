@@ -53,18 +53,23 @@ pub(super) async fn read_cursor(client: &impl GenericClient) -> Result<Cursor> {
     Ok((cursor.get("record_time")?, cursor.get("record_id")?))
 }
 
+/// The write watermark: every record and event older is committed and
+/// visible to the next statement's snapshot.
+pub(super) async fn watermark(client: &impl GenericClient) -> Result<SystemTime> {
+    StoredRow::of(
+        "consentd_write_watermark()",
+        &run::query_one(client, include_str!("../sql/list_watermark.sql"), &[]).await?,
+    )
+    .get("watermark")
+}
+
 /// The cursor, and up to `batch` records committed after it.
 pub(super) async fn committed_after_cursor(
     client: &impl GenericClient,
     batch: i64,
 ) -> Result<(Cursor, Vec<tokio_postgres::Row>)> {
-    // The watermark first: every record older is committed and visible to
-    // the next statement's snapshot.
-    let watermark: SystemTime = StoredRow::of(
-        "consentd_write_watermark()",
-        &run::query_one(client, include_str!("../sql/list_watermark.sql"), &[]).await?,
-    )
-    .get("watermark")?;
+    // The watermark first, then the rows below it.
+    let watermark = watermark(client).await?;
     let cursor = read_cursor(client).await?;
     let rows = run::query(
         client,
@@ -75,9 +80,13 @@ pub(super) async fn committed_after_cursor(
     Ok((cursor, rows))
 }
 
-/// Appends a batch's leaves to their tenants' logs and moves the cursor
-/// past the last record read.
-pub(super) async fn append(client: &impl GenericClient, batch: &Batch, last: Cursor) -> Result<()> {
+/// Appends a batch's leaves, then its events', to their tenants' logs and
+/// moves each cursor past the last record or event read.
+pub(super) async fn append(
+    client: &impl GenericClient,
+    batch: &Batch,
+    events: &preference::EventBatch,
+) -> Result<()> {
     let tenants: Vec<Uuid> = batch.leaves.iter().map(|leaf| leaf.0).collect();
     let mut heads: HashMap<Uuid, Frontier> = HashMap::new();
     for row in run::query(client, include_str!("../sql/log_heads.sql"), &[&tenants]).await? {
@@ -85,9 +94,11 @@ pub(super) async fn append(client: &impl GenericClient, batch: &Batch, last: Cur
         heads.insert(tenant_id, head.frontier);
     }
     let mut leaves = Leaves::default();
-    for &(tenant_id, leaf, record_id) in &batch.leaves {
+    let records = batch.leaves.iter().map(|l| (l, LeafKind::ConsentRecord));
+    let logged = events.leaves.iter().map(|l| (l, LeafKind::PreferenceEvent));
+    for (&(tenant_id, leaf, record_id), kind) in records.chain(logged) {
         let frontier = heads.entry(tenant_id).or_default();
-        leaves.push(tenant_id, frontier.size(), leaf, record_id);
+        leaves.push(tenant_id, frontier.size(), leaf, record_id, kind);
         frontier.push(leaf);
     }
     run::execute(
@@ -98,6 +109,7 @@ pub(super) async fn append(client: &impl GenericClient, batch: &Batch, last: Cur
             &leaves.indexes,
             &leaves.hashes,
             &leaves.records,
+            &leaves.kinds,
         ],
     )
     .await?;
@@ -111,12 +123,17 @@ pub(super) async fn append(client: &impl GenericClient, batch: &Batch, last: Cur
         &[&tenants, &sizes, &frontiers],
     )
     .await?;
-    run::execute(
-        client,
-        include_str!("../sql/log_move_cursor.sql"),
-        &[&last.0, &last.1],
-    )
-    .await?;
+    if let Some(last) = batch.last_read {
+        run::execute(
+            client,
+            include_str!("../sql/log_move_cursor.sql"),
+            &[&last.0, &last.1],
+        )
+        .await?;
+    }
+    if let Some(last) = events.last_read {
+        preference::move_event_cursor(client, last).await?;
+    }
     Ok(())
 }
 
@@ -173,14 +190,16 @@ pub(super) struct Leaves {
     indexes: Vec<i64>,
     hashes: Vec<Vec<u8>>,
     records: Vec<Uuid>,
+    kinds: Vec<i16>,
 }
 
 impl Leaves {
-    fn push(&mut self, tenant_id: Uuid, index: u64, hash: Hash, record_id: Uuid) {
+    fn push(&mut self, tenant_id: Uuid, index: u64, hash: Hash, record_id: Uuid, kind: LeafKind) {
         self.tenants.push(tenant_id);
         self.indexes.push(index as i64);
         self.hashes.push(hash.to_vec());
         self.records.push(record_id);
+        self.kinds.push(kind.to_db());
     }
 }
 

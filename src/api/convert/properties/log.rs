@@ -11,6 +11,7 @@ proptest! {
         a in prop_oneof![Just(0i64), Just(-1), any::<i64>()],
         b in prop_oneof![Just(0i64), Just(-1), any::<i64>()],
         by_index in any::<bool>(),
+        of_event in any::<bool>(),
     ) {
         use crate::domain::tlog::{GetCheckpoint, GetConsistencyProof, GetInclusionProof};
         use proto::get_inclusion_proof_request::Leaf;
@@ -19,6 +20,7 @@ proptest! {
         let leaf = match by_index {
             true => Some(Leaf::LeafIndex(b)),
             false if id.is_empty() => None,
+            false if of_event => Some(Leaf::PreferenceEventId(id)),
             false => Some(Leaf::RecordId(id)),
         };
         let inclusion = proto::GetInclusionProofRequest { leaf, tree_size: a };
