@@ -24,6 +24,7 @@ mod limits;
 mod metrics;
 mod pagination;
 mod pollers;
+mod preference_log;
 mod preferences;
 mod privacy;
 mod proof;

@@ -31,7 +31,7 @@ fn option(id: &str) -> PreferenceOption {
     }
 }
 
-fn change(kind: PreferenceChangeType, topic: &str, options: &[&str]) -> PreferenceChange {
+pub fn change(kind: PreferenceChangeType, topic: &str, options: &[&str]) -> PreferenceChange {
     PreferenceChange {
         r#type: kind.into(),
         topic_id: topic.into(),
@@ -41,7 +41,7 @@ fn change(kind: PreferenceChangeType, topic: &str, options: &[&str]) -> Preferen
     }
 }
 
-fn update(user: &str, changes: Vec<PreferenceChange>) -> UpdatePreferencesRequest {
+pub fn update(user: &str, changes: Vec<PreferenceChange>) -> UpdatePreferencesRequest {
     UpdatePreferencesRequest {
         widget_id: WIDGET.into(),
         user_id: user.into(),
@@ -63,7 +63,7 @@ fn add_weekly(user: &str) -> UpdatePreferencesRequest {
     )
 }
 
-async fn preference_client(app: &TestApp, tenant: &str) -> PreferenceClient {
+pub async fn preference_client(app: &TestApp, tenant: &str) -> PreferenceClient {
     let key = app.key(tenant, &Scope::ALL).await;
     app.preference_client(Some(&key)).await
 }

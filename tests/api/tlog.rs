@@ -94,9 +94,9 @@ async fn every_leaf_of_every_signed_batch_tree_is_a_stored_record() {
     }
 }
 
-/// Waits until the sequencer has passed every record of `tenant_id` and a
-/// checkpoint covers its whole log, so that no row of the tenant's changes
-/// from then on unless something is written.
+/// Waits until the sequencer has passed every record and preference event
+/// of `tenant_id` and a checkpoint covers its whole log, so that no row of
+/// the tenant's changes from then on unless something is written.
 pub async fn log_caught_up(app: &TestApp, tenant_id: uuid::Uuid) {
     let sql = app.sql().await;
     for _ in 0..400 {
@@ -106,6 +106,10 @@ pub async fn log_caught_up(app: &TestApp, tenant_id: uuid::Uuid) {
                      SELECT 1 FROM consent_records c, consentd_meta.log_sequencer s
                      WHERE c.tenant_id = $1
                        AND (c.record_time, c.record_id) > (s.record_time, s.record_id))
+                 AND NOT EXISTS (
+                     SELECT 1 FROM preference_events e, consentd_meta.log_sequencer s
+                     WHERE e.tenant_id = $1
+                       AND (e.event_time, e.event_id) > (s.event_time, s.event_id))
                  AND NOT EXISTS (
                      SELECT 1 FROM log_heads WHERE tenant_id = $1 AND tree_size > checkpoint_size)",
                 &[&tenant_id],
@@ -123,7 +127,7 @@ pub async fn log_caught_up(app: &TestApp, tenant_id: uuid::Uuid) {
 
 /// The latest checkpoint once it covers at least `size` leaves; the
 /// sequencer runs every 50 ms in the tests, so this waits for it.
-async fn checkpoint_of_at_least(client: &mut ConsentClient, size: i64) -> LogCheckpoint {
+pub async fn checkpoint_of_at_least(client: &mut ConsentClient, size: i64) -> LogCheckpoint {
     for _ in 0..400 {
         match client.get_checkpoint(GetCheckpointRequest::default()).await {
             Ok(answer) => {
@@ -140,7 +144,7 @@ async fn checkpoint_of_at_least(client: &mut ConsentClient, size: i64) -> LogChe
 }
 
 /// Opens a checkpoint's note with the served key, as a witness does.
-async fn opened(client: &mut ConsentClient, checkpoint: &LogCheckpoint) -> Checkpoint {
+pub async fn opened(client: &mut ConsentClient, checkpoint: &LogCheckpoint) -> Checkpoint {
     let public = served_key(client, "sig-1").await;
     let opened = Checkpoint::open(&checkpoint.note, &[public]).expect("a signed checkpoint");
     assert_eq!(opened.size as i64, checkpoint.tree_size);
@@ -148,14 +152,14 @@ async fn opened(client: &mut ConsentClient, checkpoint: &LogCheckpoint) -> Check
     opened
 }
 
-fn hashes(proof: &[Vec<u8>]) -> Vec<Hash> {
+pub fn hashes(proof: &[Vec<u8>]) -> Vec<Hash> {
     proof
         .iter()
         .map(|h| h.clone().try_into().unwrap())
         .collect()
 }
 
-async fn inclusion(
+pub async fn inclusion(
     client: &mut ConsentClient,
     leaf: Leaf,
     tree_size: i64,
@@ -188,7 +192,7 @@ fn record_verifies(
     )
 }
 
-async fn consistent(client: &mut ConsentClient, old: &Checkpoint, new: &Checkpoint) -> bool {
+pub async fn consistent(client: &mut ConsentClient, old: &Checkpoint, new: &Checkpoint) -> bool {
     let proof = client
         .get_consistency_proof(GetConsistencyProofRequest {
             old_size: old.size as i64,

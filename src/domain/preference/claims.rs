@@ -173,7 +173,10 @@ mod tests {
                 assert_eq!(claims["language_code"], serde_json::Value::Null);
                 let key_id = claims["author_key_id"].as_str().map(str::to_string);
                 assert_eq!(key_id, author.key_id().map(|k| k.to_string()));
-                names.push(format!("{} {}", claims["change_type"], claims["author_type"]));
+                names.push(format!(
+                    "{} {}",
+                    claims["change_type"], claims["author_type"]
+                ));
             }
         }
         names.sort();

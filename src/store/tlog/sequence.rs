@@ -87,7 +87,9 @@ pub(super) async fn append(
     batch: &Batch,
     events: &preference::EventBatch,
 ) -> Result<()> {
-    let tenants: Vec<Uuid> = batch.leaves.iter().map(|leaf| leaf.0).collect();
+    let tenants: Vec<Uuid> = (batch.leaves.iter().chain(&events.leaves))
+        .map(|leaf| leaf.0)
+        .collect();
     let mut heads: HashMap<Uuid, Frontier> = HashMap::new();
     for row in run::query(client, include_str!("../sql/log_heads.sql"), &[&tenants]).await? {
         let (tenant_id, head) = head_from_row(&row)?;
