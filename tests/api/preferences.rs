@@ -52,7 +52,7 @@ pub fn update(user: &str, changes: Vec<PreferenceChange>) -> UpdatePreferencesRe
 }
 
 /// Adds option "weekly" to topic "frequency" for `user`.
-fn add_weekly(user: &str) -> UpdatePreferencesRequest {
+pub fn add_weekly(user: &str) -> UpdatePreferencesRequest {
     update(
         user,
         vec![change(

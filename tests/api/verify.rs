@@ -19,7 +19,8 @@ use consentd::{
 use serde_json::{Map, Value, json};
 
 use crate::{
-    helpers::{ConsentClient, SIGNING_KEYS, TestApp, record_many},
+    helpers::{ConsentClient, SIGNING_KEYS, TestApp, answer, record_many},
+    preferences::{add_weekly, preference_client},
     tlog::log_caught_up,
 };
 
@@ -156,6 +157,8 @@ pub(crate) fn inclusion_json(p: &GetInclusionProofResponse) -> Value {
         ("leafHash", json!(STANDARD.encode(&p.leaf_hash))),
         ("hashes", hashes_json(&p.hashes)),
         ("recordId", json!(p.record_id)),
+        ("preferenceEventId", json!(p.preference_event_id)),
+        ("leafKind", json!(p.leaf_kind().as_str_name())),
         ("state", json!(p.state().as_str_name())),
         ("claimsJson", json!(p.claims_json)),
         ("salt", json!(STANDARD.encode(&p.salt))),
@@ -517,5 +520,62 @@ async fn two_real_checkpoints_are_consistent_offline_and_a_tampered_proof_is_not
     fails(
         &["--consistency", &path, "--public-key", &wrong],
         "invalid consistency proof: the old checkpoint: ",
+    );
+}
+
+#[tokio::test]
+async fn a_preference_events_inclusion_proof_verifies_offline_and_names_the_event() {
+    let app = TestApp::spawn().await;
+    let client = app.tenant_client("acme").await;
+    let records = record_many(&client, "shop", 2, 2).await;
+    let mut preferences = preference_client(&app, "acme").await;
+    let event = answer(preferences.update_preferences(add_weekly("ann")))
+        .await
+        .events
+        .remove(0);
+    log_caught_up(
+        &app,
+        tenant_of(&records[0].receipt.as_ref().unwrap().claims_json),
+    )
+    .await;
+    let files = Files::new();
+    let keys = client
+        .clone()
+        .list_signing_keys(ListSigningKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let key = files.put("key.pub", STANDARD.encode(&keys.keys[0].public_key));
+    let proof = inclusion(
+        &mut client.clone(),
+        Leaf::PreferenceEventId(event.id.clone()),
+    )
+    .await;
+    let json = inclusion_json(&proof);
+    let path = files.put("proof.json", json.to_string());
+    let said = holds(&["--inclusion", &path, "--public-key", &key]);
+    assert!(
+        said.contains(&format!("of preference event {}", event.id)),
+        "{said}"
+    );
+    // The claims of another event are not this one's.
+    let other = with(&json, "preferenceEventId", |id| {
+        *id = json!(records[0].id.clone())
+    });
+    let other = files.put("other.json", other);
+    fails(
+        &["--inclusion", &other, "--public-key", &key],
+        &format!(
+            "the claims are not those of preference event {}",
+            records[0].id
+        ),
+    );
+    let forged = with(&json, "claimsJson", |c| {
+        *c = json!(c.as_str().unwrap().replace("\"ADDED\"", "\"REMOVED\""))
+    });
+    let forged = files.put("forged.json", forged);
+    fails(
+        &["--inclusion", &forged, "--public-key", &key],
+        "claims and salt do not make its leaf",
     );
 }
