@@ -8,20 +8,19 @@ use consentd::{
         PreferenceAuthorType, PreferenceChangeType, PreferenceEvent,
         get_inclusion_proof_request::Leaf,
     },
-    domain::{
-        auth::Scope,
-        merkle::{Hash, verify_inclusion},
-        tlog::verify_record_inclusion,
-    },
+    domain::auth::Scope,
 };
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::{
-    helpers::{PreferenceClient, TestApp, answer, record_many, violated_fields},
+    helpers::{ConsentClient, PreferenceClient, TestApp, answer, record_many, violated_fields},
     preferences::{change, preference_client, update},
-    tlog::{checkpoint_of_at_least, consistent, hashes, inclusion, log_caught_up, opened},
+    tlog::{
+        all_consistent, assert_tombstone, checkpoint_of_at_least, inclusion, leaf_verifies,
+        log_caught_up, opened,
+    },
 };
 
 async fn tenant_id(app: &TestApp, tenant: &str) -> Uuid {
@@ -125,19 +124,11 @@ fn leaf_of(claims: &str, salt: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-fn event_proof_verifies(
-    proof: &GetInclusionProofResponse,
-    checkpoint: &consentd::domain::checkpoint::Checkpoint,
-) -> Result<(), String> {
-    let leaf: Hash = proof.leaf_hash.clone().try_into().unwrap();
-    verify_record_inclusion(
-        proof.claims_json.as_bytes(),
-        &proof.salt,
-        &leaf,
-        proof.leaf_index as u64,
-        &hashes(&proof.hashes),
-        checkpoint,
-    )
+/// The proof of event `id` in the latest checkpoint's tree.
+async fn event_proof(client: &mut ConsentClient, id: &str) -> GetInclusionProofResponse {
+    inclusion(client, Leaf::PreferenceEventId(id.into()), 0)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -154,9 +145,7 @@ async fn a_preference_event_is_a_leaf_beside_the_records_proven_by_a_signed_chec
 
     let mut leaves = Vec::new();
     for event in &events {
-        let proof = inclusion(&mut consent, Leaf::PreferenceEventId(event.id.clone()), 0)
-            .await
-            .unwrap();
+        let proof = event_proof(&mut consent, &event.id).await;
         assert_eq!(proof.leaf_kind(), LogLeafKind::PreferenceEvent);
         assert_eq!(proof.state(), LogLeafState::Present);
         assert_eq!(proof.preference_event_id, event.id);
@@ -168,7 +157,7 @@ async fn a_preference_event_is_a_leaf_beside_the_records_proven_by_a_signed_chec
             "{}",
             proof.claims_json
         );
-        assert_eq!(event_proof_verifies(&proof, &signed), Ok(()));
+        assert_eq!(leaf_verifies(&proof, &signed), Ok(()));
         // A third party recomputes the leaf from the stored row.
         let (claims, salt) = claims_of_row(&app, &event.id).await;
         assert_eq!(proof.claims_json, claims);
@@ -223,27 +212,15 @@ async fn an_event_altered_or_deleted_behind_consentds_back_fails_its_proof() {
     )
     .await
     .unwrap();
-    let proof = inclusion(
-        &mut consent,
-        Leaf::PreferenceEventId(events[0].id.clone()),
-        0,
-    )
-    .await
-    .unwrap();
-    assert!(event_proof_verifies(&proof, &signed).is_err(), "altered");
+    let proof = event_proof(&mut consent, &events[0].id).await;
+    assert!(leaf_verifies(&proof, &signed).is_err(), "altered");
     sql.execute(
         "DELETE FROM preference_events WHERE event_id = $1::text::uuid",
         &[&events[1].id],
     )
     .await
     .unwrap();
-    let proof = inclusion(
-        &mut consent,
-        Leaf::PreferenceEventId(events[1].id.clone()),
-        0,
-    )
-    .await
-    .unwrap();
+    let proof = event_proof(&mut consent, &events[1].id).await;
     assert_eq!(proof.state(), LogLeafState::Missing);
 }
 
@@ -271,35 +248,14 @@ async fn erasing_a_user_keeps_every_checkpoint_consistent_and_tombstones_their_e
     let last = checkpoint_of_at_least(&mut consent, 18).await;
     let last = opened(&mut consent, &last).await;
     assert_eq!(last.size, 18, "an erasure removes no leaf");
-    for (i, old) in checkpoints.iter().enumerate() {
-        for new in checkpoints[i..].iter().chain([&last]) {
-            assert!(
-                consistent(&mut consent, old, new).await,
-                "{} to {}",
-                old.size,
-                new.size
-            );
-        }
-    }
+    all_consistent(&mut consent, &checkpoints, &last).await;
     for event in &erased {
-        let proof = inclusion(&mut consent, Leaf::PreferenceEventId(event.id.clone()), 0)
-            .await
-            .unwrap();
-        assert_eq!(proof.state(), LogLeafState::Erased);
-        assert!(proof.claims_json.is_empty() && proof.salt.is_empty());
-        let leaf: Hash = proof.leaf_hash.clone().try_into().unwrap();
-        let path = hashes(&proof.hashes);
-        let index = proof.leaf_index as u64;
-        assert_eq!(
-            verify_inclusion(index, last.size, &leaf, &path, &last.root),
-            Ok(())
-        );
+        let leaf = Leaf::PreferenceEventId(event.id.clone());
+        assert_tombstone(&mut consent, leaf, &last).await;
     }
     for event in &kept {
-        let proof = inclusion(&mut consent, Leaf::PreferenceEventId(event.id.clone()), 0)
-            .await
-            .unwrap();
-        assert_eq!(event_proof_verifies(&proof, &last), Ok(()));
+        let proof = event_proof(&mut consent, &event.id).await;
+        assert_eq!(leaf_verifies(&proof, &last), Ok(()));
     }
     let stored: i64 = app
         .sql()

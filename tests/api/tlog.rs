@@ -173,8 +173,9 @@ pub async fn inclusion(
         .map(tonic::Response::into_inner)
 }
 
-/// What an auditor checks of a record's proof against a checkpoint.
-fn record_verifies(
+/// What an auditor checks of a record's or an event's proof against a
+/// checkpoint.
+pub fn leaf_verifies(
     proof: &GetInclusionProofResponse,
     checkpoint: &Checkpoint,
 ) -> Result<(), String> {
@@ -192,7 +193,7 @@ fn record_verifies(
     )
 }
 
-pub async fn consistent(client: &mut ConsentClient, old: &Checkpoint, new: &Checkpoint) -> bool {
+async fn consistent(client: &mut ConsentClient, old: &Checkpoint, new: &Checkpoint) -> bool {
     let proof = client
         .get_consistency_proof(GetConsistencyProofRequest {
             old_size: old.size as i64,
@@ -209,6 +210,40 @@ pub async fn consistent(client: &mut ConsentClient, old: &Checkpoint, new: &Chec
         &hashes(&proof.hashes),
     )
     .is_ok()
+}
+
+/// Every checkpoint of `checkpoints` is consistent with every later one
+/// and with `last`.
+pub async fn all_consistent(
+    client: &mut ConsentClient,
+    checkpoints: &[Checkpoint],
+    last: &Checkpoint,
+) {
+    for (i, old) in checkpoints.iter().enumerate() {
+        for new in checkpoints[i..].iter().chain([last]) {
+            assert!(
+                consistent(client, old, new).await,
+                "{} to {}",
+                old.size,
+                new.size
+            );
+        }
+    }
+}
+
+/// The leaf stays, a tombstone: in the tree of `last`, without its record
+/// or event and without salt.
+pub async fn assert_tombstone(client: &mut ConsentClient, leaf: Leaf, last: &Checkpoint) {
+    let proof = inclusion(client, leaf, 0).await.unwrap();
+    assert_eq!(proof.state(), LogLeafState::Erased);
+    assert!(proof.claims_json.is_empty() && proof.salt.is_empty());
+    let leaf: Hash = proof.leaf_hash.clone().try_into().unwrap();
+    let path = hashes(&proof.hashes);
+    let index = proof.leaf_index as u64;
+    assert_eq!(
+        verify_inclusion(index, last.size, &leaf, &path, &last.root),
+        Ok(())
+    );
 }
 
 #[tokio::test]
@@ -239,7 +274,7 @@ async fn every_record_is_a_leaf_of_its_tenants_log_under_a_signed_checkpoint() {
             .unwrap();
         assert_eq!(proof.tree_size, 150);
         assert_eq!(proof.record_id, record.id);
-        assert_eq!(record_verifies(&proof, &signed), Ok(()));
+        assert_eq!(leaf_verifies(&proof, &signed), Ok(()));
         // The leaf commits to the claims of the record's receipt.
         assert_eq!(
             proof.claims_json,
@@ -334,7 +369,7 @@ async fn a_record_altered_deleted_or_inserted_in_postgres_is_caught_by_the_next_
         let proof = inclusion(&mut client, Leaf::RecordId(record.id.clone()), 0)
             .await
             .unwrap();
-        assert_eq!(record_verifies(&proof, &first), Ok(()));
+        assert_eq!(leaf_verifies(&proof, &first), Ok(()));
     }
     let sql = app.sql().await;
     let (altered, deleted, copied) = (&records[3].id, &records[5].id, &records[7].id);
@@ -350,7 +385,7 @@ async fn a_record_altered_deleted_or_inserted_in_postgres_is_caught_by_the_next_
         .await
         .unwrap();
     assert!(
-        record_verifies(&proof, &first).is_err(),
+        leaf_verifies(&proof, &first).is_err(),
         "an altered record verifies"
     );
 
@@ -389,7 +424,7 @@ async fn a_record_altered_deleted_or_inserted_in_postgres_is_caught_by_the_next_
     let proof = inclusion(&mut client, Leaf::RecordId(later.id.clone()), 0)
         .await
         .unwrap();
-    assert_eq!(record_verifies(&proof, &latest), Ok(()));
+    assert_eq!(leaf_verifies(&proof, &latest), Ok(()));
     let status = inclusion(&mut client, Leaf::RecordId(forged), 0)
         .await
         .unwrap_err();
@@ -414,7 +449,7 @@ async fn a_record_altered_deleted_or_inserted_in_postgres_is_caught_by_the_next_
         "a changed leaf went unseen"
     );
     let proof = inclusion(&mut client, Leaf::LeafIndex(0), 0).await.unwrap();
-    assert!(record_verifies(&proof, &latest).is_err());
+    assert!(leaf_verifies(&proof, &latest).is_err());
 }
 
 #[tokio::test]
@@ -451,30 +486,9 @@ async fn an_erasure_through_the_api_leaves_every_checkpoint_consistent_with_the_
     }
     let last = checkpoint_of_at_least(&mut client, size).await;
     let last = opened(&mut client, &last).await;
-    for (i, old) in checkpoints.iter().enumerate() {
-        for new in checkpoints[i..].iter().chain([&last]) {
-            assert!(
-                consistent(&mut client, old, new).await,
-                "{} to {}",
-                old.size,
-                new.size
-            );
-        }
-    }
+    all_consistent(&mut client, &checkpoints, &last).await;
     for record in &erased {
-        // The leaf stays, a tombstone: in the tree, without record or salt.
-        let proof = inclusion(&mut client, Leaf::RecordId(record.id.clone()), 0)
-            .await
-            .unwrap();
-        assert_eq!(proof.state(), LogLeafState::Erased);
-        assert!(proof.claims_json.is_empty() && proof.salt.is_empty());
-        let leaf: Hash = proof.leaf_hash.clone().try_into().unwrap();
-        let path = hashes(&proof.hashes);
-        let index = proof.leaf_index as u64;
-        assert_eq!(
-            verify_inclusion(index, last.size, &leaf, &path, &last.root),
-            Ok(())
-        );
+        assert_tombstone(&mut client, Leaf::RecordId(record.id.clone()), &last).await;
     }
     let stored: i64 = app
         .sql()
