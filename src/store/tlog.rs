@@ -1,7 +1,8 @@
 //! Each tenant's append-only log: the sequencer that gives committed
-//! records and preference events their leaves and signs checkpoints, and the reads that proofs
-//! are made from. What a leaf is and when a checkpoint is due is
-//! `domain::tlog`; the proofs themselves are `domain::merkle`.
+//! records and preference events their leaves and signs checkpoints, and
+//! the reads that proofs are made from. What a leaf is and when a
+//! checkpoint is due is `domain::tlog`; the proofs themselves are
+//! `domain::merkle`.
 //!
 //! The sequencer runs apart from the write path: the writers only store a
 //! salt with each record. One sequencer at a time (a transaction-level
