@@ -10,7 +10,7 @@
 //! it.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     time::{Duration, SystemTime},
 };
 
@@ -18,7 +18,7 @@ use super::{
     checkpoint::Checkpoint,
     keyring::SigningKeyring,
     merkle::{self, Hash, empty_root, leaf_hash, verify_inclusion},
-    receipt::{Receipt, verify_signed},
+    receipt::Receipt,
 };
 
 /// Bytes of a leaf's salt.
@@ -160,10 +160,12 @@ impl CheckpointPolicy {
 /// Checks the receipts of the records the sequencer reads, so that a row
 /// written behind consentd's back (no receipt, or one that does not cover
 /// its fields) never enters the log. The receipts of one batch share a
-/// signature, which is checked once.
+/// signature, which is checked once: each further record costs the way from
+/// its claims to the batch's root and a comparison.
 pub struct ReceiptChecker {
     keys: HashMap<String, [u8; 32]>,
-    verified: HashSet<(String, [u8; 64])>,
+    /// A verified batch signature, and the key id, size and root it signs.
+    verified: HashMap<[u8; 64], (String, u16, Hash)>,
 }
 
 impl ReceiptChecker {
@@ -174,7 +176,7 @@ impl ReceiptChecker {
                 .into_iter()
                 .map(|key| (key.key_id, key.public_key))
                 .collect(),
-            verified: HashSet::new(),
+            verified: HashMap::new(),
         }
     }
 
@@ -184,13 +186,22 @@ impl ReceiptChecker {
             .keys
             .get(&receipt.key_id)
             .ok_or_else(|| format!("no key {:?}", receipt.key_id))?;
-        let message = receipt.signed_message()?;
-        let seen = (message, receipt.signature);
-        if self.verified.contains(&seen) {
+        let Some(inclusion) = &receipt.inclusion else {
+            // A receipt of its own (cr1): its signature is over its claims.
+            return receipt.verify(key);
+        };
+        let root = inclusion
+            .root_from(leaf_hash(&receipt.claims_json))
+            .ok_or("the proof does not fit its tree")?;
+        let signed = (receipt.key_id.as_str(), inclusion.size, root);
+        if let Some((key_id, size, verified_root)) = self.verified.get(&receipt.signature)
+            && (key_id.as_str(), *size, *verified_root) == signed
+        {
             return Ok(());
         }
-        verify_signed(&seen.0, &receipt.signature, key)?;
-        self.verified.insert(seen);
+        receipt.verify(key)?;
+        self.verified
+            .insert(receipt.signature, (receipt.key_id.clone(), inclusion.size, root));
         Ok(())
     }
 }

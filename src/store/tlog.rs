@@ -25,7 +25,7 @@ use crate::domain::{
     keyring::SigningKeyring,
     merkle::Hash,
     preference::PreferenceEvent,
-    receipt::{self, canonical_claims},
+    receipt,
     tlog::{
         CheckpointPolicy, Frontier, LeafKind, LeafRef, ReceiptChecker, SALT_BYTES, record_leaf,
     },

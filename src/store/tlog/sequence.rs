@@ -165,13 +165,15 @@ pub(super) fn leaves_of(
         batch.last_read = Some((record.record_time, record.id));
         let salt: Option<Vec<u8>> = stored.get("log_salt")?;
         let salt: Option<[u8; SALT_BYTES]> = salt.and_then(|salt| salt.try_into().ok());
+        // The claims the receipt check proves signed are the leaf's: built
+        // once, from the row.
         let receipt = receipt::receipt(tenant_id, &record);
         let checked = checker.check(receipt.as_ref());
-        let (Some(salt), Ok(())) = (salt, &checked) else {
+        let (Some(salt), Some(receipt), Ok(())) = (salt, &receipt, &checked) else {
             rejected.push((record.id, checked.err()));
             continue;
         };
-        let leaf = record_leaf(&salt, &canonical_claims(tenant_id, &record));
+        let leaf = record_leaf(&salt, &receipt.claims_json);
         batch.leaves.push((tenant_id, leaf, record.id));
     }
     if let Some((first, why)) = rejected.first() {
