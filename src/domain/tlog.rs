@@ -200,8 +200,10 @@ impl ReceiptChecker {
             return Ok(());
         }
         receipt.verify(key)?;
-        self.verified
-            .insert(receipt.signature, (receipt.key_id.clone(), inclusion.size, root));
+        self.verified.insert(
+            receipt.signature,
+            (receipt.key_id.clone(), inclusion.size, root),
+        );
         Ok(())
     }
 }
