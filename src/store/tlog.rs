@@ -116,10 +116,25 @@ impl Store {
         // sequencer moved the cursor meanwhile.
         let reading = client.transaction().await?;
         sequencer_session(&reading).await?;
-        let (cursor, rows) = committed_after_cursor(&reading, config.batch).await?;
-        let (event_cursor, event_rows) =
-            preference::events_after_cursor(&reading, watermark(&reading).await?, config.batch)
-                .await?;
+        // The watermark first: every record and event older is committed and
+        // visible to the statements after it.
+        let watermark = watermark(&reading).await?;
+        let (cursor, rows) = after_cursor(
+            &reading,
+            include_str!("sql/log_records_to_sequence.sql"),
+            read_cursor(&reading).await?,
+            watermark,
+            config.batch,
+        )
+        .await?;
+        let (event_cursor, event_rows) = after_cursor(
+            &reading,
+            include_str!("sql/log_events_to_sequence.sql"),
+            preference::read_event_cursor(&reading).await?,
+            watermark,
+            config.batch,
+        )
+        .await?;
         reading.commit().await?;
         let read = rows.len() as u64;
         let events_read = event_rows.len() as u64;

@@ -26,7 +26,7 @@ use tonic::Code;
 
 use crate::{
     helpers::{
-        ConsentClient, TestApp, decision, record_many, recorded, served_key, violated_fields,
+        ConsentClient, TestApp, count, decision, record_many, recorded, served_key, violated_fields,
     },
     round_trip::export_all,
 };
@@ -490,15 +490,16 @@ async fn an_erasure_through_the_api_leaves_every_checkpoint_consistent_with_the_
     for record in &erased {
         assert_tombstone(&mut client, Leaf::RecordId(record.id.clone()), &last).await;
     }
-    let stored: i64 = app
-        .sql()
-        .await
-        .query_one(
-            "SELECT count(*) FROM consent_records WHERE subject_id LIKE 'erased-%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, 0, "no record of an erased subject, salt included");
+    nothing_left_of_the_erased(&app, "consent_records", "subject_id").await;
+}
+
+/// Asserts that `table` holds no row of a person erased by the test (ids
+/// `erased-…` in `column`): with the row goes the leaf's salt.
+pub async fn nothing_left_of_the_erased(app: &TestApp, table: &str, column: &str) {
+    let query = format!("SELECT count(*) FROM {table} WHERE {column} LIKE 'erased-%'");
+    let left = count(&app.sql().await, &query, &[]).await;
+    assert_eq!(
+        left, 0,
+        "{table} keeps rows of erased people, salts included"
+    );
 }

@@ -32,23 +32,6 @@ pub(super) async fn read_event_cursor(client: &impl GenericClient) -> Result<Cur
     Ok((cursor.get("event_time")?, cursor.get("event_id")?))
 }
 
-/// The event cursor, and up to `batch` events committed after it and
-/// before `watermark` (see `sequence::watermark`).
-pub(super) async fn events_after_cursor(
-    client: &impl GenericClient,
-    watermark: std::time::SystemTime,
-    batch: i64,
-) -> Result<(Cursor, Vec<tokio_postgres::Row>)> {
-    let cursor = read_event_cursor(client).await?;
-    let rows = run::query(
-        client,
-        include_str!("../sql/log_events_to_sequence.sql"),
-        &[&cursor.0, &cursor.1, &watermark, &batch],
-    )
-    .await?;
-    Ok((cursor, rows))
-}
-
 /// The leaves of a round's events. Every stored event has a salt (the
 /// column's default), so none is left out.
 pub(super) fn event_leaves(rows: &[tokio_postgres::Row]) -> Result<EventBatch> {

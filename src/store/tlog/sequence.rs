@@ -63,20 +63,16 @@ pub(super) async fn watermark(client: &impl GenericClient) -> Result<SystemTime>
     .get("watermark")
 }
 
-/// The cursor, and up to `batch` records committed after it.
-pub(super) async fn committed_after_cursor(
+/// Up to `batch` rows of `sql` (records' or events') committed after
+/// `cursor` and before `watermark`, in log order.
+pub(super) async fn after_cursor(
     client: &impl GenericClient,
+    sql: &str,
+    cursor: Cursor,
+    watermark: SystemTime,
     batch: i64,
 ) -> Result<(Cursor, Vec<tokio_postgres::Row>)> {
-    // The watermark first, then the rows below it.
-    let watermark = watermark(client).await?;
-    let cursor = read_cursor(client).await?;
-    let rows = run::query(
-        client,
-        include_str!("../sql/log_records_to_sequence.sql"),
-        &[&cursor.0, &cursor.1, &watermark, &batch],
-    )
-    .await?;
+    let rows = run::query(client, sql, &[&cursor.0, &cursor.1, &watermark, &batch]).await?;
     Ok((cursor, rows))
 }
 
