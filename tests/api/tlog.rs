@@ -29,6 +29,7 @@ use crate::{
         ConsentClient, TestApp, count, decision, record_many, recorded, served_key, violated_fields,
     },
     round_trip::export_all,
+    verify::tenant_of,
 };
 
 #[tokio::test]
@@ -92,6 +93,19 @@ async fn every_leaf_of_every_signed_batch_tree_is_a_stored_record() {
             "a signed tree of {size} whose leaves not all are stored records"
         );
     }
+}
+
+/// Records `count` consents of different subjects on site `shop` and waits
+/// until the log holds them: the records, and their tenant.
+pub async fn record_logged(
+    app: &TestApp,
+    client: &ConsentClient,
+    count: usize,
+) -> (Vec<ConsentRecord>, uuid::Uuid) {
+    let records = record_many(client, "shop", count, count.min(8)).await;
+    let tenant_id = tenant_of(&records[0].receipt.as_ref().unwrap().claims_json);
+    log_caught_up(app, tenant_id).await;
+    (records, tenant_id)
 }
 
 /// Waits until the sequencer has passed every record and preference event

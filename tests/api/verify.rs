@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     helpers::{ConsentClient, SIGNING_KEYS, TestApp, answer, record_many},
     preferences::{add_weekly, preference_client},
-    tlog::log_caught_up,
+    tlog::{log_caught_up, record_logged},
 };
 
 /// A directory of files for the command, removed on drop.
@@ -245,10 +245,8 @@ pub fn other_key() -> String {
 async fn an_inclusion_proof_verifies_offline_and_every_tampering_fails_naming_the_check() {
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
-    let records = record_many(&client, "shop", 6, 6).await;
+    let (records, tenant_id) = record_logged(&app, &client, 6).await;
     let receipt = records[0].receipt.clone().unwrap();
-    let tenant_id = tenant_of(&receipt.claims_json);
-    log_caught_up(&app, tenant_id).await;
 
     let files = Files::new();
     let keys = signing_keys(&mut client).await;
@@ -412,15 +410,12 @@ async fn an_inclusion_proof_verifies_offline_and_every_tampering_fails_naming_th
 async fn two_real_checkpoints_are_consistent_offline_and_a_tampered_proof_is_not() {
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
-    let records = record_many(&client, "shop", 5, 5).await;
-    let tenant_id = tenant_of(&records[0].receipt.as_ref().unwrap().claims_json);
-    log_caught_up(&app, tenant_id).await;
+    record_logged(&app, &client, 5).await;
     let old = inclusion(&mut client, Leaf::LeafIndex(0))
         .await
         .checkpoint
         .unwrap();
-    record_many(&client, "shop", 8, 8).await;
-    log_caught_up(&app, tenant_id).await;
+    record_logged(&app, &client, 8).await;
 
     let proof = client
         .get_consistency_proof(GetConsistencyProofRequest {

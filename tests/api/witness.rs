@@ -10,9 +10,9 @@ use consentd::{
 
 use crate::{
     export_cli::consentd,
-    helpers::{TestApp, record_many, served_key},
-    tlog::log_caught_up,
-    verify::{Files, other_key, tenant_of},
+    helpers::{TestApp, served_key},
+    tlog::record_logged,
+    verify::{Files, other_key},
 };
 
 /// Runs `consentd checkpoint ARGS`: whether it exited 0, and what it said.
@@ -31,9 +31,7 @@ async fn a_witness_keeps_checkpoints_that_extend_its_own_and_refuses_a_log_chang
     let app = TestApp::spawn().await;
     let mut client = app.tenant_client("acme").await;
     let key = app.key("acme", &[Scope::ConsentRead]).await;
-    let records = record_many(&client, "shop", 5, 5).await;
-    let tenant_id = tenant_of(&records[0].receipt.as_ref().unwrap().claims_json);
-    log_caught_up(&app, tenant_id).await;
+    let (_, tenant_id) = record_logged(&app, &client, 5).await;
     let files = Files::new();
     let keys = files.put(
         "key.pub",
@@ -54,8 +52,7 @@ async fn a_witness_keeps_checkpoints_that_extend_its_own_and_refuses_a_log_chang
     assert_eq!(read_kept(), served.note);
     assert!(said.contains("checkpoint of 5 leaves"), "{said}");
 
-    record_many(&client, "shop", 8, 8).await;
-    log_caught_up(&app, tenant_id).await;
+    record_logged(&app, &client, 8).await;
     let follow = ["--since", &kept, "--out", &kept, "--public-key", &keys];
     let (ok, said) = witness(&app, &key, &follow).await;
     assert!(ok, "{said}");
@@ -79,12 +76,7 @@ async fn a_witness_keeps_checkpoints_that_extend_its_own_and_refuses_a_log_chang
     // Another tenant's log is not the one kept.
     let other = app.tenant_client("globex").await;
     let other_key = app.key("globex", &[Scope::ConsentRead]).await;
-    let theirs = record_many(&other, "shop", 13, 4).await;
-    log_caught_up(
-        &app,
-        tenant_of(&theirs[0].receipt.as_ref().unwrap().claims_json),
-    )
-    .await;
+    record_logged(&app, &other, 13).await;
     let elsewhere = files.put("elsewhere.txt", "");
     let args = ["--since", &kept, "--out", &elsewhere, "--public-key", &keys];
     let (ok, said) = witness(&app, &other_key, &args).await;
@@ -100,8 +92,7 @@ async fn a_witness_keeps_checkpoints_that_extend_its_own_and_refuses_a_log_chang
         )
         .await
         .unwrap();
-    record_many(&client, "shop", 3, 3).await;
-    log_caught_up(&app, tenant_id).await;
+    record_logged(&app, &client, 3).await;
     let (ok, said) = witness(&app, &key, &follow).await;
     assert!(!ok, "{said}");
     assert!(
