@@ -14,7 +14,7 @@ use super::{
 use crate::{
     domain::{
         auth::Scope,
-        merkle::{consistency_proof, inclusion_proof},
+        merkle::{Blocks, Hash, LOG_BLOCK_HEIGHTS, ProofError, Wanted},
         preference::claims::event_claims,
         receipt::canonical_claims,
         tlog::{GetCheckpoint, GetConsistencyProof, GetInclusionProof, LeafKind, LeafRef},
@@ -142,6 +142,22 @@ impl ConsentApi {
         }
     }
 
+    /// A proof from the few stored hashes it needs (`merkle::blocks`).
+    async fn log_proof(
+        &self,
+        tenant_id: Uuid,
+        wanted: Result<Wanted<'_>, ProofError>,
+    ) -> Result<Vec<Hash>, Status> {
+        let wanted = wanted.map_err(|error| Status::internal(error.to_string()))?;
+        let fetched = self.store.log_hashes(tenant_id, &wanted).await?;
+        wanted
+            .proof(|node| fetched.get(&node).copied())
+            .map_err(|node| {
+                tracing::error!(?node, "a leaf or block of the log is not stored");
+                Status::internal("the log is missing a hash its proof needs")
+            })
+    }
+
     /// `size`, or the latest checkpoint's; checked against the log's size.
     async fn tree_size(
         &self,
@@ -220,9 +236,12 @@ impl ConsentApi {
                 format!("must be above the leaf's index {}", leaf.index),
             ));
         }
-        let hashes = self.store.log_leaf_hashes(tenant_id, size).await?;
-        let proof = inclusion_proof(&hashes, leaf.index as usize)
-            .map_err(|error| Status::internal(error.to_string()))?;
+        let proof = self
+            .log_proof(
+                tenant_id,
+                Blocks::new(LOG_BLOCK_HEIGHTS).inclusion(leaf.index, size),
+            )
+            .await?;
         let id = leaf.record_id.to_string();
         let (leaf_kind, record_id, preference_event_id) = match leaf.kind {
             LeafKind::ConsentRecord => (LogLeafKind::ConsentRecord, id, String::new()),
@@ -268,9 +287,12 @@ impl ConsentApi {
         if get.old_size > new_size {
             return Err(invalid("old_size", format!("must not be above {new_size}")));
         }
-        let hashes = self.store.log_leaf_hashes(tenant_id, new_size).await?;
-        let proof = consistency_proof(&hashes, get.old_size as usize)
-            .map_err(|error| Status::internal(error.to_string()))?;
+        let proof = self
+            .log_proof(
+                tenant_id,
+                Blocks::new(LOG_BLOCK_HEIGHTS).consistency(get.old_size, new_size),
+            )
+            .await?;
         Ok(Response::new(proto::GetConsistencyProofResponse {
             old_size: get.old_size as i64,
             new_size: new_size as i64,

@@ -1,14 +1,17 @@
 //! RFC 9162's Merkle tree (section 2.1): over the claims of one batch, with
 //! the audit path that proves one leaf's place in it, and (in [`proof`])
-//! over a tenant's whole log, with inclusion and consistency proofs.
+//! over a tenant's whole log, with inclusion and consistency proofs,
+//! computed from all leaves or (in [`blocks`]) from stored subtree roots.
 
+mod blocks;
 mod proof;
 
 use sha2::{Digest, Sha256};
 
+pub use blocks::{Blocks, LOG_BLOCK_HEIGHTS, Node, Wanted};
 pub use proof::{
-    ProofError, consistency_proof, empty_root, inclusion_proof, root, verify_consistency,
-    verify_inclusion,
+    ProofError, consistency_proof, consistency_ranges, empty_root, inclusion_proof,
+    inclusion_ranges, root, verify_consistency, verify_inclusion,
 };
 
 /// A SHA-256 hash: a leaf's, a node's or a root.

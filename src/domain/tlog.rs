@@ -17,7 +17,7 @@ use std::{
 use super::{
     checkpoint::Checkpoint,
     keyring::SigningKeyring,
-    merkle::{self, Hash, empty_root, leaf_hash, verify_inclusion},
+    merkle::{self, Hash, Node, empty_root, leaf_hash, verify_inclusion},
     receipt::Receipt,
 };
 
@@ -112,17 +112,27 @@ impl Frontier {
         self.size
     }
 
-    /// Appends a leaf: equal subtrees merge, as in binary addition.
-    pub fn push(&mut self, leaf: Hash) {
+    /// Appends a leaf: equal subtrees merge, as in binary addition. Returns
+    /// the blocks of `heights` the leaf completes (their roots are the
+    /// merged subtrees), which the log stores for its proofs.
+    pub fn push(&mut self, leaf: Hash, heights: &[u32]) -> Vec<(Node, Hash)> {
+        let mut completed = Vec::new();
         let mut hash = leaf;
         let mut size = self.size;
+        let mut height = 0;
         while size & 1 == 1 {
             let left = self.roots.pop().expect("one root per bit");
             hash = merkle::node_hash(&left, &hash);
             size >>= 1;
+            height += 1;
+            if heights.contains(&height) {
+                let index = ((self.size + 1) >> height) - 1;
+                completed.push((Node { height, index }, hash));
+            }
         }
         self.roots.push(hash);
         self.size += 1;
+        completed
     }
 
     /// The root: the subtrees folded from the smallest up.
@@ -238,7 +248,7 @@ mod tests {
         let mut frontier = Frontier::default();
         assert_eq!(frontier.root(), empty_root());
         for (n, leaf) in leaves.iter().enumerate() {
-            frontier.push(*leaf);
+            frontier.push(*leaf, &[]);
             assert_eq!(frontier.root(), root(&leaves[..=n]), "size {}", n + 1);
             let stored = Frontier::from_stored(frontier.size(), &frontier.to_stored());
             assert_eq!(stored.as_ref(), Ok(&frontier));

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "preference_leaves",
         include_str!("migrations/0010_preference_leaves.sql"),
     ),
+    (
+        11,
+        "log_blocks",
+        include_str!("migrations/0011_log_blocks.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

@@ -11,7 +11,7 @@
 //! record is sequenced exactly once, in (record time, id) order. Events
 //! follow each round's records, with a cursor of their own (`preference`).
 
-use std::time::SystemTime;
+use std::{collections::HashMap, time::SystemTime};
 
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use crate::domain::{
     checkpoint::{Checkpoint, log_origin},
     consent::ConsentRecord,
     keyring::SigningKeyring,
-    merkle::Hash,
+    merkle::{Hash, Node, Wanted},
     preference::PreferenceEvent,
     receipt,
     tlog::{
@@ -213,28 +213,38 @@ impl Store {
         Ok(StoredRow::of("log_heads", &row).get::<i64>("tree_size")? as u64)
     }
 
-    /// The first `size` leaf hashes of the tenant's log.
-    pub async fn log_leaf_hashes(&self, tenant_id: Uuid, size: u64) -> Result<Vec<Hash>> {
+    /// The stored nodes (leaves and block roots) a proof of the tenant's
+    /// log needs; a node the log lacks is absent from the map.
+    pub async fn log_hashes(
+        &self,
+        tenant_id: Uuid,
+        wanted: &Wanted<'_>,
+    ) -> Result<HashMap<Node, Hash>> {
+        let (levels, indexes): (Vec<i16>, Vec<i64>) = wanted
+            .nodes()
+            .iter()
+            .map(|node| (node.height as i16, node.index as i64))
+            .unzip();
         let client = self.connection().await?;
-        let row = run::query_one(
+        let rows = run::query(
             &*client,
-            include_str!("sql/log_leaf_hashes.sql"),
-            &[&tenant_id, &(size as i64)],
+            include_str!("sql/log_hashes.sql"),
+            &[&tenant_id, &levels, &indexes],
         )
         .await?;
-        let row = StoredRow::of("log_leaves", &row);
-        let hashes: Vec<Vec<u8>> = row.get("hashes")?;
-        let hashes = hashes
-            .into_iter()
-            .map(|hash| {
-                hash.try_into()
-                    .map_err(|_| row.corrupt("leaf_hash", "not 32 bytes"))
+        rows.iter()
+            .map(|row| {
+                let row = StoredRow::of("log_blocks", row);
+                let node = Node {
+                    height: row.get::<i16>("level")? as u32,
+                    index: row.get::<i64>("node_index")? as u64,
+                };
+                let hash = row.parse("hash", |hash: Vec<u8>| {
+                    Hash::try_from(hash).map_err(|_| "not 32 bytes")
+                })?;
+                Ok((node, hash))
             })
-            .collect::<Result<Vec<Hash>>>()?;
-        if hashes.len() as u64 != size {
-            return Err(row.corrupt("leaf_index", "the log has gaps"));
-        }
-        Ok(hashes)
+            .collect()
     }
 
     /// A leaf of the tenant's log, with its record.

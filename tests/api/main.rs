@@ -40,6 +40,7 @@ mod shutdown;
 mod telemetry;
 mod third_party_verifier;
 mod tlog;
+mod tlog_blocks;
 mod tls;
 mod validation;
 mod verify;

@@ -3,6 +3,8 @@
 //! (section 2.1.4), each generated from the leaf hashes and verified from
 //! the proof and the roots alone, as an outside verifier does.
 
+use std::ops::Range;
+
 use super::{Hash, node_hash};
 
 /// Why a proof does not hold.
@@ -39,7 +41,7 @@ pub fn empty_root() -> Hash {
 }
 
 /// The largest power of two smaller than `n` (n > 1).
-fn split(n: usize) -> usize {
+pub(super) fn split(n: usize) -> usize {
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
@@ -58,57 +60,80 @@ pub fn root(leaves: &[Hash]) -> Hash {
 /// PATH(index, leaves): the inclusion proof of leaf `index` in the tree of
 /// all `leaves`, from the leaf's sibling up (RFC 9162, 2.1.3.1).
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, ProofError> {
-    if index >= leaves.len() {
-        return Err(ProofError::OutOfRange);
-    }
-    let mut proof = Vec::new();
-    let (mut tree, mut index) = (leaves, index);
-    // Top down; the path is bottom up, so it is reversed at the end.
-    while tree.len() > 1 {
-        let k = split(tree.len());
-        if index < k {
-            proof.push(root(&tree[k..]));
-            tree = &tree[..k];
-        } else {
-            proof.push(root(&tree[..k]));
-            tree = &tree[k..];
-            index -= k;
-        }
-    }
-    proof.reverse();
-    Ok(proof)
+    let ranges = inclusion_ranges(index as u64, leaves.len() as u64)?;
+    Ok(ranges
+        .iter()
+        .map(|range| root(&leaves[as_slice(range)]))
+        .collect())
 }
 
 /// PROOF(old_size, leaves): the consistency proof between the tree of the
 /// first `old_size` leaves and the tree of all `leaves` (RFC 9162, 2.1.4.1).
 pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Result<Vec<Hash>, ProofError> {
-    if old_size > leaves.len() {
+    let ranges = consistency_ranges(old_size as u64, leaves.len() as u64)?;
+    Ok(ranges
+        .iter()
+        .map(|range| root(&leaves[as_slice(range)]))
+        .collect())
+}
+
+fn as_slice(range: &Range<u64>) -> Range<usize> {
+    range.start as usize..range.end as usize
+}
+
+/// PATH(index, D[0:size]) as the leaf ranges whose MTH make it up, from
+/// the leaf's sibling up: the proof without the hashes, so that a caller
+/// can fetch just the subtree roots it needs.
+pub fn inclusion_ranges(index: u64, size: u64) -> Result<Vec<Range<u64>>, ProofError> {
+    if index >= size {
+        return Err(ProofError::OutOfRange);
+    }
+    let mut ranges = Vec::new();
+    let mut tree = 0..size;
+    // Top down; the path is bottom up, so it is reversed at the end.
+    while tree.end - tree.start > 1 {
+        let mid = tree.start + split((tree.end - tree.start) as usize) as u64;
+        if index < mid {
+            ranges.push(mid..tree.end);
+            tree.end = mid;
+        } else {
+            ranges.push(tree.start..mid);
+            tree.start = mid;
+        }
+    }
+    ranges.reverse();
+    Ok(ranges)
+}
+
+/// PROOF(old_size, D[0:new_size]) as leaf ranges, bottom up (see
+/// [`inclusion_ranges`]).
+pub fn consistency_ranges(old_size: u64, new_size: u64) -> Result<Vec<Range<u64>>, ProofError> {
+    if old_size > new_size {
         return Err(ProofError::OutOfRange);
     }
     if old_size == 0 {
         return Err(ProofError::EmptyTree);
     }
-    let mut proof = Vec::new();
-    let (mut tree, mut m, mut whole) = (leaves, old_size, true);
+    let mut ranges = Vec::new();
+    let (mut tree, mut whole) = (0..new_size, true);
     // SUBPROOF(m, D[n], b), unrolled: each step adds one hash and recurses
     // into one side; hashes come out top down and the proof is bottom up.
-    while m != tree.len() {
-        let k = split(tree.len());
-        if m <= k {
-            proof.push(root(&tree[k..]));
-            tree = &tree[..k];
+    while old_size != tree.end {
+        let mid = tree.start + split((tree.end - tree.start) as usize) as u64;
+        if old_size <= mid {
+            ranges.push(mid..tree.end);
+            tree.end = mid;
         } else {
-            proof.push(root(&tree[..k]));
-            tree = &tree[k..];
-            m -= k;
+            ranges.push(tree.start..mid);
+            tree.start = mid;
             whole = false;
         }
     }
     if !whole {
-        proof.push(root(tree));
+        ranges.push(tree);
     }
-    proof.reverse();
-    Ok(proof)
+    ranges.reverse();
+    Ok(ranges)
 }
 
 /// One step up the verification walk of RFC 9162 (2.1.3.2, 2.1.4.2): whether

@@ -8,6 +8,7 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::*;
+use crate::domain::merkle::{LOG_BLOCK_HEIGHTS, Node};
 use crate::store::{Result, consent_row::record_from_row, row::StoredRow, run};
 
 /// A tenant's head as read: its frontier and its latest checkpoint.
@@ -92,12 +93,15 @@ pub(super) async fn append(
         heads.insert(tenant_id, head.frontier);
     }
     let mut leaves = Leaves::default();
+    let mut blocks = Blocks::default();
     let records = batch.leaves.iter().map(|l| (l, LeafKind::ConsentRecord));
     let logged = events.leaves.iter().map(|l| (l, LeafKind::PreferenceEvent));
     for (&(tenant_id, leaf, record_id), kind) in records.chain(logged) {
         let frontier = heads.entry(tenant_id).or_default();
         leaves.push(tenant_id, frontier.size(), leaf, record_id, kind);
-        frontier.push(leaf);
+        for (node, hash) in frontier.push(leaf, LOG_BLOCK_HEIGHTS) {
+            blocks.push(tenant_id, node, hash);
+        }
     }
     run::execute(
         client,
@@ -111,6 +115,19 @@ pub(super) async fn append(
         ],
     )
     .await?;
+    if !blocks.tenants.is_empty() {
+        run::execute(
+            client,
+            include_str!("../sql/log_save_blocks.sql"),
+            &[
+                &blocks.tenants,
+                &blocks.levels,
+                &blocks.indexes,
+                &blocks.hashes,
+            ],
+        )
+        .await?;
+    }
     let (tenants, sizes, frontiers): (Vec<Uuid>, Vec<i64>, Vec<Vec<u8>>) = heads
         .iter()
         .map(|(tenant, frontier)| (*tenant, frontier.size() as i64, frontier.to_stored()))
@@ -200,6 +217,24 @@ impl Leaves {
         self.hashes.push(hash.to_vec());
         self.records.push(record_id);
         self.kinds.push(kind.to_db());
+    }
+}
+
+/// The block roots one batch completed, as log_save_blocks.sql takes them.
+#[derive(Default)]
+struct Blocks {
+    tenants: Vec<Uuid>,
+    levels: Vec<i16>,
+    indexes: Vec<i64>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl Blocks {
+    fn push(&mut self, tenant_id: Uuid, node: Node, hash: Hash) {
+        self.tenants.push(tenant_id);
+        self.levels.push(node.height as i16);
+        self.indexes.push(node.index as i64);
+        self.hashes.push(hash.to_vec());
     }
 }
 
