@@ -7,6 +7,9 @@
 //!   consentd-load list   --key KEY --site bench --page-size 1000 --pages 1000
 //!   consentd-load erase  --key KEY --site bench --subject subject-42
 //!   consentd-load public --public-addr http://127.0.0.1:8080 --site-key cdp_... --origin https://shop.example
+//!   consentd-load log-fixture --database-url URL --tenant bench-log --leaves 1000000
+//!   consentd-load log-proofs --key KEY --count 1000
+//!   consentd-load log-full-read --database-url URL --tenant bench-log --count 5
 
 use std::{
     collections::BTreeMap,
@@ -29,6 +32,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 #[path = "../../../tests/fixtures/decision.rs"]
 mod fixture;
+mod log;
 
 #[derive(Parser)]
 struct Cli {
@@ -98,6 +102,34 @@ enum Rpc {
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
         duration: u64,
+    },
+    /// Builds a tenant's transparency log of `leaves` leaves directly in
+    /// PostgreSQL (the tenant must exist and have no log); the running
+    /// sequencer then signs its checkpoint.
+    LogFixture {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value = "bench-log")]
+        tenant: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        leaves: u64,
+    },
+    /// GetCheckpoint, GetInclusionProof (random leaves) and
+    /// GetConsistencyProof (random old sizes) against the latest
+    /// checkpoint, `count` calls each, one at a time.
+    LogProofs {
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+    },
+    /// The inclusion proof as consentd made it before the stored blocks:
+    /// every leaf hash read, then the proof computed.
+    LogFullRead {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value = "bench-log")]
+        tenant: String,
+        #[arg(long, default_value_t = 5)]
+        count: u64,
     },
     /// One EraseConsents of a subject.
     Erase {
@@ -235,6 +267,20 @@ where
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
+    // These talk to PostgreSQL only.
+    match &cli.rpc {
+        Rpc::LogFixture {
+            database_url,
+            tenant,
+            leaves,
+        } => return log::fixture(database_url, tenant, *leaves).await,
+        Rpc::LogFullRead {
+            database_url,
+            tenant,
+            count,
+        } => return log::full_read(database_url, tenant, *count).await,
+        _ => {}
+    }
     let channel = Channel::from_shared(cli.addr.clone())?
         .tcp_nodelay(true)
         .connect()
@@ -384,6 +430,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 latencies.len() * page_size as usize,
             );
         }
+        Rpc::LogProofs { count } => log::proofs(channel, &cli.key, count).await?,
+        Rpc::LogFixture { .. } | Rpc::LogFullRead { .. } => unreachable!("answered above"),
         Rpc::Erase { site, subject } => {
             let mut client = ConsentServiceClient::new(channel);
             let started = Instant::now();
