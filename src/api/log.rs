@@ -1,6 +1,6 @@
 //! ConsentService's log methods: checkpoints and proofs of the tenant's
 //! append-only log, proto <-> domain. The proofs are computed here from
-//! the leaf hashes the store reads (`domain::merkle`).
+//! the few stored leaves and block roots they need (`domain::merkle`).
 
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
