@@ -60,25 +60,24 @@ pub fn root(leaves: &[Hash]) -> Hash {
 /// PATH(index, leaves): the inclusion proof of leaf `index` in the tree of
 /// all `leaves`, from the leaf's sibling up (RFC 9162, 2.1.3.1).
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, ProofError> {
-    let ranges = inclusion_ranges(index as u64, leaves.len() as u64)?;
-    Ok(ranges
-        .iter()
-        .map(|range| root(&leaves[as_slice(range)]))
-        .collect())
+    from_leaves(leaves, inclusion_ranges(index as u64, leaves.len() as u64)?)
 }
 
 /// PROOF(old_size, leaves): the consistency proof between the tree of the
 /// first `old_size` leaves and the tree of all `leaves` (RFC 9162, 2.1.4.1).
 pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Result<Vec<Hash>, ProofError> {
-    let ranges = consistency_ranges(old_size as u64, leaves.len() as u64)?;
-    Ok(ranges
-        .iter()
-        .map(|range| root(&leaves[as_slice(range)]))
-        .collect())
+    from_leaves(
+        leaves,
+        consistency_ranges(old_size as u64, leaves.len() as u64)?,
+    )
 }
 
-fn as_slice(range: &Range<u64>) -> Range<usize> {
-    range.start as usize..range.end as usize
+/// A proof from the MTH of its ranges over all leaves.
+fn from_leaves(leaves: &[Hash], ranges: Vec<Range<u64>>) -> Result<Vec<Hash>, ProofError> {
+    Ok(ranges
+        .into_iter()
+        .map(|range| root(&leaves[range.start as usize..range.end as usize]))
+        .collect())
 }
 
 /// PATH(index, D[0:size]) as the leaf ranges whose MTH make it up, from

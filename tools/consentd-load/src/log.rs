@@ -141,46 +141,46 @@ pub async fn proofs(channel: Channel, key: &str, count: u64) -> Result<(), Error
             None => return Err("no checkpoint after 60 s: is the sequencer on?".into()),
         }
     };
-    let size_u = size as u64;
-    let what = |rpc: &str| format!("{rpc} tree_size={size}");
-    timed(&what("get_checkpoint"), count, |_| {
-        let mut client = client.clone();
-        async move {
-            client
-                .get_checkpoint(with_key(GetCheckpointRequest::default(), key))
-                .await
-                .map(drop)
-        }
-    })
-    .await?;
-    timed(&what("get_inclusion_proof"), count, |n| {
-        let mut client = client.clone();
-        let request = GetInclusionProofRequest {
-            leaf: Some(Leaf::LeafIndex(spread(n, size_u) as i64)),
-            tree_size: size,
-        };
-        async move {
-            client
-                .get_inclusion_proof(with_key(request, key))
-                .await
-                .map(drop)
-        }
-    })
-    .await?;
-    timed(&what("get_consistency_proof"), count, |n| {
-        let mut client = client.clone();
-        let request = GetConsistencyProofRequest {
-            old_size: 1 + spread(n, size_u) as i64,
-            new_size: size,
-        };
-        async move {
-            client
-                .get_consistency_proof(with_key(request, key))
-                .await
-                .map(drop)
-        }
-    })
-    .await?;
+    for rpc in [
+        "get_checkpoint",
+        "get_inclusion_proof",
+        "get_consistency_proof",
+    ] {
+        timed(&format!("{rpc} tree_size={size}"), count, |n| {
+            let mut client = client.clone();
+            // A leaf index, or an old size, spread over the log.
+            let spread = spread(n, size as u64) as i64;
+            async move {
+                match rpc {
+                    "get_checkpoint" => client
+                        .get_checkpoint(with_key(GetCheckpointRequest::default(), key))
+                        .await
+                        .map(drop),
+                    "get_inclusion_proof" => {
+                        let request = GetInclusionProofRequest {
+                            leaf: Some(Leaf::LeafIndex(spread)),
+                            tree_size: size,
+                        };
+                        client
+                            .get_inclusion_proof(with_key(request, key))
+                            .await
+                            .map(drop)
+                    }
+                    _ => {
+                        let request = GetConsistencyProofRequest {
+                            old_size: 1 + spread,
+                            new_size: size,
+                        };
+                        client
+                            .get_consistency_proof(with_key(request, key))
+                            .await
+                            .map(drop)
+                    }
+                }
+            }
+        })
+        .await?;
+    }
     Ok(())
 }
 
