@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::{
     ConsentApi,
-    convert::timestamp,
+    convert::{UnaryRequest, timestamp},
     error::Error,
+    handler::Rpc,
     proto::{self, LogLeafKind, LogLeafState},
 };
 use crate::{
@@ -48,6 +49,14 @@ fn invalid(field: &str, description: impl Into<String>) -> Status {
         Err(error) => error.into(),
         Ok(()) => Status::internal("a violation vanished"),
     }
+}
+
+impl UnaryRequest for proto::GetCheckpointRequest {
+    type Command = GetCheckpoint;
+}
+
+impl UnaryRequest for proto::GetConsistencyProofRequest {
+    type Command = GetConsistencyProof;
 }
 
 impl TryFrom<proto::GetCheckpointRequest> for GetCheckpoint {
@@ -186,15 +195,13 @@ impl ConsentApi {
         &self,
         request: Request<proto::GetCheckpointRequest>,
     ) -> Result<Response<proto::GetCheckpointResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let get = GetCheckpoint::try_from(request.into_inner())?;
-        let stored = self
-            .store
-            .log_checkpoint(caller.tenant_id, get.size)
-            .await?;
-        Ok(Response::new(proto::GetCheckpointResponse {
-            checkpoint: Some(checkpoint_message(stored)),
-        }))
+        self.unary(request, Scope::ConsentRead, async |caller, get| {
+            let checkpoint = self.store.log_checkpoint(caller.tenant_id, get.size);
+            Ok(proto::GetCheckpointResponse {
+                checkpoint: Some(checkpoint_message(checkpoint.await?)),
+            })
+        })
+        .await
     }
 
     pub(super) async fn log_inclusion_proof(
@@ -280,25 +287,26 @@ impl ConsentApi {
         &self,
         request: Request<proto::GetConsistencyProofRequest>,
     ) -> Result<Response<proto::GetConsistencyProofResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::ConsentRead).await?;
-        let get = GetConsistencyProof::try_from(request.into_inner())?;
-        let tenant_id = caller.tenant_id;
-        let new_size = self.tree_size(tenant_id, "new_size", get.new_size).await?;
-        if get.old_size > new_size {
-            return Err(invalid("old_size", format!("must not be above {new_size}")));
-        }
-        let proof = self
-            .log_proof(
-                tenant_id,
-                Blocks::new(LOG_BLOCK_HEIGHTS).consistency(get.old_size, new_size),
-            )
-            .await?;
-        Ok(Response::new(proto::GetConsistencyProofResponse {
-            old_size: get.old_size as i64,
-            new_size: new_size as i64,
-            hashes: proof.into_iter().map(|hash| hash.to_vec()).collect(),
-            old_checkpoint: self.checkpoint_at(tenant_id, get.old_size).await?,
-            new_checkpoint: self.checkpoint_at(tenant_id, new_size).await?,
-        }))
+        self.unary(request, Scope::ConsentRead, async |caller, get| {
+            let tenant_id = caller.tenant_id;
+            let new_size = self.tree_size(tenant_id, "new_size", get.new_size).await?;
+            if get.old_size > new_size {
+                return Err(invalid("old_size", format!("must not be above {new_size}")));
+            }
+            let proof = self
+                .log_proof(
+                    tenant_id,
+                    Blocks::new(LOG_BLOCK_HEIGHTS).consistency(get.old_size, new_size),
+                )
+                .await?;
+            Ok(proto::GetConsistencyProofResponse {
+                old_size: get.old_size as i64,
+                new_size: new_size as i64,
+                hashes: proof.into_iter().map(|hash| hash.to_vec()).collect(),
+                old_checkpoint: self.checkpoint_at(tenant_id, get.old_size).await?,
+                new_checkpoint: self.checkpoint_at(tenant_id, new_size).await?,
+            })
+        })
+        .await
     }
 }
