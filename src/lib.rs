@@ -12,9 +12,11 @@
 //!   - `seal`: what a decision becomes when stored (minimised, expire
 //!     time, IP encrypted, the batch signed); `receipt` and `merkle`: the
 //!     signed receipts and their RFC 9162 tree (`merkle`, with inclusion
-//!     and consistency proofs); `keyring`: the keys.
+//!     and consistency proofs; `merkle::blocks`: which stored block roots
+//!     and leaves a proof needs); `keyring`: the keys.
 //!   - `tlog`: each tenant's append-only log (leaves, head, when to sign);
-//!     `checkpoint`: its signed checkpoints as C2SP signed notes.
+//!     `checkpoint`: its signed checkpoints as C2SP signed notes;
+//!     `preference::claims`: what a preference event's leaf commits to.
 //!   - `preference::effect`: which changes take effect and why not.
 //!   - `page`, `time`, `validation`, `ids`, `web`, `network`: tokens,
 //!     instants, violations and the small value types.
@@ -26,13 +28,15 @@
 //!   request ids, per-row fallback), `writer::turn` (which writer collects
 //!   next), `consent_batch` (a batch's two round trips). `deadline` bounds
 //!   a call's SQL by the caller's gRPC deadline. `tlog`: the sequencer
-//!   that logs committed records and signs checkpoints, and the reads
-//!   proofs are made from.
-//! - [`api`]: the gRPC layer: `convert` turns every request into its domain
-//!   command (all violations at once) and proto enums into domain enums by
-//!   explicit matches; `auth`; handlers per service; the one mapping from
-//!   errors to `tonic::Status` in `error`; `proof_document`, the PDF of
-//!   GetConsentProof. No SQL.
+//!   that logs committed records (`tlog::preference`: and preference
+//!   events), saves completed block roots and signs checkpoints, and the
+//!   few reads a proof is made from.
+//! - [`api`]: the gRPC layer: `handler` runs the steps every RPC shares
+//!   (authorize, parse, map errors) once; `convert` turns every request
+//!   into its domain command (all violations at once) and proto enums into
+//!   domain enums by explicit matches; `auth`; handlers per service; the
+//!   one mapping from errors to `tonic::Status` in `error`;
+//!   `proof_document`, the PDF of GetConsentProof. No SQL.
 //! - [`public`]: the HTTP listener browsers post consent to, with
 //!   publishable site keys: CookieConsent's data in, the same decision and
 //!   writer as RecordConsent; nothing that reads data.
