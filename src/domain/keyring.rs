@@ -224,12 +224,14 @@ mod tests {
     }
 }
 
-/// The keys a consent record is sealed with: its receipt is signed, and its
-/// full IP (detailed logging only) is encrypted when IP keys are configured.
+/// The keys a consent record is sealed with: its receipt is signed, its
+/// full IP (detailed logging only) is encrypted when IP keys are configured,
+/// and its log leaf is made and tagged when the log is kept.
 #[derive(Clone, Debug)]
 pub struct Sealing {
     pub signing: SigningKeyring,
     pub ip_keys: Option<IpKeyring>,
+    pub leaf_tags: Option<super::tlog::LeafTags>,
 }
 
 /// The associated data binding an encrypted IP to its record.

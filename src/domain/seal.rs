@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::{
     consent::{ConsentDecision, ConsentRecord},
-    keyring::{EncryptedIp, IpKeyring, Sealing, SigningKeyring, record_context},
+    keyring::{EncryptedIp, IpKeyring, Sealing, record_context},
+    merkle::Hash,
     receipt::{self, Receipt},
     site::SiteSettings,
     tlog,
@@ -39,6 +40,17 @@ pub struct Sealed {
     /// The random salt of the record's leaf in its tenant's log (see
     /// `tlog`), stored with the record and erased with it.
     pub log_salt: [u8; tlog::SALT_BYTES],
+    /// The record's leaf and its tag, when the log is kept: the sequencer
+    /// takes them instead of rebuilding the claims from the stored row.
+    pub log_leaf: Option<TaggedLeaf>,
+}
+
+/// A record's leaf, tagged by the writer that made it (see
+/// [`tlog::LeafTags`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaggedLeaf {
+    pub leaf: Hash,
+    pub tag: [u8; tlog::LEAF_TAG_BYTES],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +81,7 @@ pub fn seal_batch(
         .into_iter()
         .map(|pending| stored_form(pending, record_time, sealing.ip_keys.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(sign_per_tenant(unsigned, &sealing.signing))
+    Ok(sign_per_tenant(unsigned, sealing))
 }
 
 struct Unsigned {
@@ -123,7 +135,7 @@ fn stored_form(
 
 /// One signature per tenant over the Merkle root of its records, leaves in
 /// the order given.
-fn sign_per_tenant(batch: Vec<Unsigned>, signing: &SigningKeyring) -> Vec<Sealed> {
+fn sign_per_tenant(batch: Vec<Unsigned>, sealing: &Sealing) -> Vec<Sealed> {
     // Stable: each tenant's records keep their order.
     let mut by_tenant: Vec<usize> = (0..batch.len()).collect();
     by_tenant.sort_by_key(|&i| batch[i].tenant_id);
@@ -131,7 +143,7 @@ fn sign_per_tenant(batch: Vec<Unsigned>, signing: &SigningKeyring) -> Vec<Sealed
     for members in by_tenant.chunk_by(|&a, &b| batch[a].tenant_id == batch[b].tenant_id) {
         let tenant_id = batch[members[0]].tenant_id;
         let records: Vec<&ConsentRecord> = members.iter().map(|&i| &batch[i].record).collect();
-        let signed = receipt::sign_batch(signing, tenant_id, &records);
+        let signed = receipt::sign_batch(&sealing.signing, tenant_id, &records);
         for (&i, receipt) in members.iter().zip(signed) {
             receipts[i] = Some(receipt);
         }
@@ -143,12 +155,21 @@ fn sign_per_tenant(batch: Vec<Unsigned>, signing: &SigningKeyring) -> Vec<Sealed
             let receipt = receipt.expect("every record is in its tenant's group");
             let mut record = unsigned.record;
             record.seal = Some(receipt.to_seal());
+            let log_salt = tlog::new_salt();
+            let log_leaf = sealing.leaf_tags.as_ref().map(|tags| {
+                let leaf = tlog::record_leaf(&log_salt, &receipt.claims_json);
+                TaggedLeaf {
+                    leaf,
+                    tag: tags.tag(unsigned.tenant_id, record.id, &leaf),
+                }
+            });
             Sealed {
                 tenant_id: unsigned.tenant_id,
                 record,
                 encrypted_ip: unsigned.encrypted_ip,
                 receipt,
-                log_salt: tlog::new_salt(),
+                log_salt,
+                log_leaf,
             }
         })
         .collect()
@@ -161,9 +182,11 @@ pub(crate) mod tests {
     use super::*;
     use crate::domain::{
         consent::{Action, Choices, Name, NoticeHash, Regime, ServiceDecision, Status},
+        erasure::AuditKey,
         ids::{RequestId, SiteId, SubjectId, UserId},
-        keyring::generate_entry,
+        keyring::{SigningKeyring, generate_entry},
         network::FullIp,
+        tlog::LeafTags,
         web::{CountryCode, LanguageTag, PageUrl, UserAgent},
     };
 
@@ -228,6 +251,7 @@ pub(crate) mod tests {
         Sealing {
             signing: SigningKeyring::parse(&generate_entry("sig-1")).unwrap(),
             ip_keys: with_ip_keys.then(|| IpKeyring::parse(&generate_entry("ip-1")).unwrap()),
+            leaf_tags: Some(LeafTags::new(&AuditKey::new(&[6; 32]).unwrap())),
         }
     }
 
@@ -352,6 +376,34 @@ pub(crate) mod tests {
         assert_eq!(sealed.encrypted_ip, None);
         assert!(sealed.record.decision.full_ip.is_none());
         assert!(sealed.record.decision.anonymized_ip.is_some());
+    }
+
+    #[test]
+    fn the_writer_tags_the_leaf_of_the_stored_claims_only_when_the_log_is_kept() {
+        let (sealed, keys) = seal_one(false, false);
+        let tagged = sealed.log_leaf.expect("a leaf when the log is kept");
+        assert_eq!(
+            tagged.leaf,
+            tlog::record_leaf(&sealed.log_salt, &sealed.receipt.claims_json)
+        );
+        let tags = keys.leaf_tags.unwrap();
+        assert!(tags.verifies(
+            sealed.tenant_id,
+            sealed.record.id,
+            &tagged.leaf,
+            &tagged.tag
+        ));
+        let without_log = Sealing {
+            leaf_tags: None,
+            ..sealing(false)
+        };
+        let sealed = seal_batch(
+            vec![pending(Uuid::now_v7(), "v", false)],
+            SystemTime::now(),
+            &without_log,
+        )
+        .unwrap();
+        assert_eq!(sealed[0].log_leaf, None);
     }
 
     #[test]

@@ -14,8 +14,13 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use uuid::Uuid;
+
 use super::{
     checkpoint::Checkpoint,
+    erasure::AuditKey,
     keyring::SigningKeyring,
     merkle::{self, Hash, Node, empty_root, leaf_hash, verify_inclusion},
     receipt::Receipt,
@@ -37,11 +42,65 @@ pub fn record_leaf(salt: &[u8; SALT_BYTES], claims_json: &[u8]) -> Hash {
     leaf_hash(&data)
 }
 
+/// Bytes of a leaf tag: a truncated HMAC-SHA-256, as page tokens use.
+pub const LEAF_TAG_BYTES: usize = 16;
+
+/// Tags the leaf a writer makes of each record it stores, so the sequencer
+/// can take the stored leaf as the writer's without rebuilding the claims
+/// from the row and checking the receipt: a row inserted or copied in
+/// PostgreSQL has no tag that binds its tenant, record id and leaf, since
+/// only the server holds the key. The receipt stays the authority: a row
+/// whose tag does not verify is checked as before.
+#[derive(Clone)]
+pub struct LeafTags {
+    key: [u8; 32],
+}
+
+impl LeafTags {
+    /// Keyed from the audit key (a stable server secret every replica
+    /// holds), domain-separated from its digests and from page tokens.
+    pub fn new(secret: &AuditKey) -> Self {
+        Self {
+            key: secret.digest("log_leaf_tag_key", ""),
+        }
+    }
+
+    fn mac(&self, tenant_id: Uuid, record_id: Uuid, leaf: &Hash) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(tenant_id.as_bytes());
+        mac.update(record_id.as_bytes());
+        mac.update(leaf);
+        mac
+    }
+
+    pub fn tag(&self, tenant_id: Uuid, record_id: Uuid, leaf: &Hash) -> [u8; LEAF_TAG_BYTES] {
+        let full = self.mac(tenant_id, record_id, leaf).finalize().into_bytes();
+        full[..LEAF_TAG_BYTES]
+            .try_into()
+            .expect("a SHA-256 MAC is longer")
+    }
+
+    /// In constant time.
+    pub fn verifies(&self, tenant_id: Uuid, record_id: Uuid, leaf: &Hash, tag: &[u8]) -> bool {
+        tag.len() == LEAF_TAG_BYTES
+            && self
+                .mac(tenant_id, record_id, leaf)
+                .verify_truncated_left(tag)
+                .is_ok()
+    }
+}
+
+impl std::fmt::Debug for LeafTags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeafTags(<redacted>)")
+    }
+}
+
 /// Which leaf a caller asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeafRef {
-    Record(uuid::Uuid),
-    PreferenceEvent(uuid::Uuid),
+    Record(Uuid),
+    PreferenceEvent(Uuid),
     Index(u64),
 }
 
@@ -264,6 +323,26 @@ mod tests {
         assert_eq!(leaf, leaf_hash(&[&salt[..], b"{}"].concat()));
         assert_ne!(leaf, record_leaf(&new_salt(), b"{}"));
         assert_ne!(leaf, record_leaf(&salt, b"{ }"));
+    }
+
+    #[test]
+    fn a_leaf_tag_binds_its_tenant_record_and_leaf_and_the_key() {
+        let tags = LeafTags::new(&AuditKey::new(&[3; 32]).unwrap());
+        let (tenant, record) = (Uuid::now_v7(), Uuid::now_v7());
+        let leaf = record_leaf(&new_salt(), b"{}");
+        let tag = tags.tag(tenant, record, &leaf);
+        assert!(tags.verifies(tenant, record, &leaf, &tag));
+        assert!(!tags.verifies(Uuid::now_v7(), record, &leaf, &tag));
+        assert!(!tags.verifies(tenant, Uuid::now_v7(), &leaf, &tag));
+        assert!(!tags.verifies(tenant, record, &leaf_hash(b"other"), &tag));
+        assert!(!tags.verifies(tenant, record, &leaf, &tag[..15]));
+        for i in 0..LEAF_TAG_BYTES {
+            let mut flipped = tag;
+            flipped[i] ^= 1;
+            assert!(!tags.verifies(tenant, record, &leaf, &flipped), "byte {i}");
+        }
+        let other_key = LeafTags::new(&AuditKey::new(&[4; 32]).unwrap());
+        assert!(!other_key.verifies(tenant, record, &leaf, &tag));
     }
 
     #[test]

@@ -10,12 +10,15 @@ use super::workers::{count_run, repeat};
 use crate::{
     api::ApiContext,
     config::LogConfig,
-    domain::{checkpoint::check_name, tlog::CheckpointPolicy},
+    domain::{
+        checkpoint::check_name,
+        tlog::{CheckpointPolicy, LeafTags},
+    },
     store::{SequencerConfig, Store},
 };
 
-/// Most records one sequencer run reads and appends. Each run costs two
-/// transactions and about fifteen round trips whatever its size, so at
+/// Most records one sequencer run reads and appends. Each run costs one
+/// transaction and about a dozen round trips whatever its size, so at
 /// full write load a bigger batch is cheaper per record; erasures wait for
 /// a run's append (a few ms per thousand leaves), so not much bigger.
 const SEQUENCER_BATCH: i64 = 2000;
@@ -59,13 +62,15 @@ pub(super) fn spawn(
         return tokio::spawn(async {});
     }
     let settings = Arc::new(settings);
+    // The writers' key (`Sealing::leaf_tags`), derived the same way.
+    let leaf_tags = Arc::new(LeafTags::new(&context.audit_key));
     tokio::spawn(repeat(settings.interval, stopped, move || {
         let (store, context, settings) = (store.clone(), context.clone(), settings.clone());
+        let leaf_tags = leaf_tags.clone();
         async move {
             let now = (context.clock)();
-            let done = store
-                .sequence(&context.sealing.signing, &settings.sequencer, now)
-                .await;
+            let signing = &context.sealing.signing;
+            let done = (store.sequence(signing, &leaf_tags, &settings.sequencer, now)).await;
             count_run("sequencer", done.as_ref().map(|d| d.map(|d| d.read)));
             let Some(done) = done? else {
                 return Ok(false);

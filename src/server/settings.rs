@@ -13,6 +13,7 @@ use crate::{
         erasure::AuditKey,
         keyring::{IpKeyring, Sealing, SigningKeyring},
         site::ServerDefaults,
+        tlog::LeafTags,
     },
     public::PublicSettings,
     store::WriterConfig,
@@ -65,12 +66,22 @@ impl ServerSettings {
         let ip_keys = keyring("ip-keys", &config.ip_keys, &config.ip_keys_file)?
             .map(|(name, spec)| IpKeyring::parse(&spec).map_err(|e| format!("{name}: {e}")))
             .transpose()?;
+        let audit_key = AuditKey::new(config.audit_key.as_bytes())
+            .map_err(|e| format!("{}: {e}", setting_name("audit-key")))?;
+        // Only a sequencer reads the leaves writers make.
+        let leaf_tags = config
+            .log
+            .transparency_log
+            .then(|| LeafTags::new(&audit_key));
         Ok(Self {
             api: ApiContext {
-                audit_key: AuditKey::new(config.audit_key.as_bytes())
-                    .map_err(|e| format!("{}: {e}", setting_name("audit-key")))?,
+                audit_key,
                 defaults: site_defaults(&config.defaults),
-                sealing: Sealing { signing, ip_keys },
+                sealing: Sealing {
+                    signing,
+                    ip_keys,
+                    leaf_tags,
+                },
                 clock: system_clock(),
                 auth_cache_ttl: config.auth_cache_ttl,
             },

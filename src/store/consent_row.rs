@@ -121,6 +121,8 @@ consent_columns! {
     receipt_signature: Vec<u8> => BYTEA_ARRAY,
     receipt_proof: Option<Vec<u8>> => BYTEA_ARRAY,
     log_salt: Vec<u8> => BYTEA_ARRAY,
+    log_leaf: Option<Vec<u8>> => BYTEA_ARRAY,
+    log_tag: Option<Vec<u8>> => BYTEA_ARRAY,
 }
 
 /// insert_consents.sql with its column lists filled in, built once.
@@ -223,6 +225,8 @@ impl ConsentRow {
             receipt_signature: receipt.signature.to_vec(),
             receipt_proof: receipt.inclusion.as_ref().map(Inclusion::to_bytes),
             log_salt: sealed.log_salt.to_vec(),
+            log_leaf: sealed.log_leaf.map(|tagged| tagged.leaf.to_vec()),
+            log_tag: sealed.log_leaf.map(|tagged| tagged.tag.to_vec()),
         }
     }
 }

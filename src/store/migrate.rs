@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "log_blocks",
         include_str!("migrations/0011_log_blocks.sql"),
     ),
+    (
+        12,
+        "log_leaf_tags",
+        include_str!("migrations/0012_log_leaf_tags.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed: "consentd" in ASCII.

@@ -27,7 +27,8 @@ use crate::domain::{
     preference::PreferenceEvent,
     receipt,
     tlog::{
-        CheckpointPolicy, Frontier, LeafKind, LeafRef, ReceiptChecker, SALT_BYTES, record_leaf,
+        CheckpointPolicy, Frontier, LeafKind, LeafRef, LeafTags, ReceiptChecker, SALT_BYTES,
+        record_leaf,
     },
 };
 
@@ -106,48 +107,16 @@ impl Store {
     pub async fn sequence(
         &self,
         signing: &SigningKeyring,
+        leaf_tags: &LeafTags,
         config: &SequencerConfig,
         now: SystemTime,
     ) -> Result<Option<Sequenced>> {
         let mut client = self.connection().await?;
-        // What to append is read in a short transaction of its own and
-        // checked and hashed after it, so no transaction stays open while
-        // the CPU works; the append takes the lock and checks that no other
-        // sequencer moved the cursor meanwhile.
-        let reading = client.transaction().await?;
-        sequencer_session(&reading).await?;
-        // The watermark first: every record and event older is committed and
-        // visible to the statements after it.
-        let watermark = watermark(&reading).await?;
-        let (cursor, rows) = after_cursor(
-            &reading,
-            include_str!("sql/log_records_to_sequence.sql"),
-            read_cursor(&reading).await?,
-            watermark,
-            config.batch,
-        )
-        .await?;
-        let (event_cursor, event_rows) = after_cursor(
-            &reading,
-            include_str!("sql/log_events_to_sequence.sql"),
-            preference::read_event_cursor(&reading).await?,
-            watermark,
-            config.batch,
-        )
-        .await?;
-        reading.commit().await?;
-        let read = rows.len() as u64;
-        let events_read = event_rows.len() as u64;
-        let signing_keys = signing.clone();
-        let ((leaves, rejected), events) = tokio::task::spawn_blocking(move || {
-            Ok::<_, Error>((
-                leaves_of(&rows, &signing_keys)?,
-                preference::event_leaves(&event_rows)?,
-            ))
-        })
-        .await
-        .map_err(|error| Error::Internal(error.into()))??;
-
+        // The lock is held from the first read to the commit, so no
+        // erasure commits in between (log_erasure_turn.sql) and every leaf
+        // appended is of a record that was still stored. What the batch
+        // costs the CPU meanwhile is a tag check per record, unless rows
+        // without a tag need their receipts checked.
         let transaction = client.transaction().await?;
         sequencer_session(&transaction).await?;
         let locked = run::query_one(
@@ -159,13 +128,51 @@ impl Store {
         if !StoredRow::of("pg_try_advisory_xact_lock()", &locked).get::<bool>("locked")? {
             return Ok(None);
         }
-        if read_cursor(&transaction).await? != cursor
-            || preference::read_event_cursor(&transaction).await? != event_cursor
-        {
-            return Ok(None);
-        }
-        if leaves.last_read.is_some() || events.last_read.is_some() {
-            append(&transaction, &leaves, &events).await?;
+        // The watermark first: every record and event older is committed and
+        // visible to the statements after it.
+        let watermark = watermark(&transaction).await?;
+        let rows = after_cursor(
+            &transaction,
+            include_str!("sql/log_records_to_sequence.sql"),
+            read_cursor(&transaction).await?,
+            watermark,
+            config.batch,
+        )
+        .await?;
+        let event_rows = after_cursor(
+            &transaction,
+            include_str!("sql/log_events_to_sequence.sql"),
+            preference::read_event_cursor(&transaction).await?,
+            watermark,
+            config.batch,
+        )
+        .await?;
+        let (read, events_read) = (rows.len() as u64, event_rows.len() as u64);
+        let mut batch = tagged_leaves(&rows, leaf_tags)?;
+        let unproven = batch.unproven();
+        let to_check = match unproven.0.is_empty() {
+            true => Vec::new(),
+            false => {
+                run::query(
+                    &transaction,
+                    include_str!("sql/log_records_to_check.sql"),
+                    &[&unproven.0, &unproven.1],
+                )
+                .await?
+            }
+        };
+        let signing_keys = signing.clone();
+        let (checked, events) = tokio::task::spawn_blocking(move || {
+            Ok::<_, Error>((
+                checked_leaves(&to_check, &signing_keys)?,
+                preference::event_leaves(&event_rows)?,
+            ))
+        })
+        .await
+        .map_err(|error| Error::Internal(error.into()))??;
+        let rejected = batch.fill(checked);
+        if batch.last_read.is_some() || events.last_read.is_some() {
+            append(&transaction, &batch, &events).await?;
         }
         let mut done = Sequenced {
             read,

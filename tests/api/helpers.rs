@@ -27,7 +27,7 @@ use consentd::{
         erasure::AuditKey,
         keyring::{IpKeyring, Sealing, SigningKeyring},
         site::ServerDefaults,
-        tlog::CheckpointPolicy,
+        tlog::{CheckpointPolicy, LeafTags},
     },
     server::{self, ServerSettings},
     store::{SequencerConfig, Store, WriterConfig},
@@ -75,6 +75,8 @@ pub fn settings() -> ServerSettings {
             sealing: Sealing {
                 signing: SigningKeyring::parse(SIGNING_KEYS).unwrap(),
                 ip_keys: Some(IpKeyring::parse(IP_KEYS).unwrap()),
+                // The log is on (below): writers tag its leaves.
+                leaf_tags: Some(LeafTags::new(&AuditKey::new(AUDIT_KEY).unwrap())),
             },
             clock: system_clock(),
             // Every call asks the database, so a revocation shows at once;

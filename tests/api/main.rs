@@ -41,6 +41,7 @@ mod telemetry;
 mod third_party_verifier;
 mod tlog;
 mod tlog_blocks;
+mod tlog_tags;
 mod tls;
 mod validation;
 mod verify;

@@ -72,9 +72,8 @@ pub(super) async fn after_cursor(
     cursor: Cursor,
     watermark: SystemTime,
     batch: i64,
-) -> Result<(Cursor, Vec<tokio_postgres::Row>)> {
-    let rows = run::query(client, sql, &[&cursor.0, &cursor.1, &watermark, &batch]).await?;
-    Ok((cursor, rows))
+) -> Result<Vec<tokio_postgres::Row>> {
+    run::query(client, sql, &[&cursor.0, &cursor.1, &watermark, &batch]).await
 }
 
 /// Appends a batch's leaves, then its events', to their tenants' logs and
@@ -84,8 +83,8 @@ pub(super) async fn append(
     batch: &Batch,
     events: &preference::EventBatch,
 ) -> Result<()> {
-    let tenants: Vec<Uuid> = (batch.leaves.iter().chain(&events.leaves))
-        .map(|leaf| leaf.0)
+    let tenants: Vec<Uuid> = (batch.leaves().map(|leaf| leaf.0))
+        .chain(events.leaves.iter().map(|leaf| leaf.0))
         .collect();
     let mut heads: HashMap<Uuid, Frontier> = HashMap::new();
     for row in run::query(client, include_str!("../sql/log_heads.sql"), &[&tenants]).await? {
@@ -94,9 +93,9 @@ pub(super) async fn append(
     }
     let mut leaves = Leaves::default();
     let mut blocks = Blocks::default();
-    let records = batch.leaves.iter().map(|l| (l, LeafKind::ConsentRecord));
-    let logged = events.leaves.iter().map(|l| (l, LeafKind::PreferenceEvent));
-    for (&(tenant_id, leaf, record_id), kind) in records.chain(logged) {
+    let records = batch.leaves().map(|l| (l, LeafKind::ConsentRecord));
+    let logged = (events.leaves.iter()).map(|&l| (l, LeafKind::PreferenceEvent));
+    for ((tenant_id, leaf, record_id), kind) in records.chain(logged) {
         let frontier = heads.entry(tenant_id).or_default();
         leaves.push(tenant_id, frontier.size(), leaf, record_id, kind);
         for (node, hash) in frontier.push(leaf, LOG_BLOCK_HEIGHTS) {
@@ -152,52 +151,106 @@ pub(super) async fn append(
     Ok(())
 }
 
-/// A batch's leaves, in log order, and the last record read.
+/// A batch's records in log order (tenant, record id, and the leaf once
+/// known), and the last record read.
 pub(super) struct Batch {
-    leaves: Vec<(Uuid, Hash, Uuid)>,
+    records: Vec<(Uuid, Uuid, Option<Hash>)>,
     pub(super) last_read: Option<Cursor>,
 }
 
-/// The leaves of a batch's records (tenant, leaf hash, record id), and how
-/// many records were left out because their receipt does not verify (rows
-/// written behind consentd's back).
-pub(super) fn leaves_of(
-    rows: &[tokio_postgres::Row],
-    signing: &SigningKeyring,
-) -> Result<(Batch, u64)> {
-    let mut checker = ReceiptChecker::new(signing);
+impl Batch {
+    /// The records whose leaf is not known yet: tenants, then ids, as
+    /// log_records_to_check.sql takes them.
+    pub(super) fn unproven(&self) -> (Vec<Uuid>, Vec<Uuid>) {
+        (self.records.iter())
+            .filter(|(_, _, leaf)| leaf.is_none())
+            .map(|&(tenant_id, record_id, _)| (tenant_id, record_id))
+            .unzip()
+    }
+
+    /// Takes the leaves of the records whose receipts verified; the rest
+    /// stay out of the log. Returns how many did.
+    pub(super) fn fill(&mut self, mut checked: HashMap<(Uuid, Uuid), Checked>) -> u64 {
+        let mut rejected = Vec::new();
+        for (tenant_id, record_id, leaf) in &mut self.records {
+            if leaf.is_some() {
+                continue;
+            }
+            match checked.remove(&(*tenant_id, *record_id)) {
+                Some(Ok(hash)) => *leaf = Some(hash),
+                Some(Err(why)) => rejected.push((*record_id, why)),
+                None => rejected.push((*record_id, "deleted while sequenced".into())),
+            }
+        }
+        if let Some((first, why)) = rejected.first() {
+            tracing::error!(
+                rejected = rejected.len(),
+                first_record_id = %first,
+                why,
+                "stored records that are not consentd's: left out of the log"
+            );
+        }
+        self.records.retain(|(_, _, leaf)| leaf.is_some());
+        rejected.len() as u64
+    }
+
+    fn leaves(&self) -> impl Iterator<Item = (Uuid, Hash, Uuid)> + '_ {
+        (self.records.iter())
+            .filter_map(|&(tenant_id, record_id, leaf)| Some((tenant_id, leaf?, record_id)))
+    }
+}
+
+/// A batch's records as log_records_to_sequence.sql reads them, with the
+/// leaf of each whose writer's tag verifies. The others are checked by
+/// their receipts ([`checked_leaves`]) before the batch is appended.
+pub(super) fn tagged_leaves(rows: &[tokio_postgres::Row], tags: &LeafTags) -> Result<Batch> {
     let mut batch = Batch {
-        leaves: Vec::with_capacity(rows.len()),
+        records: Vec::with_capacity(rows.len()),
         last_read: None,
     };
-    let mut rejected = Vec::new();
+    for row in rows {
+        let stored = StoredRow::of("consent_records", row);
+        let tenant_id: Uuid = stored.get("tenant_id")?;
+        let record_id: Uuid = stored.get("record_id")?;
+        batch.last_read = Some((stored.get("record_time")?, record_id));
+        let leaf: Option<Vec<u8>> = stored.get("log_leaf")?;
+        let tag: Option<Vec<u8>> = stored.get("log_tag")?;
+        let leaf = (leaf.and_then(|leaf| Hash::try_from(leaf).ok()))
+            .filter(|leaf| tag.is_some_and(|tag| tags.verifies(tenant_id, record_id, leaf, &tag)));
+        batch.records.push((tenant_id, record_id, leaf));
+    }
+    Ok(batch)
+}
+
+/// A record's leaf, or why it stays out of the log.
+pub(super) type Checked = std::result::Result<Hash, String>;
+
+/// The leaves of rows read whole (log_records_to_check.sql), from their
+/// claims, for those whose receipts verify: a row written behind
+/// consentd's back has none that covers its fields.
+pub(super) fn checked_leaves(
+    rows: &[tokio_postgres::Row],
+    signing: &SigningKeyring,
+) -> Result<HashMap<(Uuid, Uuid), Checked>> {
+    let mut checker = ReceiptChecker::new(signing);
+    let mut checked = HashMap::with_capacity(rows.len());
     for row in rows {
         let stored = StoredRow::of("consent_records", row);
         let tenant_id: Uuid = stored.get("tenant_id")?;
         let record = record_from_row(row)?;
-        batch.last_read = Some((record.record_time, record.id));
         let salt: Option<Vec<u8>> = stored.get("log_salt")?;
         let salt: Option<[u8; SALT_BYTES]> = salt.and_then(|salt| salt.try_into().ok());
         // The claims the receipt check proves signed are the leaf's: built
         // once, from the row.
         let receipt = receipt::receipt(tenant_id, &record);
-        let checked = checker.check(receipt.as_ref());
-        let (Some(salt), Some(receipt), Ok(())) = (salt, &receipt, &checked) else {
-            rejected.push((record.id, checked.err()));
-            continue;
+        let leaf = match (salt, &receipt, checker.check(receipt.as_ref())) {
+            (Some(salt), Some(receipt), Ok(())) => Ok(record_leaf(&salt, &receipt.claims_json)),
+            (None, _, _) => Err("no salt".into()),
+            (_, _, checked) => Err(checked.err().unwrap_or_default()),
         };
-        let leaf = record_leaf(&salt, &receipt.claims_json);
-        batch.leaves.push((tenant_id, leaf, record.id));
+        checked.insert((tenant_id, record.id), leaf);
     }
-    if let Some((first, why)) = rejected.first() {
-        tracing::error!(
-            rejected = rejected.len(),
-            first_record_id = %first,
-            why = why.as_deref().unwrap_or("no salt"),
-            "stored records that are not consentd's: left out of the log"
-        );
-    }
-    Ok((batch, rejected.len() as u64))
+    Ok(checked)
 }
 
 /// The leaves of one batch, as log_append.sql takes them.
