@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{Error, Result, row::StoredRow, run};
 
 /// Version, name, SQL. Append only: an applied migration never changes.
-const MIGRATIONS: &[(i32, &str, &str)] = &[
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (
         2,

@@ -4,12 +4,16 @@
 //! checkpoint is due is `domain::tlog`; the proofs themselves are
 //! `domain::merkle`.
 //!
-//! The sequencer runs apart from the write path: the writers only store a
-//! salt with each record. One sequencer at a time (a transaction-level
+//! The sequencer runs apart from the write path: the writers store a salt
+//! with each record and, with the log on, its leaf and a tag over it
+//! (`domain::tlog::LeafTags`). One sequencer at a time (a transaction-level
 //! advisory lock, so every replica may try) reads the records committed
 //! since its cursor, below the write watermark (as pollers do), so every
-//! record is sequenced exactly once, in (record time, id) order. Events
-//! follow each round's records, with a cursor of their own (`preference`).
+//! record is sequenced exactly once, in (record time, id) order. It takes
+//! the leaves whose tags verify as they are; the other rows (stored before
+//! the tags, with the log off, or behind consentd's back) are read whole
+//! and logged only when their receipts verify. Events follow each round's
+//! records, with a cursor of their own (`preference`).
 
 use std::{collections::HashMap, time::SystemTime};
 
