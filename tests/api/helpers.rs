@@ -27,7 +27,7 @@ use consentd::{
         erasure::AuditKey,
         keyring::{IpKeyring, Sealing, SigningKeyring},
         site::ServerDefaults,
-        tlog::{CheckpointPolicy, LeafTags},
+        tlog::CheckpointPolicy,
     },
     server::{self, ServerSettings},
     store::{SequencerConfig, Store, WriterConfig},
@@ -76,7 +76,9 @@ pub fn settings() -> ServerSettings {
                 signing: SigningKeyring::parse(SIGNING_KEYS).unwrap(),
                 ip_keys: Some(IpKeyring::parse(IP_KEYS).unwrap()),
                 // The log is on (below): writers tag its leaves.
-                leaf_tags: Some(LeafTags::new(&AuditKey::new(AUDIT_KEY).unwrap())),
+                leaf_tags: Some(consentd::domain::tlog::LeafTags::new(
+                    &AuditKey::new(AUDIT_KEY).unwrap(),
+                )),
             },
             clock: system_clock(),
             // Every call asks the database, so a revocation shows at once;
