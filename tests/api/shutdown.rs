@@ -280,12 +280,15 @@ async fn postgres_ends_a_statement_of_a_killed_process_at_the_deadline_plus_marg
     let mut client = client(&served, &key).await;
 
     let lock = app.lock_consent_records().await;
+    // GetConsentStatus's statement only (consent_status.sql): the killed
+    // process's workers may have queued behind the lock too, at their
+    // start or their next round, and those have no deadline of a call.
     let waiting = || async {
         count(
             &app.sql().await,
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock'
-               AND query LIKE '%FROM consent_records%' AND query NOT LIKE '%DELETE%'",
+               AND query LIKE '-- The subject''s latest record%'",
             &[],
         )
         .await
