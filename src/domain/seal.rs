@@ -158,9 +158,15 @@ fn sign_per_tenant(batch: Vec<Unsigned>, sealing: &Sealing) -> Vec<Sealed> {
             let log_salt = tlog::new_salt();
             let log_leaf = sealing.leaf_tags.as_ref().map(|tags| {
                 let leaf = tlog::record_leaf(&log_salt, &receipt.claims_json);
+                let tagged = tlog::TaggedRecord {
+                    tenant_id: unsigned.tenant_id,
+                    record_id: record.id,
+                    record_time: record.record_time,
+                    leaf,
+                };
                 TaggedLeaf {
                     leaf,
-                    tag: tags.tag(unsigned.tenant_id, record.id, &leaf),
+                    tag: tags.tag(&tagged),
                 }
             });
             Sealed {
@@ -387,12 +393,13 @@ pub(crate) mod tests {
             tlog::record_leaf(&sealed.log_salt, &sealed.receipt.claims_json)
         );
         let tags = keys.leaf_tags.unwrap();
-        assert!(tags.verifies(
-            sealed.tenant_id,
-            sealed.record.id,
-            &tagged.leaf,
-            &tagged.tag
-        ));
+        let bound = tlog::TaggedRecord {
+            tenant_id: sealed.tenant_id,
+            record_id: sealed.record.id,
+            record_time: sealed.record.record_time,
+            leaf: tagged.leaf,
+        };
+        assert!(tags.verifies(&bound, &tagged.tag));
         let without_log = Sealing {
             leaf_tags: None,
             ..sealing(false)

@@ -24,6 +24,7 @@ use super::{
     keyring::SigningKeyring,
     merkle::{self, Hash, Node, empty_root, leaf_hash, verify_inclusion},
     receipt::Receipt,
+    time::micros_since_epoch,
 };
 
 /// Bytes of a leaf's salt.
@@ -48,8 +49,10 @@ pub const LEAF_TAG_BYTES: usize = 16;
 /// Tags the leaf a writer makes of each record it stores, so the sequencer
 /// can take the stored leaf as the writer's without rebuilding the claims
 /// from the row and checking the receipt: a row inserted or copied in
-/// PostgreSQL has no tag that binds its tenant, record id and leaf, since
-/// only the server holds the key. The receipt stays the authority: a row
+/// PostgreSQL has no tag that binds its tenant, record id, record time and
+/// leaf, since only the server holds the key. The time is bound because it
+/// places the leaf: a row moved past the sequencer's cursor would come back
+/// as a second leaf of its record. The receipt stays the authority: a row
 /// whose tag does not verify is checked as before.
 #[derive(Clone)]
 pub struct LeafTags {
@@ -65,29 +68,35 @@ impl LeafTags {
         }
     }
 
-    fn mac(&self, tenant_id: Uuid, record_id: Uuid, leaf: &Hash) -> Hmac<Sha256> {
+    fn mac(&self, leaf: &TaggedRecord) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(tenant_id.as_bytes());
-        mac.update(record_id.as_bytes());
-        mac.update(leaf);
+        mac.update(leaf.tenant_id.as_bytes());
+        mac.update(leaf.record_id.as_bytes());
+        mac.update(&micros_since_epoch(leaf.record_time).to_be_bytes());
+        mac.update(&leaf.leaf);
         mac
     }
 
-    pub fn tag(&self, tenant_id: Uuid, record_id: Uuid, leaf: &Hash) -> [u8; LEAF_TAG_BYTES] {
-        let full = self.mac(tenant_id, record_id, leaf).finalize().into_bytes();
+    pub fn tag(&self, leaf: &TaggedRecord) -> [u8; LEAF_TAG_BYTES] {
+        let full = self.mac(leaf).finalize().into_bytes();
         full[..LEAF_TAG_BYTES]
             .try_into()
             .expect("a SHA-256 MAC is longer")
     }
 
     /// In constant time.
-    pub fn verifies(&self, tenant_id: Uuid, record_id: Uuid, leaf: &Hash, tag: &[u8]) -> bool {
-        tag.len() == LEAF_TAG_BYTES
-            && self
-                .mac(tenant_id, record_id, leaf)
-                .verify_truncated_left(tag)
-                .is_ok()
+    pub fn verifies(&self, leaf: &TaggedRecord, tag: &[u8]) -> bool {
+        tag.len() == LEAF_TAG_BYTES && self.mac(leaf).verify_truncated_left(tag).is_ok()
     }
+}
+
+/// What a leaf tag binds: the record's tenant, id and time, and its leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaggedRecord {
+    pub tenant_id: Uuid,
+    pub record_id: Uuid,
+    pub record_time: SystemTime,
+    pub leaf: Hash,
 }
 
 impl std::fmt::Debug for LeafTags {
@@ -326,23 +335,44 @@ mod tests {
     }
 
     #[test]
-    fn a_leaf_tag_binds_its_tenant_record_and_leaf_and_the_key() {
+    fn a_leaf_tag_binds_its_tenant_record_time_and_leaf_and_the_key() {
         let tags = LeafTags::new(&AuditKey::new(&[3; 32]).unwrap());
-        let (tenant, record) = (Uuid::now_v7(), Uuid::now_v7());
-        let leaf = record_leaf(&new_salt(), b"{}");
-        let tag = tags.tag(tenant, record, &leaf);
-        assert!(tags.verifies(tenant, record, &leaf, &tag));
-        assert!(!tags.verifies(Uuid::now_v7(), record, &leaf, &tag));
-        assert!(!tags.verifies(tenant, Uuid::now_v7(), &leaf, &tag));
-        assert!(!tags.verifies(tenant, record, &leaf_hash(b"other"), &tag));
-        assert!(!tags.verifies(tenant, record, &leaf, &tag[..15]));
+        let tagged = TaggedRecord {
+            tenant_id: Uuid::now_v7(),
+            record_id: Uuid::now_v7(),
+            record_time: SystemTime::UNIX_EPOCH + Duration::from_micros(1_790_000_000_000_001),
+            leaf: record_leaf(&new_salt(), b"{}"),
+        };
+        let tag = tags.tag(&tagged);
+        assert!(tags.verifies(&tagged, &tag));
+        for other in [
+            TaggedRecord {
+                tenant_id: Uuid::now_v7(),
+                ..tagged
+            },
+            TaggedRecord {
+                record_id: Uuid::now_v7(),
+                ..tagged
+            },
+            TaggedRecord {
+                record_time: tagged.record_time + Duration::from_micros(1),
+                ..tagged
+            },
+            TaggedRecord {
+                leaf: leaf_hash(b"other"),
+                ..tagged
+            },
+        ] {
+            assert!(!tags.verifies(&other, &tag), "{other:?}");
+        }
+        assert!(!tags.verifies(&tagged, &tag[..15]));
         for i in 0..LEAF_TAG_BYTES {
             let mut flipped = tag;
             flipped[i] ^= 1;
-            assert!(!tags.verifies(tenant, record, &leaf, &flipped), "byte {i}");
+            assert!(!tags.verifies(&tagged, &flipped), "byte {i}");
         }
         let other_key = LeafTags::new(&AuditKey::new(&[4; 32]).unwrap());
-        assert!(!other_key.verifies(tenant, record, &leaf, &tag));
+        assert!(!other_key.verifies(&tagged, &tag));
     }
 
     #[test]

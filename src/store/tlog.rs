@@ -32,7 +32,7 @@ use crate::domain::{
     receipt,
     tlog::{
         CheckpointPolicy, Frontier, LeafKind, LeafRef, LeafTags, ReceiptChecker, SALT_BYTES,
-        record_leaf,
+        TaggedRecord, record_leaf,
     },
 };
 

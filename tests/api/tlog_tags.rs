@@ -10,7 +10,7 @@ use consentd::api::proto::{LogLeafState, get_inclusion_proof_request::Leaf};
 use tonic::Code;
 
 use crate::{
-    helpers::{TestApp, cluster_url, count, record_many, settings},
+    helpers::{TestApp, cluster_url, count, decision, record_many, recorded, settings},
     tlog::{checkpoint_of_at_least, inclusion, leaf_verifies, opened},
 };
 
@@ -124,4 +124,21 @@ async fn the_sequencer_takes_tagged_leaves_and_checks_every_other_row_by_its_rec
         0,
         "the sequencer passed them"
     );
+
+    // A logged record moved past the cursor: its tag binds its time, so it
+    // is not taken for a second leaf of its record (which the log's unique
+    // index would refuse, stopping the sequencer for every tenant).
+    let moved = "UPDATE consent_records SET record_time = clock_timestamp()
+                 WHERE record_id = $1::text::uuid";
+    change(moved, 0).await;
+    let later = recorded(&mut client, decision("shop", "later")).await;
+    let latest = checkpoint_of_at_least(&mut client, 9).await;
+    let latest = opened(&mut client, &latest).await;
+    assert_eq!(latest.size, 9, "the later record only");
+    let proof = inclusion(&mut client, Leaf::RecordId(later.id), 0)
+        .await
+        .unwrap();
+    assert_eq!(leaf_verifies(&proof, &latest), Ok(()));
+    let leaves_of_moved = "SELECT count(*) FROM log_leaves WHERE record_id = $1::text::uuid";
+    assert_eq!(count(&sql, leaves_of_moved, &[&id(0)]).await, 1);
 }

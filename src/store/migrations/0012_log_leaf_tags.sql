@@ -1,5 +1,5 @@
 -- Each record's leaf (0009) as the writer that signed its receipt made it,
--- and a tag binding tenant, record id and leaf, keyed by the server
+-- and a tag binding tenant, record id, record time and leaf, keyed by the server
 -- (domain/tlog.rs, LeafTags): the sequencer reads these two columns and
 -- checks the tag instead of reading the whole row back, rebuilding its
 -- claims and checking its receipt. A row inserted or copied in PostgreSQL

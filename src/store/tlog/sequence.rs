@@ -212,11 +212,19 @@ pub(super) fn tagged_leaves(rows: &[tokio_postgres::Row], tags: &LeafTags) -> Re
         let stored = StoredRow::of("consent_records", row);
         let tenant_id: Uuid = stored.get("tenant_id")?;
         let record_id: Uuid = stored.get("record_id")?;
-        batch.last_read = Some((stored.get("record_time")?, record_id));
+        let record_time: SystemTime = stored.get("record_time")?;
+        batch.last_read = Some((record_time, record_id));
         let leaf: Option<Vec<u8>> = stored.get("log_leaf")?;
         let tag: Option<Vec<u8>> = stored.get("log_tag")?;
-        let leaf = (leaf.and_then(|leaf| Hash::try_from(leaf).ok()))
-            .filter(|leaf| tag.is_some_and(|tag| tags.verifies(tenant_id, record_id, leaf, &tag)));
+        let leaf = (leaf.and_then(|leaf| Hash::try_from(leaf).ok())).filter(|&leaf| {
+            let tagged = TaggedRecord {
+                tenant_id,
+                record_id,
+                record_time,
+                leaf,
+            };
+            tag.is_some_and(|tag| tags.verifies(&tagged, &tag))
+        });
         batch.records.push((tenant_id, record_id, leaf));
     }
     Ok(batch)
