@@ -169,7 +169,7 @@ impl Batch {
     }
 
     /// Takes the leaves of the records whose receipts verified; the rest
-    /// stay out of the log. Returns how many did.
+    /// stay out of the log. Returns how many stay out.
     pub(super) fn fill(&mut self, mut checked: HashMap<(Uuid, Uuid), Checked>) -> u64 {
         let mut rejected = Vec::new();
         for (tenant_id, record_id, leaf) in &mut self.records {
